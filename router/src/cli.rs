@@ -1,0 +1,34 @@
+//! The command line: `router serve` and `router check`.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A WebAssembly-extensible CloudEvents router.
+#[derive(Debug, Parser)]
+#[command(name = "router", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The router's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve CloudEvents over HTTP with the routes and plugins of a configuration.
+    Serve {
+        /// The TOML configuration file.
+        #[arg(short, long, env = "ROUTER_CONFIG")]
+        config: PathBuf,
+        /// Listen on this address instead of the configuration's `server.listen`.
+        #[arg(short, long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Load a configuration and every plugin it names, report every problem, and exit.
+    Check {
+        /// The TOML configuration file.
+        #[arg(short, long, env = "ROUTER_CONFIG")]
+        config: PathBuf,
+    },
+}

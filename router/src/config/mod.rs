@@ -1,0 +1,507 @@
+//! The router's TOML configuration: its types, and a loader that reports every
+//! problem at once with its file, line and TOML path.
+//!
+//! Loading has three passes, so one mistake does not hide the next: the TOML
+//! syntax (every syntax error), then each `[server]`, `[[plugin]]` and `[[route]]`
+//! table on its own (types, unknown keys, `${VAR}` references), then the
+//! cross-references between them (names, targets, filters). Plugins are compiled
+//! later, by [`crate::runtime::Runtime::build`], which reports in the same format.
+
+mod env;
+mod error;
+mod units;
+
+pub use env::{EnvError, interpolate};
+pub use error::{ConfigError, ConfigErrors, Source};
+pub use units::{ByteSize, Duration};
+
+use crate::policy::filter::{Filter, FilterSpec};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+/// A loaded, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, with its text (for error positions).
+    pub source: Source,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[[plugin]]`, in file order.
+    pub plugins: Vec<PluginConfig>,
+    /// `[[route]]`, in file order, with compiled filters.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`: the listener and the limits of the HTTP ingest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; `serve --listen` overrides it.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413 without being read.
+    pub body_limit: ByteSize,
+    /// Most events in one batched request.
+    pub batch_limit: usize,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Duration,
+    /// How many times an event may be re-emitted along a chain of handlers.
+    pub hop_limit: u32,
+    /// Timeout of one forward request.
+    pub forward_timeout: Duration,
+    /// How long shutdown waits for events in flight.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let secs = |s| Duration(std::time::Duration::from_secs(s));
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: ByteSize(1 << 20),
+            batch_limit: 1000,
+            header_timeout: secs(10),
+            body_timeout: secs(30),
+            hop_limit: 8,
+            forward_timeout: secs(10),
+            shutdown_timeout: secs(30),
+        }
+    }
+}
+
+/// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
+pub const MIN_BODY_LIMIT: u64 = 64 * 1024;
+
+/// `[[plugin]]`: a WASM component of the `handler` world.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Unique name; routes refer to it.
+    pub name: Spanned<Name>,
+    /// The `.wasm` file, relative to the configuration file.
+    pub path: Spanned<String>,
+    /// Values the guest reads through the `config` interface.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// How many instances may run at once (one event each).
+    #[serde(default = "default_instances")]
+    pub instances: NonZeroU32,
+    /// Longest time one call may take before it is interrupted.
+    #[serde(default = "default_plugin_timeout")]
+    pub timeout: Duration,
+    /// Most linear memory one instance may grow to.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ByteSize,
+}
+
+fn default_instances() -> NonZeroU32 {
+    NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)
+}
+
+fn default_plugin_timeout() -> Duration {
+    Duration(std::time::Duration::from_secs(5))
+}
+
+fn default_memory_limit() -> ByteSize {
+    ByteSize(64 << 20)
+}
+
+impl PluginConfig {
+    /// The `.wasm` file's path, resolved against the configuration file's folder.
+    pub fn resolved_path(&self, config_file: &Path) -> PathBuf {
+        let dir = config_file.parent().unwrap_or(Path::new("."));
+        dir.join(self.path.get_ref())
+    }
+}
+
+/// `[[route]]`: which events go where.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, reported in responses and logs.
+    pub name: Spanned<Name>,
+    /// Which events the route takes; all of them when absent.
+    #[serde(default)]
+    pub filter: Option<Spanned<FilterSpec>>,
+    /// The plugin that handles the events.
+    #[serde(default)]
+    pub handler: Option<Spanned<String>>,
+    /// A URL the events are POSTed to in binary mode.
+    #[serde(default)]
+    pub forward: Option<Spanned<String>>,
+    /// The compiled filter; filled in by validation.
+    #[serde(skip)]
+    pub compiled_filter: Option<Filter>,
+}
+
+/// A plugin or route name: letters, digits, `-`, `_` and `.`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "invalid name {s:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            )))
+        }
+    }
+}
+
+/// A plugin configuration value: strings, numbers and booleans, kept as text
+/// because that is what the guest's `config.get` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigValue(pub String);
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_owned()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration at `path`, with `${VAR}` taken from
+    /// the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
+        Self::parse(Source::new(path, text), |name| std::env::var(name).ok())
+    }
+
+    /// Validates configuration text; `env` resolves `${VAR}` references.
+    pub fn parse(
+        source: Source,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let (config, errors) = Self::parse_lenient(source, env);
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(errors).sorted())
+        }
+    }
+
+    /// Like [`Config::parse`], but returns whatever parsed (tables with errors are
+    /// left out) beside the errors, so that later checks, such as loading the
+    /// plugins, can report their problems in the same run.
+    pub fn parse_lenient(
+        source: Source,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> (Self, Vec<ConfigError>) {
+        let text = source.text().to_owned();
+        let (mut root, syntax) = DeTable::parse_recoverable(&text);
+        if !syntax.is_empty() {
+            let errors = syntax
+                .into_iter()
+                .map(|e| source.error(e.span(), "", e.message().trim().to_owned()))
+                .collect();
+            let empty = Config {
+                source,
+                server: ServerConfig::default(),
+                plugins: Vec::new(),
+                routes: Vec::new(),
+            };
+            return (empty, errors);
+        }
+        let mut errors = Vec::new();
+        for (key, value) in root.get_mut().iter_mut() {
+            interpolate_tree(&source, key.get_ref(), value, &env, &mut errors);
+        }
+        // A value whose `${VAR}` failed is already reported; checking it again
+        // would only repeat the error in other words.
+        let unresolved: HashSet<usize> = errors.iter().map(|e| e.line).collect();
+
+        let mut server = ServerConfig::default();
+        let mut plugins = Vec::new();
+        let mut routes = Vec::new();
+        for (key, value) in root.into_inner() {
+            match key.get_ref().as_ref() {
+                "server" => {
+                    if let Some(s) = deserialize(&source, "server", value, &mut errors) {
+                        server = s;
+                    }
+                }
+                "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
+                "route" => routes = deserialize_array(&source, "route", value, &mut errors),
+                other => errors.push(source.error(
+                    Some(key.span()),
+                    other,
+                    "unknown key: expected `server`, `plugin` or `route`",
+                )),
+            }
+        }
+        let mut config = Config {
+            source,
+            server,
+            plugins,
+            routes,
+        };
+        config.validate(&unresolved, &mut errors);
+        (config, errors)
+    }
+
+    fn validate(&mut self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
+        let source = &self.source;
+        if self.server.body_limit.0 < MIN_BODY_LIMIT {
+            errors.push(source.error(
+                None,
+                "server.body_limit",
+                format!(
+                    "{} bytes is below the 64 KiB that CloudEvents intermediaries must accept",
+                    self.server.body_limit.0
+                ),
+            ));
+        }
+        if self.server.batch_limit == 0 {
+            errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
+        }
+
+        let mut plugin_names = HashSet::new();
+        for (i, p) in self.plugins.iter().enumerate() {
+            if !plugin_names.insert(p.name.get_ref().as_str()) {
+                errors.push(source.error(
+                    Some(p.name.span()),
+                    format!("plugin[{i}].name"),
+                    format!("duplicate plugin name {:?}", p.name.get_ref().as_str()),
+                ));
+            }
+        }
+        let known = || {
+            let mut names: Vec<_> = plugin_names.iter().copied().collect();
+            names.sort_unstable();
+            if names.is_empty() {
+                "no plugins are declared".to_owned()
+            } else {
+                format!("declared plugins: {}", names.join(", "))
+            }
+        };
+
+        let mut route_names = HashSet::new();
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            let at = |field: &str| format!("route[{i}].{field}");
+            if !route_names.insert(r.name.get_ref().clone()) {
+                errors.push(source.error(
+                    Some(r.name.span()),
+                    at("name"),
+                    format!("duplicate route name {:?}", r.name.get_ref().as_str()),
+                ));
+            }
+            if let Some(spec) = &r.filter {
+                match spec.get_ref().compile() {
+                    Ok(f) => r.compiled_filter = Some(f),
+                    Err(e) => errors.push(source.error(
+                        Some(spec.span()),
+                        format!("route[{i}].{}", e.path),
+                        e.message,
+                    )),
+                }
+            }
+            if r.handler.is_none() && r.forward.is_none() {
+                errors.push(source.error(
+                    Some(r.name.span()),
+                    format!("route[{i}]"),
+                    "the route has no target: set `handler` and/or `forward`",
+                ));
+            }
+            if let Some(h) = &r.handler
+                && !plugin_names.contains(h.get_ref().as_str())
+            {
+                errors.push(source.error(
+                    Some(h.span()),
+                    at("handler"),
+                    format!("unknown plugin {:?} ({})", h.get_ref(), known()),
+                ));
+            }
+            if let Some(url) = &r.forward
+                && !unresolved.contains(&source.line_col(url.span().start).0)
+                && let Err(message) = check_forward_url(url.get_ref())
+            {
+                errors.push(source.error(Some(url.span()), at("forward"), message));
+            }
+        }
+    }
+}
+
+fn check_forward_url(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") if uri.host().is_some() => Ok(()),
+        Some("https") => Err(format!(
+            "{url:?}: https forwarding is not supported yet; use http, or terminate TLS in a proxy"
+        )),
+        _ => Err(format!("{url:?} is not an absolute http:// URL")),
+    }
+}
+
+fn deserialize<T: serde::de::DeserializeOwned>(
+    source: &Source,
+    path: &str,
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let span = value.span();
+    let mut value = value;
+    value.get_mut().make_owned();
+    match serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner_path = e.path().to_string();
+            let full = if inner_path == "." {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner_path}")
+            };
+            let inner = e.into_inner();
+            errors.push(source.error(
+                inner.span().or(Some(span)),
+                full,
+                inner.message().trim().to_owned(),
+            ));
+            None
+        }
+    }
+}
+
+fn deserialize_array<T: serde::de::DeserializeOwned>(
+    source: &Source,
+    key: &str,
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<T> {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        errors.push(source.error(
+            Some(span),
+            key,
+            format!("expected an array of tables: write [[{key}]]"),
+        ));
+        return Vec::new();
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, item)| deserialize(source, &format!("{key}[{i}]"), item, errors))
+        .collect()
+}
+
+/// Interpolates `${VAR}` in every string of the tree, in place.
+fn interpolate_tree(
+    source: &Source,
+    path: &str,
+    value: &mut Spanned<DeValue<'_>>,
+    env: &impl Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(s) => match interpolate(s, env) {
+            Ok(v) if v != **s => *s = v.into(),
+            Ok(_) => {}
+            Err(e) => errors.push(source.error(Some(span), path, e.to_string())),
+        },
+        DeValue::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_tree(source, &format!("{path}[{i}]"), item, env, errors);
+            }
+        }
+        DeValue::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                interpolate_tree(source, &format!("{path}.{}", k.get_ref()), v, env, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(Source::new("t.toml", text.to_owned()), |n| {
+            (n == "SINK").then(|| "http://sink:9/".to_owned())
+        })
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(
+            "[[plugin]]\nname = \"p\"\npath = \"p.wasm\"\n[[route]]\nname = \"r\"\nhandler = \"p\"\nforward = \"${SINK}\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.server.hop_limit, 8);
+        assert_eq!(c.plugins[0].instances.get(), 4);
+        assert_eq!(c.routes[0].forward.as_ref().unwrap().get_ref(), "http://sink:9/");
+        assert!(c.routes[0].compiled_filter.is_none());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_line_and_path() {
+        let errors = parse(
+            "[server]\nlisten = \"nope\"\n[[plugin]]\nname = \"p\"\npath = \"p.wasm\"\ncolour = 1\n[[route]]\nname = \"r\"\nhandler = \"q\"\n[[route]]\nname = \"r\"\nforward = \"${UNSET}\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<_> = errors.0.iter().map(|e| (e.line, e.path.as_str())).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (2, "server.listen"),
+                (6, "plugin[0].colour"),
+                (9, "route[0].handler"),
+                (11, "route[1].name"),
+                (12, "route[1].forward"),
+            ],
+            "{errors}"
+        );
+    }
+}

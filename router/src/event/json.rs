@@ -1,0 +1,412 @@
+//! The CloudEvents JSON event format: structured and batched content modes.
+//!
+//! Decoding borrows from the request body: members are read as [`RawValue`]s and
+//! `data` keeps the body's own bytes (a [`Bytes::slice_ref`]), so a JSON payload is
+//! never parsed into a tree nor copied.
+
+use super::{Event, EventError, SpecVersion};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// A structured-mode event's members, borrowed from the body.
+type Members<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+/// Why a batch was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    /// The body is not a JSON array.
+    #[error("the body is not a JSON array of events: {0}")]
+    Malformed(String),
+    /// More events than the configured limit.
+    #[error("the batch holds {count} events, more than the limit of {limit}")]
+    TooMany {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// One event is invalid.
+    #[error("event {index} of the batch: {error}")]
+    Event {
+        /// Zero-based position of the event in the batch array.
+        index: usize,
+        /// What is wrong with it.
+        error: EventError,
+    },
+}
+
+/// Decodes one event in structured mode (`application/cloudevents+json`).
+pub fn decode_structured(body: &Bytes) -> Result<Event, EventError> {
+    let members: Members<'_> = serde_json::from_slice(body).map_err(|e| {
+        EventError::Malformed(format!("the body is not a JSON object: {e}"))
+    })?;
+    let (_, event) = decode_members(body, &members)?;
+    Ok(event)
+}
+
+/// Decodes a batch (`application/cloudevents-batch+json`): a JSON array of
+/// structured events, all of one specversion. An empty array is a valid batch.
+pub fn decode_batch(body: &Bytes, max_events: usize) -> Result<Vec<Event>, BatchError> {
+    let items: Vec<&RawValue> =
+        serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
+    if items.len() > max_events {
+        return Err(BatchError::TooMany {
+            count: items.len(),
+            limit: max_events,
+        });
+    }
+    let mut events = Vec::with_capacity(items.len());
+    let mut first_version = None;
+    for (index, raw) in items.into_iter().enumerate() {
+        let at = |error| BatchError::Event { index, error };
+        let members: Members<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+            at(EventError::Malformed(format!(
+                "the event is not a JSON object: {e}"
+            )))
+        })?;
+        let (version, event) = decode_members(body, &members).map_err(at)?;
+        match first_version {
+            None => first_version = Some(version),
+            Some(v) if v != version => {
+                return Err(at(EventError::invalid(
+                    "specversion",
+                    format!(
+                        "a batch may not mix versions: {} after {}",
+                        version.as_str(),
+                        v.as_str()
+                    ),
+                )));
+            }
+            Some(_) => {}
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn decode_members(body: &Bytes, m: &Members<'_>) -> Result<(SpecVersion, Event), EventError> {
+    let version = match m.get("specversion") {
+        Some(raw) => SpecVersion::parse(&string_member("specversion", raw)?)?,
+        None => return Err(EventError::Missing("specversion")),
+    };
+    let required = |name: &'static str| -> Result<String, EventError> {
+        match m.get(name) {
+            Some(raw) => optional_string(name, raw)?
+                .map(Cow::into_owned)
+                .ok_or(EventError::Missing(name)),
+            None => Err(EventError::Missing(name)),
+        }
+    };
+    let optional = |name: &str| -> Result<Option<String>, EventError> {
+        match m.get(name) {
+            Some(raw) => Ok(optional_string(name, raw)?.map(Cow::into_owned)),
+            None => Ok(None),
+        }
+    };
+    let mut event = Event::new(required("id")?, required("source")?, required("type")?);
+    event.datacontenttype = optional("datacontenttype")?;
+    event.subject = optional("subject")?;
+    event.time = optional("time")?;
+    let (schema_member, base64_data) = match version {
+        SpecVersion::V10 => ("dataschema", false),
+        SpecVersion::V03 => {
+            let encoding = optional("datacontentencoding")?;
+            match encoding.as_deref() {
+                None => ("schemaurl", false),
+                Some(e) if e.eq_ignore_ascii_case("base64") => ("schemaurl", true),
+                Some(other) => {
+                    return Err(EventError::invalid(
+                        "datacontentencoding",
+                        format!("unsupported encoding {other:?} (only \"base64\")"),
+                    ));
+                }
+            }
+        }
+    };
+    event.dataschema = optional(schema_member)?;
+
+    let data = m.get("data").filter(|raw| raw.get() != "null");
+    let data_base64 = match version {
+        SpecVersion::V10 => m.get("data_base64").filter(|raw| raw.get() != "null"),
+        SpecVersion::V03 if base64_data => data,
+        SpecVersion::V03 => None,
+    };
+    event.data = match (data, data_base64) {
+        (Some(_), Some(_)) if version == SpecVersion::V10 => {
+            return Err(EventError::invalid(
+                "data_base64",
+                "an event may carry `data` or `data_base64`, not both",
+            ));
+        }
+        (_, Some(raw)) => {
+            let member = if version == SpecVersion::V10 {
+                "data_base64"
+            } else {
+                "data"
+            };
+            let text = string_member(member, raw)?;
+            let bytes = BASE64
+                .decode(text.as_bytes())
+                .map_err(|e| EventError::invalid(member, format!("invalid base64: {e}")))?;
+            Some(Bytes::from(bytes))
+        }
+        (Some(raw), None) => Some(data_bytes(body, raw, event.datacontenttype.as_deref())?),
+        (None, None) => None,
+    };
+
+    for (name, raw) in m {
+        if is_format_member(name, version) {
+            continue;
+        }
+        if let Some(value) = extension_value(name, raw)? {
+            event.extensions.push((name.to_string(), value));
+        }
+    }
+    // HashMap order is arbitrary; a stable order keeps forwarded headers and test
+    // expectations deterministic.
+    event.extensions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    event.validate()?;
+    Ok((version, event))
+}
+
+fn is_format_member(name: &str, version: SpecVersion) -> bool {
+    match name {
+        "specversion" | "id" | "source" | "type" | "datacontenttype" | "subject" | "time"
+        | "data" => true,
+        "dataschema" | "data_base64" => version == SpecVersion::V10,
+        "schemaurl" | "datacontentencoding" => version == SpecVersion::V03,
+        _ => false,
+    }
+}
+
+/// The bytes of a `data` member: a JSON string is its text when the content type
+/// is not JSON (the format spec's rule); anything else is the JSON text itself.
+fn data_bytes(body: &Bytes, raw: &RawValue, content_type: Option<&str>) -> Result<Bytes, EventError> {
+    let text = raw.get();
+    if text.starts_with('"') && !content_type.is_none_or(is_json_media_type) {
+        let s = string_member("data", raw)?;
+        return Ok(Bytes::from(s.into_owned()));
+    }
+    Ok(slice_of(body, text.as_bytes()))
+}
+
+/// Zero-copy when `part` lies inside `body` (it does whenever serde borrowed it),
+/// a copy otherwise.
+fn slice_of(body: &Bytes, part: &[u8]) -> Bytes {
+    let start = body.as_ptr() as usize;
+    let p = part.as_ptr() as usize;
+    if p >= start && p + part.len() <= start + body.len() {
+        body.slice_ref(part)
+    } else {
+        Bytes::copy_from_slice(part)
+    }
+}
+
+/// Whether a media type is JSON: `application/json` or any `+json` suffix.
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+}
+
+fn string_member<'a>(name: &str, raw: &'a RawValue) -> Result<Cow<'a, str>, EventError> {
+    optional_string(name, raw)?.ok_or_else(|| EventError::invalid(name, "must be a string, not null"))
+}
+
+fn optional_string<'a>(name: &str, raw: &'a RawValue) -> Result<Option<Cow<'a, str>>, EventError> {
+    if raw.get() == "null" {
+        return Ok(None);
+    }
+    let s: Cow<'a, str> = Cow::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+        .map_err(|_| EventError::invalid(name, format!("must be a string, got {}", raw.get())))?;
+    Ok(Some(s))
+}
+
+/// An extension's canonical string form. The JSON format allows strings, integers
+/// (32-bit, per the type system) and booleans; `null` means absent.
+fn extension_value(name: &str, raw: &RawValue) -> Result<Option<String>, EventError> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => Ok(optional_string(name, raw)?.map(Cow::into_owned)),
+        Some(b't' | b'f') => Ok(Some(text.to_owned())),
+        Some(b'n') => Ok(None),
+        Some(b'-' | b'0'..=b'9') => match text.parse::<i32>() {
+            Ok(i) => Ok(Some(i.to_string())),
+            Err(_) => Err(EventError::invalid(
+                name,
+                format!("{text} is not a 32-bit integer, the only number type of CloudEvents"),
+            )),
+        },
+        _ => Err(EventError::invalid(
+            name,
+            "extension values must be strings, integers or booleans",
+        )),
+    }
+}
+
+/// Encodes an event in the structured JSON format.
+///
+/// JSON data is embedded as is, other text as a string, anything else as
+/// `data_base64`.
+pub fn encode_structured(event: &Event) -> Vec<u8> {
+    let mut map = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            map.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+        }
+    };
+    put("specversion", Some(super::SPEC_VERSION));
+    put("id", Some(&event.id));
+    put("source", Some(&event.source));
+    put("type", Some(&event.ty));
+    put("datacontenttype", event.datacontenttype.as_deref());
+    put("dataschema", event.dataschema.as_deref());
+    put("subject", event.subject.as_deref());
+    put("time", event.time.as_deref());
+    for (k, v) in &event.extensions {
+        map.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    if let Some(data) = &event.data {
+        let json_type = event.datacontenttype.as_deref().is_none_or(is_json_media_type);
+        let as_json = json_type
+            .then(|| serde_json::from_slice::<serde_json::Value>(data).ok())
+            .flatten();
+        match (as_json, std::str::from_utf8(data)) {
+            (Some(v), _) => {
+                map.insert("data".into(), v);
+            }
+            (None, Ok(text)) if !json_type => {
+                map.insert("data".into(), serde_json::Value::String(text.to_owned()));
+            }
+            _ => {
+                map.insert(
+                    "data_base64".into(),
+                    serde_json::Value::String(BASE64.encode(data)),
+                );
+            }
+        }
+    }
+    serde_json::to_vec(&map).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Result<Event, EventError> {
+        decode_structured(&Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    #[test]
+    fn structured_keeps_json_data_bytes() {
+        let e = decode(
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a": [1, 2]},"ext":"x","num":5,"flag":true}"#,
+        )
+        .unwrap();
+        assert_eq!(e.data.as_deref(), Some(&br#"{"a": [1, 2]}"#[..]));
+        assert_eq!(e.extension("ext"), Some("x"));
+        assert_eq!(e.extension("num"), Some("5"));
+        assert_eq!(e.extension("flag"), Some("true"));
+    }
+
+    #[test]
+    fn string_data_with_text_type_is_the_text() {
+        let e = decode(
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","data":"h\u00e9llo"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.data.as_deref(), Some("héllo".as_bytes()));
+    }
+
+    #[test]
+    fn base64_data_is_decoded() {
+        let e = decode(
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data_base64":"AAEC"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.data.as_deref(), Some(&[0u8, 1, 2][..]));
+    }
+
+    #[test]
+    fn data_and_data_base64_together_are_refused() {
+        let err = decode(
+            r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"AA=="}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.attribute(), Some("data_base64"));
+    }
+
+    #[test]
+    fn missing_and_wrongly_typed_attributes_are_named() {
+        let err = decode(r#"{"specversion":"1.0","source":"/s","type":"t"}"#).unwrap_err();
+        assert_eq!(err, EventError::Missing("id"));
+        let err = decode(r#"{"specversion":"1.0","id":7,"source":"/s","type":"t"}"#).unwrap_err();
+        assert_eq!(err.attribute(), Some("id"));
+        let err = decode(r#"{"specversion":"2.0","id":"1","source":"/s","type":"t"}"#).unwrap_err();
+        assert_eq!(err.attribute(), Some("specversion"));
+        let err =
+            decode(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":{"a":1}}"#)
+                .unwrap_err();
+        assert_eq!(err.attribute(), Some("ext"));
+        let err = decode(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","big":3000000000}"#)
+            .unwrap_err();
+        assert_eq!(err.attribute(), Some("big"));
+    }
+
+    #[test]
+    fn version_03_is_converted() {
+        let e = decode(
+            r#"{"specversion":"0.3","id":"1","source":"/s","type":"t","schemaurl":"https://x/s","datacontentencoding":"base64","data":"aGk="}"#,
+        )
+        .unwrap();
+        assert_eq!(e.dataschema.as_deref(), Some("https://x/s"));
+        assert_eq!(e.data.as_deref(), Some(&b"hi"[..]));
+        assert!(e.extensions.is_empty());
+    }
+
+    #[test]
+    fn batch_names_the_failing_index_and_refuses_mixed_versions() {
+        let ok = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#;
+        let bad = r#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#;
+        let v03 = r#"{"specversion":"0.3","id":"2","source":"/s","type":"t"}"#;
+        let body = |s: String| Bytes::from(s);
+        assert_eq!(decode_batch(&body("[]".into()), 10).unwrap().len(), 0);
+        assert_eq!(decode_batch(&body(format!("[{ok},{ok}]")), 10).unwrap().len(), 2);
+        let index_and_attribute = |err| match err {
+            BatchError::Event { index, error } => (index, error.attribute().map(str::to_owned)),
+            other => panic!("{other}"),
+        };
+        let err = decode_batch(&body(format!("[{ok},{bad}]")), 10).unwrap_err();
+        assert_eq!(index_and_attribute(err), (1, Some("id".into())));
+        let err = decode_batch(&body(format!("[{ok},{v03}]")), 10).unwrap_err();
+        assert_eq!(index_and_attribute(err), (1, Some("specversion".into())));
+        assert_eq!(
+            decode_batch(&body(format!("[{ok},{ok}]")), 1).unwrap_err(),
+            BatchError::TooMany { count: 2, limit: 1 }
+        );
+        assert!(matches!(decode_batch(&body("{}".into()), 1), Err(BatchError::Malformed(_))));
+    }
+
+    #[test]
+    fn structured_round_trip() {
+        let mut e = Event::new("1", "/s", "t");
+        e.datacontenttype = Some("application/json".into());
+        e.data = Some(Bytes::from_static(br#"{"k":"v"}"#));
+        e.set_extension("ext", "x");
+        let back = decode_structured(&Bytes::from(encode_structured(&e))).unwrap();
+        assert_eq!(back, e);
+        e.datacontenttype = Some("application/octet-stream".into());
+        e.data = Some(Bytes::from_static(&[0xff, 0]));
+        let back = decode_structured(&Bytes::from(encode_structured(&e))).unwrap();
+        assert_eq!(back, e);
+    }
+}

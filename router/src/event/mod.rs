@@ -1,0 +1,341 @@
+//! The CloudEvent model the router works with, and its validation.
+//!
+//! Events are decoded once at ingest (see [`http`] and [`json`]) into [`Event`]: context
+//! attributes as strings, extensions as an ordered list, and `data` as the original
+//! bytes, so nothing on the per-event path re-parses or re-serialises the payload.
+
+pub mod http;
+pub mod json;
+
+use bytes::Bytes;
+use std::fmt;
+
+/// The CloudEvents version the router speaks internally; 0.3 events are converted.
+pub const SPEC_VERSION: &str = "1.0";
+
+/// Extension attribute set on an emitted event to the id of the event that caused it.
+pub const CAUSATION_ID: &str = "causationid";
+/// Extension attribute that ties every event of a chain to the root event's id.
+pub const CORRELATION_ID: &str = "correlationid";
+
+/// Extension names longer than this are accepted with a warning: the spec says
+/// names SHOULD NOT exceed 20 characters, and some transports cannot carry longer ones.
+const EXTENSION_NAME_SOFT_LIMIT: usize = 20;
+
+/// A validated CloudEvent 1.0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `id`: unique per source.
+    pub id: String,
+    /// `source`: a URI-reference naming the context.
+    pub source: String,
+    /// `type`.
+    pub ty: String,
+    /// `datacontenttype`, if any.
+    pub datacontenttype: Option<String>,
+    /// `dataschema`, if any.
+    pub dataschema: Option<String>,
+    /// `subject`, if any.
+    pub subject: Option<String>,
+    /// `time` (RFC 3339), if any.
+    pub time: Option<String>,
+    /// Extension attributes in the order they were received, values in their
+    /// canonical string form.
+    pub extensions: Vec<(String, String)>,
+    /// The payload bytes, untouched.
+    pub data: Option<Bytes>,
+}
+
+/// Which CloudEvents versions ingest accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpecVersion {
+    /// CloudEvents 0.3 (converted to 1.0 at ingest).
+    V03,
+    /// CloudEvents 1.0.
+    V10,
+}
+
+impl SpecVersion {
+    /// Parses the `specversion` attribute.
+    pub fn parse(value: &str) -> Result<Self, EventError> {
+        match value {
+            "1.0" => Ok(Self::V10),
+            "0.3" => Ok(Self::V03),
+            "" => Err(EventError::empty("specversion")),
+            other => Err(EventError::invalid(
+                "specversion",
+                format!("unsupported version {other:?} (expected \"1.0\" or \"0.3\")"),
+            )),
+        }
+    }
+
+    /// The attribute's wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V03 => "0.3",
+            Self::V10 => "1.0",
+        }
+    }
+}
+
+/// Why an event was refused. Every variant names the attribute concerned.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// A required attribute is absent.
+    #[error("missing required attribute `{0}`")]
+    Missing(&'static str),
+    /// An attribute that must be non-empty is empty.
+    #[error("attribute `{0}` must not be empty")]
+    Empty(String),
+    /// The request body or an event in it is not well-formed at all.
+    #[error("{0}")]
+    Malformed(String),
+    /// An attribute's value is not valid for its type.
+    #[error("attribute `{attribute}` is invalid: {reason}")]
+    Invalid {
+        /// The attribute (or header, or JSON member) at fault.
+        attribute: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl EventError {
+    /// An empty-value error for `attribute`.
+    pub fn empty(attribute: impl Into<String>) -> Self {
+        Self::Empty(attribute.into())
+    }
+
+    /// An invalid-value error for `attribute`.
+    pub fn invalid(attribute: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            attribute: attribute.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The attribute this error is about, if it is about one.
+    pub fn attribute(&self) -> Option<&str> {
+        match self {
+            Self::Missing(a) => Some(a),
+            Self::Empty(a) => Some(a),
+            Self::Invalid { attribute, .. } => Some(attribute),
+            Self::Malformed(_) => None,
+        }
+    }
+}
+
+/// Whether `name` is a legal extension attribute name (lowercase a-z and 0-9).
+pub fn is_valid_extension_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Names that are context attributes, so they can never be extensions.
+pub fn is_context_attribute(name: &str) -> bool {
+    matches!(
+        name,
+        "id" | "source"
+            | "specversion"
+            | "type"
+            | "datacontenttype"
+            | "dataschema"
+            | "subject"
+            | "time"
+    )
+}
+
+impl Event {
+    /// A new event with the required attributes and nothing else.
+    pub fn new(id: impl Into<String>, source: impl Into<String>, ty: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            source: source.into(),
+            ty: ty.into(),
+            datacontenttype: None,
+            dataschema: None,
+            subject: None,
+            time: None,
+            extensions: Vec::new(),
+            data: None,
+        }
+    }
+
+    /// The value of extension `name`, if set.
+    pub fn extension(&self, name: &str) -> Option<&str> {
+        self.extensions
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets extension `name`, replacing any earlier value.
+    pub fn set_extension(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.extensions.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value,
+            None => self.extensions.push((name.to_owned(), value)),
+        }
+    }
+
+    /// The value of any context attribute or extension by its CloudEvents name, as
+    /// filters see it.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        match name {
+            "id" => Some(&self.id),
+            "source" => Some(&self.source),
+            "specversion" => Some(SPEC_VERSION),
+            "type" => Some(&self.ty),
+            "datacontenttype" => self.datacontenttype.as_deref(),
+            "dataschema" => self.dataschema.as_deref(),
+            "subject" => self.subject.as_deref(),
+            "time" => self.time.as_deref(),
+            other => self.extension(other),
+        }
+    }
+
+    /// Checks every rule of the CloudEvents 1.0 core specification that the router
+    /// enforces, returning the first violation.
+    ///
+    /// Long extension names are not errors; see [`Event::long_extension_names`].
+    pub fn validate(&self) -> Result<(), EventError> {
+        require_non_empty("id", &self.id)?;
+        require_non_empty("source", &self.source)?;
+        require_non_empty("type", &self.ty)?;
+        if let Some(v) = &self.datacontenttype {
+            require_non_empty("datacontenttype", v)?;
+        }
+        if let Some(v) = &self.subject {
+            require_non_empty("subject", v)?;
+        }
+        if let Some(v) = &self.dataschema {
+            require_non_empty("dataschema", v)?;
+            if !has_uri_scheme(v) {
+                return Err(EventError::invalid(
+                    "dataschema",
+                    format!("{v:?} is not an absolute URI"),
+                ));
+            }
+        }
+        if let Some(v) = &self.time {
+            chrono::DateTime::parse_from_rfc3339(v).map_err(|e| {
+                EventError::invalid("time", format!("{v:?} is not an RFC 3339 timestamp ({e})"))
+            })?;
+        }
+        for (name, _) in &self.extensions {
+            if !is_valid_extension_name(name) {
+                return Err(EventError::invalid(
+                    name.clone(),
+                    "extension names may only contain lowercase letters a-z and digits 0-9",
+                ));
+            }
+            if is_context_attribute(name) {
+                return Err(EventError::invalid(
+                    name.clone(),
+                    "a context attribute cannot be set as an extension",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Extension names over the spec's recommended 20 characters, for a warning.
+    pub fn long_extension_names(&self) -> impl Iterator<Item = &str> {
+        self.extensions
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| k.len() > EXTENSION_NAME_SOFT_LIMIT)
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (id {:?}, source {:?})", self.ty, self.id, self.source)
+    }
+}
+
+fn require_non_empty(name: &'static str, value: &str) -> Result<(), EventError> {
+    if value.is_empty() {
+        Err(EventError::empty(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":".
+fn has_uri_scheme(v: &str) -> bool {
+    let Some((scheme, _)) = v.split_once(':') else {
+        return false;
+    };
+    let mut bytes = scheme.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Event {
+        Event::new("1", "/s", "t")
+    }
+
+    #[test]
+    fn required_attributes_must_be_non_empty() {
+        for (attr, mut e) in [
+            ("id", Event::new("", "/s", "t")),
+            ("source", Event::new("1", "", "t")),
+            ("type", Event::new("1", "/s", "")),
+        ] {
+            assert_eq!(e.validate(), Err(EventError::empty(attr)));
+            e.id = "x".into();
+        }
+    }
+
+    #[test]
+    fn time_must_be_rfc3339() {
+        let mut e = valid();
+        e.time = Some("2024-01-01T00:00:00Z".into());
+        assert!(e.validate().is_ok());
+        e.time = Some("2024-01-01 00:00".into());
+        assert_eq!(e.validate().unwrap_err().attribute(), Some("time"));
+    }
+
+    #[test]
+    fn extension_names_are_lowercase_alphanumeric() {
+        let mut e = valid();
+        e.set_extension("traceparent2", "v");
+        assert!(e.validate().is_ok());
+        e.set_extension("Bad-Name", "v");
+        assert_eq!(e.validate().unwrap_err().attribute(), Some("Bad-Name"));
+    }
+
+    #[test]
+    fn long_extension_names_are_flagged_not_refused() {
+        let mut e = valid();
+        e.set_extension("averyveryverylongextensionname", "v");
+        assert!(e.validate().is_ok());
+        assert_eq!(e.long_extension_names().count(), 1);
+    }
+
+    #[test]
+    fn dataschema_must_be_absolute() {
+        let mut e = valid();
+        e.dataschema = Some("https://example.com/s.json".into());
+        assert!(e.validate().is_ok());
+        e.dataschema = Some("/relative".into());
+        assert_eq!(e.validate().unwrap_err().attribute(), Some("dataschema"));
+    }
+
+    #[test]
+    fn set_extension_replaces() {
+        let mut e = valid();
+        e.set_extension("a", "1");
+        e.set_extension("a", "2");
+        assert_eq!(e.extensions, vec![("a".to_owned(), "2".to_owned())]);
+        assert_eq!(e.attribute("a"), Some("2"));
+        assert_eq!(e.attribute("specversion"), Some("1.0"));
+    }
+}

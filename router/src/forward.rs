@@ -1,0 +1,117 @@
+//! Forward sinks: events POSTed to an HTTP endpoint in CloudEvents binary mode.
+
+use crate::event::Event;
+use crate::event::http::encode_binary;
+use std::time::Duration;
+
+/// Why a forward failed. Which failures are worth retrying follows the Knative
+/// data-plane contract: timeouts, connection errors, 404, 409, 429 and 5xx.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardError {
+    /// The sink answered with a status that is not 2xx.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The sink.
+        url: String,
+        /// Its answer.
+        status: u16,
+    },
+    /// No answer within the forward timeout.
+    #[error("{url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The sink.
+        url: String,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// The request could not be sent (connection refused, reset ...).
+    #[error("{url} could not be reached: {reason}")]
+    Unreachable {
+        /// The sink.
+        url: String,
+        /// What the client reported.
+        reason: String,
+    },
+}
+
+impl ForwardError {
+    /// Whether sending again might succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => matches!(status, 404 | 409 | 429 | 500..),
+            Self::Timeout { .. } | Self::Unreachable { .. } => true,
+        }
+    }
+}
+
+/// An HTTP client with a connection pool shared by every forward route.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: reqwest::Client,
+}
+
+impl Forwarder {
+    /// A forwarder whose requests time out after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        Self { client }
+    }
+
+    /// POSTs `event` to `url` in binary mode; a 2xx answer is success.
+    pub async fn send(&self, url: &str, event: &Event, timeout: Duration) -> Result<(), ForwardError> {
+        let (headers, body) = encode_binary(event);
+        let result = self
+            .client
+            .post(url)
+            .headers(headers)
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await;
+        match result {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(ForwardError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            }),
+            Err(e) if e.is_timeout() => Err(ForwardError::Timeout {
+                url: url.to_owned(),
+                timeout,
+            }),
+            Err(e) => Err(ForwardError::Unreachable {
+                url: url.to_owned(),
+                reason: error_chain(&e),
+            }),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_statuses_follow_knative() {
+        let status = |s| ForwardError::Status { url: String::new(), status: s };
+        for s in [404, 409, 429, 500, 503] {
+            assert!(status(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 413] {
+            assert!(!status(s).is_retryable(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Ingest errors and their HTTP answers: a status and a JSON body that names the
+//! attribute (and, in a batch, the event's index).
+
+use crate::event::EventError;
+use crate::event::http::ModeError;
+use crate::event::json::BatchError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Why a request was refused before any event was routed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body is larger than the configured limit.
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The client stopped sending the body, or sent it too slowly.
+    #[error("the request body could not be read: {0}")]
+    Body(String),
+    /// The client took longer than the body timeout.
+    #[error("the request body was not received within the body timeout")]
+    BodyTimeout,
+    /// The content type is not a CloudEvents mode the router reads.
+    #[error(transparent)]
+    Mode(#[from] ModeError),
+    /// The single event is invalid.
+    #[error("invalid CloudEvent: {0}")]
+    Event(#[from] EventError),
+    /// The batch is malformed, too large, or one of its events is invalid.
+    #[error("invalid batch: {0}")]
+    Batch(#[from] BatchError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attribute: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+}
+
+impl IngestError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge { .. } | Self::Batch(BatchError::TooMany { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Body(_) | Self::Event(_) | Self::Batch(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Mode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let (attribute, index) = match &self {
+            Self::Event(e) => (e.attribute(), None),
+            Self::Batch(BatchError::Event { index, error }) => (error.attribute(), Some(*index)),
+            _ => (None, None),
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+            attribute,
+            index,
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, Self::Mode(_)) {
+            response.headers_mut().insert(
+                header::ACCEPT,
+                HeaderValue::from_static(
+                    "application/cloudevents+json, application/cloudevents-batch+json",
+                ),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,18 @@
+//! A WebAssembly-extensible CloudEvents router.
+//!
+//! Events arrive over HTTP ([`http`]), are decoded and validated ([`event`]),
+//! matched against the routes of a TOML configuration ([`config`], [`policy`]),
+//! and delivered by the [`dispatch`]er to sandboxed WASM handler components
+//! ([`plugin`]) and HTTP sinks ([`forward`]). Everything routing needs lives in an
+//! immutable [`runtime::Runtime`] snapshot; [`server::Server`] serves it.
+
+pub mod cli;
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod forward;
+pub mod http;
+pub mod plugin;
+pub mod policy;
+pub mod runtime;
+pub mod server;

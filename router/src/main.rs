@@ -1,0 +1,100 @@
+//! The `router` binary: command line, logging, configuration, then the server.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use router::cli::{Cli, Command};
+use router::runtime::Runtime;
+use router::server::Server;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Serve { config, listen } => serve(&config, listen),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match Runtime::load(path) {
+        Ok((config, _)) => {
+            println!(
+                "{}: ok ({} plugins, {} routes)",
+                path.display(),
+                config.plugins.len(),
+                config.routes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+    let (config, runtime) = match Runtime::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let server = Server::new(&config, runtime);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async {
+        let addr = listen.unwrap_or(config.server.listen);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            plugins = config.plugins.len(),
+            routes = config.routes.len(),
+            "router serving"
+        );
+        server.run(listener, shutdown_signal()).await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the router");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

@@ -1,0 +1,177 @@
+//! The wasmtime host: one shared [`Engine`], compiled components cached by content
+//! hash, and per plugin an [`InstancePre`](wasmtime::component::InstancePre) with a
+//! pool of warm instances.
+//!
+//! A call runs synchronously on tokio's blocking pool under an epoch deadline, so a
+//! guest that loops cannot hold an async worker; an instance serves one event at a
+//! time, and an instance that trapped is dropped, never reused.
+
+mod host;
+mod pool;
+
+pub use pool::{CallError, Plugin};
+
+use crate::config::PluginConfig;
+use host::HostState;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Bindings of the `handler` world, generated from `wit/`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+    });
+}
+
+pub use bindings::router::plugin::types::HandlerError as WitHandlerError;
+
+/// How often the epoch advances: the granularity of plugin time limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest linear memory any plugin may be configured for.
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The `.wasm` file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid component (or not a component at all).
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// The file.
+        path: String,
+        /// Wasmtime's explanation.
+        reason: String,
+    },
+    /// The component does not implement the `handler` world of this router.
+    #[error("{path} does not implement the world `router:plugin/handler@0.1.0`: {reason}")]
+    World {
+        /// The file.
+        path: String,
+        /// What is missing or mismatched.
+        reason: String,
+    },
+    /// The plugin's limits are out of range.
+    #[error("{0}")]
+    Limits(String),
+}
+
+/// The process-wide wasmtime engine, linker and compiled-component cache.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
+}
+
+impl PluginHost {
+    /// The host shared by every runtime in this process, so that a component is
+    /// compiled once per file content however often the configuration is loaded.
+    pub fn shared() -> Result<&'static PluginHost, String> {
+        static HOST: OnceLock<Result<PluginHost, String>> = OnceLock::new();
+        HOST.get_or_init(|| PluginHost::new().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn new() -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // Well below the 2 MiB blocking-thread stack, so deep recursion in a guest is
+        // a trap rather than a crash of the router.
+        config.max_wasm_stack(512 * 1024);
+        let mut pooling = PoolingAllocationConfig::default();
+        pooling.total_component_instances(1000);
+        pooling.total_core_instances(1000);
+        pooling.total_memories(1000);
+        pooling.total_tables(1000);
+        pooling.max_memory_size(MAX_MEMORY_LIMIT as usize);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config)?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        )?;
+        Ok(Self {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads the plugin of `config` from `path`: compiles it (or takes it from the
+    /// cache), checks its world, and prepares its instance pool.
+    pub fn load(&self, config: &PluginConfig, path: &Path) -> Result<Plugin, LoadError> {
+        let shown = path.display().to_string();
+        if config.memory_limit.0 > MAX_MEMORY_LIMIT {
+            return Err(LoadError::Limits(format!(
+                "memory_limit {} exceeds the maximum of {MAX_MEMORY_LIMIT} bytes",
+                config.memory_limit.0
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let component = self.compile(&shown, digest, &bytes)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(bindings::HandlerPre::new)
+            .map_err(|e| LoadError::World {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Plugin::new(config, pre, hex(&digest)))
+    }
+
+    fn compile(&self, shown: &str, digest: [u8; 32], bytes: &[u8]) -> Result<Component, LoadError> {
+        let cached = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        if let Some(component) = cached {
+            return Ok(component);
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            path: shown.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, component.clone());
+        Ok(component)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

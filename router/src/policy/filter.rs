@@ -1,0 +1,238 @@
+//! Route filters: the CloudEvents Subscriptions API dialects `exact`, `prefix`,
+//! `suffix`, `all`, `any` and `not`, over context attributes and extensions.
+//!
+//! A filter is written in TOML as a [`FilterSpec`] and compiled once, at load, into
+//! a [`Filter`]. New dialects (CESQL, data filters) become new variants of both.
+
+use crate::event::{Event, is_valid_extension_name};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// A filter as written in the configuration: a table with exactly one dialect key.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterSpec {
+    /// The attribute equals the value.
+    Exact(BTreeMap<String, String>),
+    /// The attribute starts with the value.
+    Prefix(BTreeMap<String, String>),
+    /// The attribute ends with the value.
+    Suffix(BTreeMap<String, String>),
+    /// Every nested filter matches.
+    All(Vec<FilterSpec>),
+    /// At least one nested filter matches.
+    Any(Vec<FilterSpec>),
+    /// The nested filter does not match.
+    Not(Box<FilterSpec>),
+}
+
+/// A compiled filter, evaluated per event without allocating.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// `exact`: the attribute is present and equal to `value`.
+    Exact {
+        /// Attribute or extension name.
+        attribute: String,
+        /// The value it must equal.
+        value: String,
+    },
+    /// `prefix`: the attribute is present and starts with `value`.
+    Prefix {
+        /// Attribute or extension name.
+        attribute: String,
+        /// The prefix.
+        value: String,
+    },
+    /// `suffix`: the attribute is present and ends with `value`.
+    Suffix {
+        /// Attribute or extension name.
+        attribute: String,
+        /// The suffix.
+        value: String,
+    },
+    /// `all`: every nested filter matches.
+    All(Vec<Filter>),
+    /// `any`: some nested filter matches.
+    Any(Vec<Filter>),
+    /// `not`: the nested filter does not match.
+    Not(Box<Filter>),
+}
+
+/// A filter that cannot be compiled, with the path inside the filter (`all[1].exact`).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FilterError {
+    /// Where in the filter, relative to the route's `filter` key.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FilterSpec {
+    /// Compiles the spec, checking the Subscriptions API's rules: `exact`, `prefix`
+    /// and `suffix` name exactly one attribute (a valid attribute name), `prefix`
+    /// and `suffix` values are non-empty, and `all`/`any` are non-empty.
+    pub fn compile(&self) -> Result<Filter, FilterError> {
+        self.compile_at("filter")
+    }
+
+    fn compile_at(&self, path: &str) -> Result<Filter, FilterError> {
+        let err = |path: String, message: String| FilterError { path, message };
+        let single = |dialect: &str, map: &BTreeMap<String, String>, allow_empty: bool| {
+            let here = format!("{path}.{dialect}");
+            let mut entries = map.iter();
+            let (Some((attribute, value)), None) = (entries.next(), entries.next()) else {
+                return Err(err(
+                    here,
+                    format!(
+                        "`{dialect}` must name exactly one attribute (found {}); combine several with `all`",
+                        map.len()
+                    ),
+                ));
+            };
+            if !is_valid_extension_name(attribute) {
+                return Err(err(
+                    format!("{here}.{attribute}"),
+                    "attribute names are lowercase letters a-z and digits 0-9".into(),
+                ));
+            }
+            if value.is_empty() && !allow_empty {
+                return Err(err(
+                    format!("{here}.{attribute}"),
+                    format!("an empty `{dialect}` matches every event; remove the filter instead"),
+                ));
+            }
+            Ok((attribute.clone(), value.clone()))
+        };
+        let nested = |dialect: &str, specs: &[FilterSpec]| -> Result<Vec<Filter>, FilterError> {
+            if specs.is_empty() {
+                return Err(err(
+                    format!("{path}.{dialect}"),
+                    format!("`{dialect}` needs at least one filter"),
+                ));
+            }
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| s.compile_at(&format!("{path}.{dialect}[{i}]")))
+                .collect()
+        };
+        Ok(match self {
+            Self::Exact(m) => {
+                let (attribute, value) = single("exact", m, true)?;
+                Filter::Exact { attribute, value }
+            }
+            Self::Prefix(m) => {
+                let (attribute, value) = single("prefix", m, false)?;
+                Filter::Prefix { attribute, value }
+            }
+            Self::Suffix(m) => {
+                let (attribute, value) = single("suffix", m, false)?;
+                Filter::Suffix { attribute, value }
+            }
+            Self::All(specs) => Filter::All(nested("all", specs)?),
+            Self::Any(specs) => Filter::Any(nested("any", specs)?),
+            Self::Not(spec) => Filter::Not(Box::new(spec.compile_at(&format!("{path}.not"))?)),
+        })
+    }
+}
+
+impl Filter {
+    /// Whether `event` passes the filter. A missing attribute never matches
+    /// `exact`, `prefix` or `suffix` (so `not` of one of them does match).
+    pub fn matches(&self, event: &Event) -> bool {
+        match self {
+            Self::Exact { attribute, value } => event.attribute(attribute) == Some(value),
+            Self::Prefix { attribute, value } => event
+                .attribute(attribute)
+                .is_some_and(|v| v.starts_with(value.as_str())),
+            Self::Suffix { attribute, value } => event
+                .attribute(attribute)
+                .is_some_and(|v| v.ends_with(value.as_str())),
+            Self::All(filters) => filters.iter().all(|f| f.matches(event)),
+            Self::Any(filters) => filters.iter().any(|f| f.matches(event)),
+            Self::Not(filter) => !filter.matches(event),
+        }
+    }
+
+    /// The event type this filter requires, if it can only match one exact type:
+    /// the key of the route index.
+    pub fn exact_type(&self) -> Option<&str> {
+        match self {
+            Self::Exact { attribute, value } if attribute == "type" => Some(value),
+            Self::All(filters) => filters.iter().find_map(Filter::exact_type),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(toml_text: &str) -> Result<Filter, FilterError> {
+        #[derive(Deserialize)]
+        struct W {
+            filter: FilterSpec,
+        }
+        toml::from_str::<W>(toml_text).unwrap().filter.compile()
+    }
+
+    fn event() -> Event {
+        let mut e = Event::new("1", "/orders/eu", "com.example.order.created");
+        e.subject = Some("order-42".into());
+        e.set_extension("region", "eu-west");
+        e
+    }
+
+    #[test]
+    fn each_dialect_matches_and_misses() {
+        let cases = [
+            (r#"filter = { exact = { type = "com.example.order.created" } }"#, true),
+            (r#"filter = { exact = { type = "com.example.order" } }"#, false),
+            (r#"filter = { prefix = { type = "com.example." } }"#, true),
+            (r#"filter = { prefix = { source = "/payments" } }"#, false),
+            (r#"filter = { suffix = { type = ".created" } }"#, true),
+            (r#"filter = { suffix = { subject = "-43" } }"#, false),
+            (r#"filter = { exact = { region = "eu-west" } }"#, true),
+            (r#"filter = { exact = { missing = "" } }"#, false),
+            (r#"filter = { not = { exact = { missing = "x" } } }"#, true),
+            (
+                r#"filter = { all = [ { prefix = { type = "com." } }, { exact = { region = "us" } } ] }"#,
+                false,
+            ),
+            (
+                r#"filter = { any = [ { prefix = { type = "org." } }, { exact = { region = "eu-west" } } ] }"#,
+                true,
+            ),
+            (r#"filter = { not = { prefix = { type = "com." } } }"#, false),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(compile(text).unwrap().matches(&event()), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn compile_errors_name_the_path() {
+        let err = compile(r#"filter = { all = [ { exact = { type = "a", source = "b" } } ] }"#)
+            .unwrap_err();
+        assert_eq!(err.path, "filter.all[0].exact");
+        let err = compile(r#"filter = { not = { prefix = { Type = "a" } } }"#).unwrap_err();
+        assert_eq!(err.path, "filter.not.prefix.Type");
+        let err = compile(r#"filter = { any = [] }"#).unwrap_err();
+        assert_eq!(err.path, "filter.any");
+        let err = compile(r#"filter = { suffix = { type = "" } }"#).unwrap_err();
+        assert_eq!(err.path, "filter.suffix.type");
+    }
+
+    #[test]
+    fn exact_type_is_found_for_the_index() {
+        let f = compile(
+            r#"filter = { all = [ { prefix = { source = "/" } }, { exact = { type = "t" } } ] }"#,
+        )
+        .unwrap();
+        assert_eq!(f.exact_type(), Some("t"));
+        let f = compile(r#"filter = { any = [ { exact = { type = "t" } } ] }"#).unwrap();
+        assert_eq!(f.exact_type(), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Routing policies: which events a route takes.
+
+pub mod filter;

@@ -1,0 +1,199 @@
+//! The runtime snapshot: compiled routes and loaded plugins, immutable once built.
+//!
+//! The dispatcher loads the current snapshot once per event; a reload builds a
+//! new one off the hot path and swaps it in, so events in flight finish on the
+//! snapshot they started with.
+
+use crate::config::{Config, ConfigError, ConfigErrors, Source};
+use crate::event::Event;
+use crate::plugin::{Plugin, PluginHost};
+use crate::policy::filter::Filter;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One route, ready to match and deliver.
+pub struct Route {
+    /// The route's name.
+    pub name: String,
+    /// Its compiled filter; `None` matches every event.
+    pub filter: Option<Filter>,
+    /// The plugin that handles matched events.
+    pub handler: Option<Arc<Plugin>>,
+    /// The URL matched events are forwarded to.
+    pub forward: Option<String>,
+}
+
+/// Settings the dispatcher needs per event.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Longest chain of emitted events.
+    pub hop_limit: u32,
+    /// Timeout of one forward request.
+    pub forward_timeout: Duration,
+}
+
+/// An immutable snapshot of everything routing needs.
+pub struct Runtime {
+    routes: Vec<Route>,
+    /// Routes whose filter pins one exact `type`, by that type.
+    by_type: HashMap<String, Vec<usize>>,
+    /// Every other route, in declaration order.
+    unindexed: Vec<usize>,
+    plugins: Vec<Arc<Plugin>>,
+    /// Per-event settings.
+    pub settings: Settings,
+}
+
+impl Runtime {
+    /// Reads the configuration at `path` and builds its runtime, reporting every
+    /// problem of both in one list: TOML and validation errors together with
+    /// plugins that cannot be loaded.
+    pub fn load(path: &Path) -> Result<(Config, Self), ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
+        let (config, mut errors) =
+            Config::parse_lenient(Source::new(path, text), |name| std::env::var(name).ok());
+        let (plugins, plugin_errors) = load_plugins(&config);
+        errors.extend(plugin_errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).sorted());
+        }
+        let runtime = Self::assemble(&config, plugins);
+        Ok((config, runtime))
+    }
+
+    /// Loads every plugin and compiles every route of a validated `config`.
+    /// Plugin problems (a missing file, an invalid component, a wrong world) are
+    /// all reported, each at its `path` key.
+    pub fn build(config: &Config) -> Result<Self, ConfigErrors> {
+        let (plugins, errors) = load_plugins(config);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).sorted());
+        }
+        Ok(Self::assemble(config, plugins))
+    }
+
+    fn assemble(config: &Config, plugins: HashMap<String, Arc<Plugin>>) -> Self {
+        let routes: Vec<Route> = config
+            .routes
+            .iter()
+            .map(|r| Route {
+                name: r.name.get_ref().to_string(),
+                filter: r.compiled_filter.clone(),
+                handler: r
+                    .handler
+                    .as_ref()
+                    .and_then(|h| plugins.get(h.get_ref().as_str()).cloned()),
+                forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
+            })
+            .collect();
+        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut unindexed = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            match r.filter.as_ref().and_then(Filter::exact_type) {
+                Some(ty) => by_type.entry(ty.to_owned()).or_default().push(i),
+                None => unindexed.push(i),
+            }
+        }
+        let mut plugins: Vec<_> = plugins.into_values().collect();
+        plugins.sort_by(|a, b| a.name().cmp(b.name()));
+        Self {
+            routes,
+            by_type,
+            unindexed,
+            plugins,
+            settings: Settings {
+                hop_limit: config.server.hop_limit,
+                forward_timeout: config.server.forward_timeout.0,
+            },
+        }
+    }
+
+    /// The routes that `event` matches, in declaration order. Routes indexed
+    /// under another exact type are never looked at.
+    pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
+        let indexed = self
+            .by_type
+            .get(&event.ty)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        merge_sorted(indexed, &self.unindexed)
+            .map(|i| &self.routes[i])
+            .filter(|r| r.filter.as_ref().is_none_or(|f| f.matches(event)))
+    }
+
+    /// Every route, in declaration order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Every loaded plugin, by name.
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+}
+
+/// Loads the plugins that `config` declares, keyed by name, with an error for
+/// each one that cannot be loaded.
+fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigError>) {
+    let mut plugins = HashMap::new();
+    let host = match PluginHost::shared() {
+        Ok(host) => host,
+        Err(e) => {
+            let message = format!("cannot start the WebAssembly engine: {e}");
+            return (plugins, vec![config.source.error(None, "", message)]);
+        }
+    };
+    let mut errors = Vec::new();
+    for (i, p) in config.plugins.iter().enumerate() {
+        let path = p.resolved_path(&config.source.file);
+        match host.load(p, &path) {
+            Ok(plugin) => {
+                plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));
+            }
+            Err(e) => errors.push(config.source.error(
+                Some(p.path.span()),
+                format!("plugin[{i}].path"),
+                format!("plugin `{}`: {e}", p.name.get_ref()),
+            )),
+        }
+    }
+    (plugins, errors)
+}
+
+/// Merges two ascending index lists into one ascending sequence.
+fn merge_sorted<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x < y => {
+                i += 1;
+                x
+            }
+            (_, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, None) => return None,
+        };
+        Some(next)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_sorted;
+
+    #[test]
+    fn merge_keeps_declaration_order() {
+        let merged: Vec<_> = merge_sorted(&[0, 3, 4], &[1, 2, 5]).collect();
+        assert_eq!(merged, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(merge_sorted(&[], &[2]).collect::<Vec<_>>(), vec![2]);
+    }
+}

@@ -1,0 +1,99 @@
+//! The listener loop: HTTP/1.1 connections with a header-read timeout, and a
+//! graceful shutdown that stops accepting, then waits for requests in flight.
+//!
+//! It takes the listener and the shutdown signal as arguments (like tokio's
+//! mini-redis), so tests can start it on port 0 and stop it when they like.
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::http::{AppState, Limits, app};
+use crate::runtime::Runtime;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A router ready to serve: the configuration it was built from and its state.
+pub struct Server {
+    state: AppState,
+    header_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Builds the runtime (loading every plugin) for `config`.
+    pub fn build(config: &Config) -> Result<Self, crate::config::ConfigErrors> {
+        Ok(Self::new(config, Runtime::build(config)?))
+    }
+
+    /// A server for `config` serving `runtime`.
+    pub fn new(config: &Config, runtime: Runtime) -> Self {
+        let server = &config.server;
+        Self {
+            state: AppState {
+                dispatcher: Arc::new(Dispatcher::new(runtime)),
+                limits: Limits {
+                    body: server.body_limit.0,
+                    batch: server.batch_limit,
+                    body_timeout: server.body_timeout.0,
+                },
+            },
+            header_timeout: server.header_timeout.0,
+            shutdown_timeout: server.shutdown_timeout.0,
+        }
+    }
+
+    /// The dispatcher, for reloads and for tests.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.state.dispatcher
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting and
+    /// waits (up to the shutdown timeout) for the requests in flight to finish.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let service = TowerToHyperService::new(app(self.state.clone()));
+        let graceful = GracefulShutdown::new();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .keep_alive(true);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        tracing::info!("shutting down: waiting for requests in flight");
+        if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.shutdown_timeout,
+                "requests still in flight after the shutdown timeout"
+            );
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The harness: start a router from TOML text on port 0, a recording HTTP sink,
+//! and request helpers.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use router::config::{Config, Source};
+use router::server::Server;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// Longest any test waits for a condition before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The `[[plugin]]` tables of every test plugin, with absolute paths.
+pub fn plugin_tables() -> String {
+    let plugins = [
+        ("inventory", plugin_artifacts::INVENTORY, "config = { source = \"/inventory\" }"),
+        ("enricher", plugin_artifacts::ENRICHER, "config = { region = \"test-region\" }"),
+        ("audit", plugin_artifacts::AUDIT, ""),
+        ("trap", plugin_artifacts::TRAP, "timeout = \"300ms\"\ninstances = 2"),
+        ("relay", plugin_artifacts::RELAY, "config = { emit_type = \"test.loop\" }"),
+        ("fail", plugin_artifacts::FAIL, ""),
+    ];
+    plugins
+        .iter()
+        .map(|(name, path, extra)| {
+            format!("[[plugin]]\nname = \"{name}\"\npath = {path:?}\n{extra}\n\n")
+        })
+        .collect()
+}
+
+/// A router serving on 127.0.0.1:0 until dropped (or [`TestRouter::shutdown`]).
+pub struct TestRouter {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRouter {
+    /// Starts a router on `toml` (the `[server]` table, routes...) plus every test plugin.
+    pub async fn start(toml: &str) -> Self {
+        let text = format!("{toml}\n{}", plugin_tables());
+        let config = Config::parse(Source::new("test.toml", text), |_| None)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
+        Self::start_config(&config).await
+    }
+
+    /// Starts a router on a loaded configuration.
+    pub async fn start_config(config: &Config) -> Self {
+        let server = Server::build(config).unwrap_or_else(|e| panic!("cannot build runtime: {e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://addr/events`.
+    pub fn events_url(&self) -> String {
+        format!("http://{}/events", self.addr)
+    }
+
+    /// Signals shutdown and returns the server task, to await its end.
+    pub fn shutdown(mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().expect("the server task is taken once")
+    }
+}
+
+impl Drop for TestRouter {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// One request a sink received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl Received {
+    /// Decodes it with the official CloudEvents SDK: what we forward must be a
+    /// CloudEvent by someone else's reading too.
+    pub fn event(&self) -> cloudevents::Event {
+        cloudevents::binding::http::to_event(&self.headers, self.body.to_vec())
+            .unwrap_or_else(|e| panic!("the sink got no valid CloudEvent: {e}; {self:?}"))
+    }
+
+    /// The `ce-` header `name`, percent-decoded by the SDK.
+    pub fn ce(&self, name: &str) -> Option<String> {
+        use cloudevents::AttributesReader as _;
+        let event = self.event();
+        match name {
+            "type" => Some(event.ty().to_owned()),
+            "id" => Some(event.id().to_owned()),
+            "subject" => event.subject().map(str::to_owned),
+            ext => event.extension(ext).map(|v| v.to_string()),
+        }
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("sink body is JSON")
+    }
+}
+
+/// An HTTP sink that records every request and answers with a chosen status.
+#[derive(Clone)]
+pub struct Sink {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    arrived: Arc<Notify>,
+    status: Arc<Mutex<StatusCode>>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Sink {
+    /// Starts a sink answering 200.
+    pub async fn start() -> Self {
+        let sink = Self {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            received: Arc::default(),
+            waiting: Arc::default(),
+            arrived: Arc::default(),
+            status: Arc::new(Mutex::new(StatusCode::OK)),
+            gate: Arc::new(tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS)),
+        };
+        let listener = TcpListener::bind(sink.addr).await.expect("bind sink");
+        let addr = listener.local_addr().expect("addr");
+        let state = sink.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let state = state.clone();
+            async move {
+                state.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _pass = state.gate.acquire().await;
+                state.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                state
+                    .received
+                    .lock()
+                    .expect("lock")
+                    .push(Received { headers, body });
+                state.arrived.notify_waiters();
+                *state.status.lock().expect("lock")
+            }
+        });
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("sink serves");
+        });
+        Self { addr, ..sink }
+    }
+
+    /// `http://addr/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Makes the sink answer `status` from now on.
+    pub fn answer(&self, status: StatusCode) {
+        *self.status.lock().expect("lock") = status;
+    }
+
+    /// Holds every request until [`Sink::open`]: for requests in flight.
+    pub fn close(&self) {
+        self.gate.forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    }
+
+    /// Lets held requests through.
+    pub fn open(&self) {
+        self.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+    }
+
+    /// Requests held at the closed gate right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `n` requests arrived, and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let notified = self.arrived.notified();
+                let got = self.received();
+                if got.len() >= n {
+                    return got;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("sink got {} requests, expected {n}", self.received().len()))
+    }
+}
+
+/// A shared HTTP client.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(PATIENCE)
+        .build()
+        .expect("client")
+}
+
+/// POSTs a binary-mode event; returns the status and the JSON body.
+pub async fn post_binary(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = client().post(url).body(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    into_parts(request.send().await.expect("request")).await
+}
+
+/// POSTs a body with a content type; returns the status and the JSON body.
+pub async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, serde_json::Value) {
+    let response = client()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    into_parts(response).await
+}
+
+async fn into_parts(response: reqwest::Response) -> (StatusCode, serde_json::Value) {
+    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
+    let text = response.text().await.expect("body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("answer {status} is not JSON ({e}): {text}"));
+    (status, json)
+}
+
+/// The binary-mode headers of a minimal event.
+pub fn ce_headers<'a>(id: &'a str, ty: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("ce-specversion", "1.0"),
+        ("ce-id", id),
+        ("ce-source", "/tests"),
+        ("ce-type", ty),
+    ]
+}
+
+/// An order JSON payload.
+pub fn order(id: &str, items: &[(&str, i64)]) -> String {
+    let items: Vec<_> = items
+        .iter()
+        .map(|(p, q)| serde_json::json!({"productId": p, "quantity": q}))
+        .collect();
+    serde_json::json!({"orderId": id, "customerId": "c-1", "items": items}).to_string()
+}

@@ -1,0 +1,43 @@
+//! Configuration errors pinned by expected-output files: every `tests/ui/*.toml`
+//! is loaded (plugins included) and its errors compared with the `.stderr` beside
+//! it. Run with `BLESS=1` to rewrite the expected files after a deliberate change.
+
+use router::runtime::Runtime;
+use std::path::Path;
+
+fn errors_of(path: &Path) -> String {
+    match Runtime::load(path) {
+        Ok(_) => String::from("ok\n"),
+        Err(errors) => errors.to_string(),
+    }
+}
+
+#[test]
+fn config_errors_match_their_expected_output() {
+    let mut cases: Vec<_> = std::fs::read_dir("tests/ui")
+        .expect("tests/ui")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 5, "the ui cases are there");
+    let bless = std::env::var_os("BLESS").is_some();
+    let mut mismatches = Vec::new();
+    for case in &cases {
+        let actual = errors_of(case);
+        let expected_path = case.with_extension("stderr");
+        if bless {
+            std::fs::write(&expected_path, &actual).expect("write expected");
+            continue;
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if actual != expected {
+            mismatches.push(format!(
+                "{}:\n--- expected\n{expected}--- actual\n{actual}",
+                case.display()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

@@ -1,0 +1,241 @@
+//! Ingest over real HTTP: the three content modes, specversion 0.3, and every bad
+//! input with its status and message.
+
+use crate::common::*;
+use axum::http::StatusCode;
+use cloudevents::{EventBuilder as _, EventBuilderV10};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A router with one forward route for everything, so each accepted event is
+/// observable at the sink.
+async fn router_to_sink(server: &str) -> (TestRouter, Sink) {
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "{server}\n[[route]]\nname = \"all\"\nforward = \"{}\"\n",
+        sink.url()
+    ))
+    .await;
+    (router, sink)
+}
+
+fn routes_of(body: &Value, event: usize) -> Vec<(String, String)> {
+    body["events"][event]["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .map(|r| {
+            (
+                r["route"].as_str().unwrap_or_default().to_owned(),
+                r["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn binary_mode_is_decoded_and_forwarded_in_binary_mode() {
+    let (router, sink) = router_to_sink("").await;
+    let mut headers = ce_headers("b-1", "com.example.test");
+    headers.push(("ce-subject", "caf%C3%A9"));
+    headers.push(("ce-tenant", "acme"));
+    headers.push(("content-type", "application/json"));
+    let (status, body) = post_binary(&router.events_url(), &headers, r#"{"x":1}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(routes_of(&body, 0), vec![("all".into(), "delivered".into())]);
+    let got = sink.wait_for(1).await;
+    assert_eq!(got[0].ce("subject").as_deref(), Some("café"));
+    assert_eq!(got[0].ce("tenant").as_deref(), Some("acme"));
+    assert_eq!(got[0].headers["content-type"], "application/json");
+    assert_eq!(got[0].json(), json!({"x": 1}));
+}
+
+#[tokio::test]
+async fn structured_mode_from_the_official_sdk() {
+    let (router, sink) = router_to_sink("").await;
+    let event = EventBuilderV10::new()
+        .id("s-1")
+        .source("/sdk")
+        .ty("com.example.sdk")
+        .extension("tenant", "acme")
+        .data("application/json", json!({"hello": "world"}))
+        .build()
+        .expect("sdk event");
+    let body = serde_json::to_vec(&event).expect("sdk serialises");
+    for content_type in [
+        "application/cloudevents+json",
+        "Application/CloudEvents+JSON; charset=UTF-8",
+    ] {
+        let (status, answer) = post(&router.events_url(), content_type, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{content_type}: {answer}");
+    }
+    let got = sink.wait_for(2).await;
+    assert_eq!(got[0].event(), event, "the SDK reads back what it sent");
+    assert_eq!(got[1].json(), json!({"hello": "world"}));
+}
+
+#[tokio::test]
+async fn batched_mode_routes_every_event_and_reports_each() {
+    let (router, sink) = router_to_sink("").await;
+    let batch: Vec<Value> = (0..5)
+        .map(|i| json!({"specversion": "1.0", "id": format!("k-{i}"), "source": "/b", "type": "t", "data": {"i": i}}))
+        .collect();
+    let (status, body) = post(
+        &router.events_url(),
+        "application/cloudevents-batch+json",
+        serde_json::to_vec(&batch).expect("json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(5));
+    let mut ids: Vec<_> = sink
+        .wait_for(5)
+        .await
+        .iter()
+        .filter_map(|r| r.ce("id"))
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["k-0", "k-1", "k-2", "k-3", "k-4"]);
+
+    let (status, body) = post(&router.events_url(), "application/cloudevents-batch+json", "[]").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["events"], json!([]));
+}
+
+#[tokio::test]
+async fn specversion_03_is_accepted_and_converted() {
+    let (router, sink) = router_to_sink("").await;
+    let headers = [
+        ("ce-specversion", "0.3"),
+        ("ce-id", "old-1"),
+        ("ce-source", "/legacy"),
+        ("ce-type", "t"),
+        ("ce-schemaurl", "https://example.com/schema"),
+    ];
+    let (status, body) = post_binary(&router.events_url(), &headers, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let structured = json!({"specversion": "0.3", "id": "old-2", "source": "/legacy", "type": "t",
+        "datacontentencoding": "base64", "datacontenttype": "text/plain", "data": "aGVsbG8="});
+    let (status, body) = post(&router.events_url(), "application/cloudevents+json", structured.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = sink.wait_for(2).await;
+    for r in &got {
+        assert_eq!(r.headers["ce-specversion"], "1.0");
+    }
+    let old1 = got.iter().find(|r| r.ce("id").as_deref() == Some("old-1")).expect("old-1");
+    assert_eq!(old1.headers["ce-dataschema"], "https://example.com/schema");
+    let old2 = got.iter().find(|r| r.ce("id").as_deref() == Some("old-2")).expect("old-2");
+    assert_eq!(&old2.body[..], b"hello");
+}
+
+/// Each bad request, the status it must get, and the attribute the answer names.
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_reaches_no_route() {
+    let (router, sink) = router_to_sink("").await;
+    let url = router.events_url();
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut h = ce_headers("bad", "t");
+        h.extend_from_slice(extra);
+        h
+    };
+    let binary_cases: Vec<(Vec<(&str, &str)>, Option<&str>)> = vec![
+        (ce_headers("", "t"), Some("id")),
+        (vec![("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")], Some("source")),
+        (vec![("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], Some("specversion")),
+        (vec![("ce-specversion", "9.9"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], Some("specversion")),
+        (with(&[("ce-time", "yesterday")]), Some("time")),
+        (with(&[("ce-Bad_Name", "x")]), Some("bad_name")),
+        (with(&[("ce-datacontenttype", "text/plain")]), Some("ce-datacontenttype")),
+        (with(&[("ce-subject", "50%")]), Some("ce-subject")),
+        (with(&[("ce-subject", "%C0%AF")]), Some("ce-subject")),
+    ];
+    for (headers, attribute) in binary_cases {
+        let (status, body) = post_binary(&url, &headers, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{headers:?}: {body}");
+        assert_eq!(body["attribute"].as_str(), attribute, "{headers:?}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+
+    let structured = |v: Value| v.to_string();
+    let structured_cases = [
+        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": 1, "data_base64": "AA=="})), Some("data_base64")),
+        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s"})), Some("type")),
+        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "time": "2024-13-01T00:00:00Z"})), Some("time")),
+        ("{not json".to_owned(), None),
+    ];
+    for (body_text, attribute) in structured_cases {
+        let (status, body) = post(&url, "application/cloudevents+json", body_text.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body_text}: {body}");
+        assert_eq!(body["attribute"].as_str(), attribute, "{body_text}: {body}");
+    }
+
+    let good = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+    let mixed = json!([good, {"specversion": "0.3", "id": "2", "source": "/s", "type": "t"}]);
+    let (status, body) = post(&url, "application/cloudevents-batch+json", mixed.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!((body["index"].as_u64(), body["attribute"].as_str()), (Some(1), Some("specversion")));
+    let invalid = json!([good, good, {"specversion": "1.0", "id": "3", "source": "/s", "type": ""}]);
+    let (status, body) = post(&url, "application/cloudevents-batch+json", invalid.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!((body["index"].as_u64(), body["attribute"].as_str()), (Some(2), Some("type")));
+
+    for content_type in ["text/plain", "application/cloudevents+xml", "application/cloudevents-batch+avro"] {
+        let (status, body) = post(&url, content_type, "x").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}: {body}");
+    }
+
+    let response = client().get(&url).send().await.expect("get");
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+
+    // Nothing above reached a route.
+    let (status, _) = post_binary(&url, &ce_headers("last", "t"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    let got = sink.wait_for(1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].ce("id").as_deref(), Some("last"));
+}
+
+#[tokio::test]
+async fn body_and_batch_limits_answer_413() {
+    let (router, _sink) = router_to_sink("[server]\nbody_limit = \"64KiB\"\nbatch_limit = 3").await;
+    let url = router.events_url();
+    // Exactly 64 KiB of data is always accepted: the spec's floor.
+    let (status, body) = post_binary(&url, &ce_headers("big-ok", "t"), vec![b'a'; 64 * 1024]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_binary(&url, &ce_headers("too-big", "t"), vec![b'a'; 64 * 1024 + 1]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+
+    // A chunked body (no Content-Length) is cut off when it passes the limit.
+    let chunks = futures_util::stream::iter(
+        (0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])),
+    );
+    let (status, _) = post_binary(&url, &ce_headers("chunked", "t"), reqwest::Body::wrap_stream(chunks)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let event = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+    let (status, body) = post(&url, "application/cloudevents-batch+json", json!([event, event, event, event]).to_string()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let (router, _sink) = router_to_sink("[server]\nheader_timeout = \"200ms\"").await;
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(router.addr).await.expect("connect");
+        stream.write_all(b"POST /events HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        idle.push(stream);
+    }
+    // Others are served while the half-open connections wait.
+    let (status, _) = post_binary(&router.events_url(), &ce_headers("alive", "t"), "").await;
+    assert_eq!(status, StatusCode::OK);
+    for mut stream in idle {
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the router kept a half-open connection");
+    }
+    // The router still serves afterwards.
+    let (status, _) = post_binary(&router.events_url(), &ce_headers("after", "t"), "").await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -1,0 +1,11 @@
+//! Integration tests: a real router on a real listener, real compiled plugins,
+//! real HTTP sinks. One binary, a module per area.
+
+mod common;
+
+mod config_ui;
+mod delivery;
+mod demo;
+mod ingest;
+mod plugins;
+mod process;
