@@ -81,7 +81,8 @@ impl EventReport {
                     (Outcome::Failed, _) => Some(Failure::Fatal),
                     (Outcome::Delivered, _) => None,
                 };
-                own.into_iter().chain(r.emitted.iter().filter_map(Self::failure))
+                own.into_iter()
+                    .chain(r.emitted.iter().filter_map(Self::failure))
             })
             .max()
     }

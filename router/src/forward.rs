@@ -61,7 +61,12 @@ impl Forwarder {
     }
 
     /// POSTs `event` to `url` in binary mode; a 2xx answer is success.
-    pub async fn send(&self, url: &str, event: &Event, timeout: Duration) -> Result<(), ForwardError> {
+    pub async fn send(
+        &self,
+        url: &str,
+        event: &Event,
+        timeout: Duration,
+    ) -> Result<(), ForwardError> {
         let (headers, body) = encode_binary(event);
         let result = self
             .client
@@ -106,7 +111,10 @@ mod tests {
 
     #[test]
     fn retryable_statuses_follow_knative() {
-        let status = |s| ForwardError::Status { url: String::new(), status: s };
+        let status = |s| ForwardError::Status {
+            url: String::new(),
+            status: s,
+        };
         for s in [404, 409, 429, 500, 503] {
             assert!(status(s).is_retryable(), "{s}");
         }

@@ -38,8 +38,8 @@ pub fn interpolate(
                 Some((n, d)) => (n, Some(d)),
                 None => (inner, None),
             };
-            let valid_name = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid_name =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid_name {
                 return Err(EnvError::Malformed(format!("${{{inner}}}")));
             }
@@ -72,16 +72,31 @@ mod tests {
 
     #[test]
     fn substitutes_defaults_and_escapes() {
-        assert_eq!(interpolate("http://${HOST}/x", env).unwrap(), "http://example.com/x");
-        assert_eq!(interpolate("${NOPE:-http://a:1/}", env).unwrap(), "http://a:1/");
+        assert_eq!(
+            interpolate("http://${HOST}/x", env).unwrap(),
+            "http://example.com/x"
+        );
+        assert_eq!(
+            interpolate("${NOPE:-http://a:1/}", env).unwrap(),
+            "http://a:1/"
+        );
         assert_eq!(interpolate("${EMPTY:-d}", env).unwrap(), "d");
         assert_eq!(interpolate("cost $$5 $x", env).unwrap(), "cost $5 $x");
     }
 
     #[test]
     fn reports_unset_and_malformed() {
-        assert_eq!(interpolate("${NOPE}", env), Err(EnvError::Unset("NOPE".into())));
-        assert!(matches!(interpolate("${HOST", env), Err(EnvError::Malformed(_))));
-        assert!(matches!(interpolate("${}", env), Err(EnvError::Malformed(_))));
+        assert_eq!(
+            interpolate("${NOPE}", env),
+            Err(EnvError::Unset("NOPE".into()))
+        );
+        assert!(matches!(
+            interpolate("${HOST", env),
+            Err(EnvError::Malformed(_))
+        ));
+        assert!(matches!(
+            interpolate("${}", env),
+            Err(EnvError::Malformed(_))
+        ));
     }
 }

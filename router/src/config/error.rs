@@ -104,8 +104,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl ConfigErrors {
     /// Sorts by position so the report reads top to bottom.
     pub fn sorted(mut self) -> Self {
-        self.0
-            .sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        self.0.sort_by_key(|e| (e.line, e.column));
         self
     }
 }

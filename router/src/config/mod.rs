@@ -395,7 +395,12 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     match serde_path_to_error::deserialize::<_, T>(ValueDeserializer::from(value)) {
         Ok(v) => Some(v),
         Err(e) => {
-            let inner_path = e.path().to_string();
+            // `Spanned` fields add serde_spanned's private key to the path.
+            let inner_path = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "")
+                .replace("$__serde_spanned_private_value", ".");
             let full = if inner_path == "." {
                 path.to_owned()
             } else {
@@ -481,7 +486,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.hop_limit, 8);
         assert_eq!(c.plugins[0].instances.get(), 4);
-        assert_eq!(c.routes[0].forward.as_ref().unwrap().get_ref(), "http://sink:9/");
+        assert_eq!(
+            c.routes[0].forward.as_ref().unwrap().get_ref(),
+            "http://sink:9/"
+        );
         assert!(c.routes[0].compiled_filter.is_none());
     }
 

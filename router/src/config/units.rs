@@ -18,15 +18,19 @@ impl FromStr for Duration {
             .find(|c: char| !c.is_ascii_digit())
             .ok_or_else(|| format!("{s:?} has no unit: write e.g. \"{s}s\" or \"{s}ms\""))?;
         let (n, unit) = s.split_at(split);
-        let n: u64 = n
-            .parse()
-            .map_err(|_| format!("{s:?} is not a duration like \"250ms\", \"5s\", \"2m\", \"24h\""))?;
+        let n: u64 = n.parse().map_err(|_| {
+            format!("{s:?} is not a duration like \"250ms\", \"5s\", \"2m\", \"24h\"")
+        })?;
         let ms = match unit {
             "ms" => Some(n),
             "s" => n.checked_mul(1_000),
             "m" => n.checked_mul(60_000),
             "h" => n.checked_mul(3_600_000),
-            _ => return Err(format!("{s:?} has unknown unit {unit:?} (use ms, s, m or h)")),
+            _ => {
+                return Err(format!(
+                    "{s:?} has unknown unit {unit:?} (use ms, s, m or h)"
+                ));
+            }
         }
         .ok_or_else(|| format!("{s:?} is too long"))?;
         Ok(Self(std::time::Duration::from_millis(ms)))
@@ -110,7 +114,11 @@ mod tests {
         assert_eq!("250ms".parse::<Duration>().unwrap().0.as_millis(), 250);
         assert_eq!("24h".parse::<Duration>().unwrap().0.as_secs(), 86_400);
         assert!("5".parse::<Duration>().unwrap_err().contains("no unit"));
-        assert!("5d".parse::<Duration>().unwrap_err().contains("unknown unit"));
+        assert!(
+            "5d".parse::<Duration>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 
     #[test]

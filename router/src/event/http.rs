@@ -21,10 +21,14 @@ pub enum ContentMode {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ModeError {
     /// The Content-Type names an event format or media type the router cannot read.
-    #[error("unsupported content type {0:?}: expected application/cloudevents+json, application/cloudevents-batch+json, or binary mode with ce- headers")]
+    #[error(
+        "unsupported content type {0:?}: expected application/cloudevents+json, application/cloudevents-batch+json, or binary mode with ce- headers"
+    )]
     Unsupported(String),
     /// Not a CloudEvent at all: no `ce-` headers and no CloudEvents content type.
-    #[error("not a CloudEvent: no ce-specversion header and content type {0:?} is not application/cloudevents+json or application/cloudevents-batch+json")]
+    #[error(
+        "not a CloudEvent: no ce-specversion header and content type {0:?} is not application/cloudevents+json or application/cloudevents-batch+json"
+    )]
     NotAnEvent(String),
 }
 
@@ -123,9 +127,8 @@ pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, EventErr
 /// encodings and surrogates).
 pub fn percent_decode_header(header: &str, raw: &[u8]) -> Result<String, EventError> {
     if !raw.contains(&b'%') {
-        return String::from_utf8(raw.to_vec()).map_err(|_| {
-            EventError::invalid(header, "non-ASCII bytes must be percent-encoded")
-        });
+        return String::from_utf8(raw.to_vec())
+            .map_err(|_| EventError::invalid(header, "non-ASCII bytes must be percent-encoded"));
     }
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -216,9 +219,18 @@ mod tests {
     #[test]
     fn content_mode_is_detected_by_case_insensitive_prefix() {
         let mode = |ct: &str| content_mode(&headers(&[("content-type", ct)]));
-        assert_eq!(mode("Application/CloudEvents+JSON; charset=utf-8"), Ok(ContentMode::Structured));
-        assert_eq!(mode("application/cloudevents-batch+json"), Ok(ContentMode::Batch));
-        assert!(matches!(mode("application/cloudevents+avro"), Err(ModeError::Unsupported(_))));
+        assert_eq!(
+            mode("Application/CloudEvents+JSON; charset=utf-8"),
+            Ok(ContentMode::Structured)
+        );
+        assert_eq!(
+            mode("application/cloudevents-batch+json"),
+            Ok(ContentMode::Batch)
+        );
+        assert!(matches!(
+            mode("application/cloudevents+avro"),
+            Err(ModeError::Unsupported(_))
+        ));
         assert!(matches!(mode("text/plain"), Err(ModeError::NotAnEvent(_))));
         let mut h = headers(&REQUIRED);
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

@@ -42,9 +42,8 @@ pub enum BatchError {
 
 /// Decodes one event in structured mode (`application/cloudevents+json`).
 pub fn decode_structured(body: &Bytes) -> Result<Event, EventError> {
-    let members: Members<'_> = serde_json::from_slice(body).map_err(|e| {
-        EventError::Malformed(format!("the body is not a JSON object: {e}"))
-    })?;
+    let members: Members<'_> = serde_json::from_slice(body)
+        .map_err(|e| EventError::Malformed(format!("the body is not a JSON object: {e}")))?;
     let (_, event) = decode_members(body, &members)?;
     Ok(event)
 }
@@ -186,7 +185,11 @@ fn is_format_member(name: &str, version: SpecVersion) -> bool {
 
 /// The bytes of a `data` member: a JSON string is its text when the content type
 /// is not JSON (the format spec's rule); anything else is the JSON text itself.
-fn data_bytes(body: &Bytes, raw: &RawValue, content_type: Option<&str>) -> Result<Bytes, EventError> {
+fn data_bytes(
+    body: &Bytes,
+    raw: &RawValue,
+    content_type: Option<&str>,
+) -> Result<Bytes, EventError> {
     let text = raw.get();
     if text.starts_with('"') && !content_type.is_none_or(is_json_media_type) {
         let s = string_member("data", raw)?;
@@ -219,7 +222,8 @@ pub fn is_json_media_type(content_type: &str) -> bool {
 }
 
 fn string_member<'a>(name: &str, raw: &'a RawValue) -> Result<Cow<'a, str>, EventError> {
-    optional_string(name, raw)?.ok_or_else(|| EventError::invalid(name, "must be a string, not null"))
+    optional_string(name, raw)?
+        .ok_or_else(|| EventError::invalid(name, "must be a string, not null"))
 }
 
 fn optional_string<'a>(name: &str, raw: &'a RawValue) -> Result<Option<Cow<'a, str>>, EventError> {
@@ -276,7 +280,10 @@ pub fn encode_structured(event: &Event) -> Vec<u8> {
         map.insert(k.clone(), serde_json::Value::String(v.clone()));
     }
     if let Some(data) = &event.data {
-        let json_type = event.datacontenttype.as_deref().is_none_or(is_json_media_type);
+        let json_type = event
+            .datacontenttype
+            .as_deref()
+            .is_none_or(is_json_media_type);
         let as_json = json_type
             .then(|| serde_json::from_slice::<serde_json::Value>(data).ok())
             .flatten();
@@ -357,8 +364,9 @@ mod tests {
             decode(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","ext":{"a":1}}"#)
                 .unwrap_err();
         assert_eq!(err.attribute(), Some("ext"));
-        let err = decode(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","big":3000000000}"#)
-            .unwrap_err();
+        let err =
+            decode(r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","big":3000000000}"#)
+                .unwrap_err();
         assert_eq!(err.attribute(), Some("big"));
     }
 
@@ -380,7 +388,12 @@ mod tests {
         let v03 = r#"{"specversion":"0.3","id":"2","source":"/s","type":"t"}"#;
         let body = |s: String| Bytes::from(s);
         assert_eq!(decode_batch(&body("[]".into()), 10).unwrap().len(), 0);
-        assert_eq!(decode_batch(&body(format!("[{ok},{ok}]")), 10).unwrap().len(), 2);
+        assert_eq!(
+            decode_batch(&body(format!("[{ok},{ok}]")), 10)
+                .unwrap()
+                .len(),
+            2
+        );
         let index_and_attribute = |err| match err {
             BatchError::Event { index, error } => (index, error.attribute().map(str::to_owned)),
             other => panic!("{other}"),
@@ -393,7 +406,10 @@ mod tests {
             decode_batch(&body(format!("[{ok},{ok}]")), 1).unwrap_err(),
             BatchError::TooMany { count: 2, limit: 1 }
         );
-        assert!(matches!(decode_batch(&body("{}".into()), 1), Err(BatchError::Malformed(_))));
+        assert!(matches!(
+            decode_batch(&body("{}".into()), 1),
+            Err(BatchError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -252,7 +252,11 @@ impl Event {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (id {:?}, source {:?})", self.ty, self.id, self.source)
+        write!(
+            f,
+            "{} (id {:?}, source {:?})",
+            self.ty, self.id, self.source
+        )
     }
 }
 

@@ -134,7 +134,11 @@ fn respond(reports: Vec<EventReport>) -> Response {
     response
 }
 
-async fn read_events(limits: &Limits, headers: &HeaderMap, body: Body) -> Result<Vec<Event>, IngestError> {
+async fn read_events(
+    limits: &Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<Event>, IngestError> {
     // Refuse early on Content-Length: a client announcing too much is not read at all.
     let declared = headers
         .get(header::CONTENT_LENGTH)

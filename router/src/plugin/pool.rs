@@ -1,9 +1,9 @@
 //! A loaded plugin and its pool of warm instances.
 
+use super::EPOCH_TICK;
 use super::bindings::router::plugin::types as wit;
 use super::bindings::{Handler, HandlerPre};
 use super::host::HostState;
-use super::EPOCH_TICK;
 use crate::config::PluginConfig;
 use crate::event::{Event, EventError, SPEC_VERSION};
 use std::collections::BTreeMap;
@@ -175,8 +175,7 @@ impl Plugin {
                 Err(e) => return (None, Err(e)),
             },
         };
-        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        instance.store.set_epoch_deadline(ticks.max(1));
+        instance.store.set_epoch_deadline(self.deadline_ticks());
         match instance.handler.call_handle(&mut instance.store, input) {
             Ok(Ok(events)) => (Some(instance), Ok(events)),
             Ok(Err(wit::HandlerError::Retryable(message))) => (
@@ -219,13 +218,20 @@ impl Plugin {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         // Instantiation runs the guest's start code: bound it like a call.
-        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
+        store.set_epoch_deadline(self.deadline_ticks());
         let handler = self
             .pre
             .instantiate(&mut store)
             .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
         Ok(Instance { store, handler })
+    }
+
+    /// The epoch deadline for one call. The next tick may come at once, so one
+    /// extra tick makes the limit a floor: a call is interrupted between
+    /// `timeout` and `timeout + EPOCH_TICK`, never before.
+    fn deadline_ticks(&self) -> u64 {
+        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 
     fn trap(&self, message: String) -> CallError {

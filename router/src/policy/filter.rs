@@ -188,8 +188,14 @@ mod tests {
     #[test]
     fn each_dialect_matches_and_misses() {
         let cases = [
-            (r#"filter = { exact = { type = "com.example.order.created" } }"#, true),
-            (r#"filter = { exact = { type = "com.example.order" } }"#, false),
+            (
+                r#"filter = { exact = { type = "com.example.order.created" } }"#,
+                true,
+            ),
+            (
+                r#"filter = { exact = { type = "com.example.order" } }"#,
+                false,
+            ),
             (r#"filter = { prefix = { type = "com.example." } }"#, true),
             (r#"filter = { prefix = { source = "/payments" } }"#, false),
             (r#"filter = { suffix = { type = ".created" } }"#, true),
@@ -205,7 +211,10 @@ mod tests {
                 r#"filter = { any = [ { prefix = { type = "org." } }, { exact = { region = "eu-west" } } ] }"#,
                 true,
             ),
-            (r#"filter = { not = { prefix = { type = "com." } } }"#, false),
+            (
+                r#"filter = { not = { prefix = { type = "com." } } }"#,
+                false,
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(compile(text).unwrap().matches(&event()), expected, "{text}");

@@ -17,11 +17,27 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// The `[[plugin]]` tables of every test plugin, with absolute paths.
 pub fn plugin_tables() -> String {
     let plugins = [
-        ("inventory", plugin_artifacts::INVENTORY, "config = { source = \"/inventory\" }"),
-        ("enricher", plugin_artifacts::ENRICHER, "config = { region = \"test-region\" }"),
+        (
+            "inventory",
+            plugin_artifacts::INVENTORY,
+            "config = { source = \"/inventory\" }",
+        ),
+        (
+            "enricher",
+            plugin_artifacts::ENRICHER,
+            "config = { region = \"test-region\" }",
+        ),
         ("audit", plugin_artifacts::AUDIT, ""),
-        ("trap", plugin_artifacts::TRAP, "timeout = \"300ms\"\ninstances = 2"),
-        ("relay", plugin_artifacts::RELAY, "config = { emit_type = \"test.loop\" }"),
+        (
+            "trap",
+            plugin_artifacts::TRAP,
+            "timeout = \"300ms\"\ninstances = 2",
+        ),
+        (
+            "relay",
+            plugin_artifacts::RELAY,
+            "config = { emit_type = \"test.loop\" }",
+        ),
         ("fail", plugin_artifacts::FAIL, ""),
     ];
     plugins
@@ -104,7 +120,8 @@ impl Received {
             .unwrap_or_else(|e| panic!("the sink got no valid CloudEvent: {e}; {self:?}"))
     }
 
-    /// The `ce-` header `name`, percent-decoded by the SDK.
+    /// Attribute `name` as the SDK reads it (it does not percent-decode headers,
+    /// so use plain values or check `headers` for encoded ones).
     pub fn ce(&self, name: &str) -> Option<String> {
         use cloudevents::AttributesReader as _;
         let event = self.event();
@@ -143,7 +160,9 @@ impl Sink {
             waiting: Arc::default(),
             arrived: Arc::default(),
             status: Arc::new(Mutex::new(StatusCode::OK)),
-            gate: Arc::new(tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS)),
+            gate: Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
+            )),
         };
         let listener = TcpListener::bind(sink.addr).await.expect("bind sink");
         let addr = listener.local_addr().expect("addr");
@@ -151,9 +170,13 @@ impl Sink {
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move {
-                state.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                state
+                    .waiting
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _pass = state.gate.acquire().await;
-                state.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                state
+                    .waiting
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 state
                     .received
                     .lock()
@@ -181,7 +204,8 @@ impl Sink {
 
     /// Holds every request until [`Sink::open`]: for requests in flight.
     pub fn close(&self) {
-        self.gate.forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
+        self.gate
+            .forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
     }
 
     /// Lets held requests through.
@@ -238,7 +262,11 @@ pub async fn post_binary(
 }
 
 /// POSTs a body with a content type; returns the status and the JSON body.
-pub async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, serde_json::Value) {
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (StatusCode, serde_json::Value) {
     let response = client()
         .post(url)
         .header("content-type", content_type)

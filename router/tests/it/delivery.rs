@@ -15,9 +15,17 @@ async fn a_failing_sink_fails_the_request_with_the_route_named() {
     let router = TestRouter::start(&forward_to(&sink.url())).await;
     let url = router.events_url();
     for (answer, expected, retryable) in [
-        (StatusCode::SERVICE_UNAVAILABLE, StatusCode::BAD_GATEWAY, true),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::BAD_GATEWAY,
+            true,
+        ),
         (StatusCode::TOO_MANY_REQUESTS, StatusCode::BAD_GATEWAY, true),
-        (StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY, false),
+        (
+            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            false,
+        ),
         (StatusCode::ACCEPTED, StatusCode::OK, false),
     ] {
         sink.answer(answer);
@@ -35,22 +43,32 @@ async fn a_failing_sink_fails_the_request_with_the_route_named() {
 #[tokio::test]
 async fn an_unreachable_sink_is_a_retryable_failure() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
     let router = TestRouter::start(&forward_to(&format!("http://127.0.0.1:{port}/"))).await;
     let response = client()
         .post(router.events_url())
         .headers(reqwest::header::HeaderMap::from_iter(
-            ce_headers("u-1", "t").into_iter().map(|(k, v)| {
-                (k.parse().expect("name"), v.parse().expect("value"))
-            }),
+            ce_headers("u-1", "t")
+                .into_iter()
+                .map(|(k, v)| (k.parse().expect("name"), v.parse().expect("value"))),
         ))
         .send()
         .await
         .expect("request");
     assert_eq!(response.status().as_u16(), 502);
     assert_eq!(response.headers()["retry-after"], "1");
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert!(body["events"][0]["routes"][0]["errors"][0].as_str().is_some_and(|e| e.contains("could not be reached")), "{body}");
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+    assert!(
+        body["events"][0]["routes"][0]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("could not be reached")),
+        "{body}"
+    );
 }
 
 /// Many requests at once through a plugin and a forward: every event is handled
@@ -69,7 +87,9 @@ async fn concurrent_requests_are_each_handled_exactly_once() {
         let url = url.clone();
         tokio::spawn(async move {
             let id = format!("e-{i}");
-            post_binary(&url, &ce_headers(&id, "t"), format!("{{\"i\":{i}}}")).await.0
+            post_binary(&url, &ce_headers(&id, "t"), format!("{{\"i\":{i}}}"))
+                .await
+                .0
         })
     });
     for status in futures_util::future::join_all(requests).await {
@@ -79,7 +99,9 @@ async fn concurrent_requests_are_each_handled_exactly_once() {
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in &got {
         assert_eq!(r.ce("region").as_deref(), Some("test-region"));
-        *seen.entry(r.ce("causationid").unwrap_or_default()).or_default() += 1;
+        *seen
+            .entry(r.ce("causationid").unwrap_or_default())
+            .or_default() += 1;
     }
     assert_eq!(seen.len(), N, "every event reached the sink");
     assert!(seen.values().all(|&n| n == 1), "no event was handled twice");
@@ -93,7 +115,8 @@ async fn shutdown_finishes_the_events_in_flight() {
     let addr = router.addr;
     sink.close();
     let url = router.events_url();
-    let in_flight = tokio::spawn(async move { post_binary(&url, &ce_headers("inflight", "t"), "").await.0 });
+    let in_flight =
+        tokio::spawn(async move { post_binary(&url, &ce_headers("inflight", "t"), "").await.0 });
     // Wait until the router has handed the event to the (held) sink.
     tokio::time::timeout(PATIENCE, async {
         while sink.received().is_empty() && !sink_has_waiter(&sink) {
@@ -113,7 +136,10 @@ async fn shutdown_finishes_the_events_in_flight() {
     .expect("the listener closed");
     sink.open();
     assert_eq!(in_flight.await.expect("task"), StatusCode::OK);
-    tokio::time::timeout(PATIENCE, server).await.expect("server stopped").expect("server task");
+    tokio::time::timeout(PATIENCE, server)
+        .await
+        .expect("server stopped")
+        .expect("server task");
     assert_eq!(sink.wait_for(1).await.len(), 1);
 }
 

@@ -22,7 +22,11 @@ fn demo_config(sink: &Sink) -> Config {
 async fn the_demo_configuration_loads_with_its_plugins() {
     let text = std::fs::read_to_string(DEMO).expect("config/router.toml exists");
     let config = Config::parse(Source::new(DEMO, text), |_| None).unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<_> = config.routes.iter().map(|r| r.name.get_ref().to_string()).collect();
+    let names: Vec<_> = config
+        .routes
+        .iter()
+        .map(|r| r.name.get_ref().to_string())
+        .collect();
     assert_eq!(names, ["reserve-stock", "to-sink", "enrich", "audit"]);
     let runtime = router::runtime::Runtime::build(&config).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(runtime.plugins().len(), 3);
@@ -52,7 +56,10 @@ async fn an_order_is_reserved_and_the_reservation_reaches_the_sink() {
 
     let got = sink.wait_for(1).await;
     let event = &got[0];
-    assert_eq!(event.ce("type").as_deref(), Some("com.example.inventory.reserved"));
+    assert_eq!(
+        event.ce("type").as_deref(),
+        Some("com.example.inventory.reserved")
+    );
     assert_eq!(event.ce("causationid").as_deref(), Some("order-1"));
     assert_eq!(event.ce("correlationid").as_deref(), Some("order-1"));
     let data = event.json();
@@ -61,7 +68,11 @@ async fn an_order_is_reserved_and_the_reservation_reaches_the_sink() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["productId"], "p-1");
     assert_eq!(items[0]["quantity"], 2);
-    assert!(items.iter().all(|i| i["reservationId"].as_str().is_some_and(|r| !r.is_empty())));
+    assert!(
+        items
+            .iter()
+            .all(|i| i["reservationId"].as_str().is_some_and(|r| !r.is_empty()))
+    );
 }
 
 #[tokio::test]
@@ -114,10 +125,23 @@ async fn data_that_is_not_an_order_is_a_fatal_error_naming_the_route() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("reserve-stock")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reserve-stock")),
+        "{body}"
+    );
     let route = &body["events"][0]["routes"][0];
-    assert_eq!((route["route"].as_str(), route["outcome"].as_str()), (Some("reserve-stock"), Some("failed")));
+    assert_eq!(
+        (route["route"].as_str(), route["outcome"].as_str()),
+        (Some("reserve-stock"), Some("failed"))
+    );
     assert_eq!(route["retryable"], false);
-    assert!(route["errors"][0].as_str().is_some_and(|e| e.contains("inventory")), "{body}");
+    assert!(
+        route["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("inventory")),
+        "{body}"
+    );
     assert!(sink.received().is_empty());
 }

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use axum::http::StatusCode;
-use cloudevents::{EventBuilder as _, EventBuilderV10};
+use cloudevents::{AttributesReader as _, EventBuilder as _, EventBuilderV10};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -42,9 +42,13 @@ async fn binary_mode_is_decoded_and_forwarded_in_binary_mode() {
     headers.push(("content-type", "application/json"));
     let (status, body) = post_binary(&router.events_url(), &headers, r#"{"x":1}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(routes_of(&body, 0), vec![("all".into(), "delivered".into())]);
+    assert_eq!(
+        routes_of(&body, 0),
+        vec![("all".into(), "delivered".into())]
+    );
     let got = sink.wait_for(1).await;
-    assert_eq!(got[0].ce("subject").as_deref(), Some("café"));
+    // Decoded at ingest, encoded again on the way out (§3.1.3.2).
+    assert_eq!(got[0].headers["ce-subject"], "caf%C3%A9");
     assert_eq!(got[0].ce("tenant").as_deref(), Some("acme"));
     assert_eq!(got[0].headers["content-type"], "application/json");
     assert_eq!(got[0].json(), json!({"x": 1}));
@@ -70,8 +74,26 @@ async fn structured_mode_from_the_official_sdk() {
         assert_eq!(status, StatusCode::OK, "{content_type}: {answer}");
     }
     let got = sink.wait_for(2).await;
-    assert_eq!(got[0].event(), event, "the SDK reads back what it sent");
-    assert_eq!(got[1].json(), json!({"hello": "world"}));
+    for r in &got {
+        let back = r.event();
+        assert_eq!(
+            (
+                back.id(),
+                back.source().as_str(),
+                back.ty(),
+                back.datacontenttype()
+            ),
+            (
+                event.id(),
+                event.source().as_str(),
+                event.ty(),
+                event.datacontenttype()
+            ),
+            "the SDK reads back the attributes it sent"
+        );
+        assert_eq!(r.ce("tenant").as_deref(), Some("acme"));
+        assert_eq!(r.json(), json!({"hello": "world"}));
+    }
 }
 
 #[tokio::test]
@@ -97,7 +119,12 @@ async fn batched_mode_routes_every_event_and_reports_each() {
     ids.sort();
     assert_eq!(ids, vec!["k-0", "k-1", "k-2", "k-3", "k-4"]);
 
-    let (status, body) = post(&router.events_url(), "application/cloudevents-batch+json", "[]").await;
+    let (status, body) = post(
+        &router.events_url(),
+        "application/cloudevents-batch+json",
+        "[]",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["events"], json!([]));
 }
@@ -116,15 +143,26 @@ async fn specversion_03_is_accepted_and_converted() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let structured = json!({"specversion": "0.3", "id": "old-2", "source": "/legacy", "type": "t",
         "datacontentencoding": "base64", "datacontenttype": "text/plain", "data": "aGVsbG8="});
-    let (status, body) = post(&router.events_url(), "application/cloudevents+json", structured.to_string()).await;
+    let (status, body) = post(
+        &router.events_url(),
+        "application/cloudevents+json",
+        structured.to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let got = sink.wait_for(2).await;
     for r in &got {
         assert_eq!(r.headers["ce-specversion"], "1.0");
     }
-    let old1 = got.iter().find(|r| r.ce("id").as_deref() == Some("old-1")).expect("old-1");
+    let old1 = got
+        .iter()
+        .find(|r| r.ce("id").as_deref() == Some("old-1"))
+        .expect("old-1");
     assert_eq!(old1.headers["ce-dataschema"], "https://example.com/schema");
-    let old2 = got.iter().find(|r| r.ce("id").as_deref() == Some("old-2")).expect("old-2");
+    let old2 = got
+        .iter()
+        .find(|r| r.ce("id").as_deref() == Some("old-2"))
+        .expect("old-2");
     assert_eq!(&old2.body[..], b"hello");
 }
 
@@ -138,14 +176,32 @@ async fn bad_input_gets_a_clear_error_and_reaches_no_route() {
         h.extend_from_slice(extra);
         h
     };
-    let binary_cases: Vec<(Vec<(&str, &str)>, Option<&str>)> = vec![
+    type Headers<'a> = Vec<(&'a str, &'a str)>;
+    let binary_cases: Vec<(Headers, Option<&str>)> = vec![
         (ce_headers("", "t"), Some("id")),
-        (vec![("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")], Some("source")),
-        (vec![("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], Some("specversion")),
-        (vec![("ce-specversion", "9.9"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")], Some("specversion")),
+        (
+            vec![("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-type", "t")],
+            Some("source"),
+        ),
+        (
+            vec![("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")],
+            Some("specversion"),
+        ),
+        (
+            vec![
+                ("ce-specversion", "9.9"),
+                ("ce-id", "1"),
+                ("ce-source", "/s"),
+                ("ce-type", "t"),
+            ],
+            Some("specversion"),
+        ),
         (with(&[("ce-time", "yesterday")]), Some("time")),
         (with(&[("ce-Bad_Name", "x")]), Some("bad_name")),
-        (with(&[("ce-datacontenttype", "text/plain")]), Some("ce-datacontenttype")),
+        (
+            with(&[("ce-datacontenttype", "text/plain")]),
+            Some("ce-datacontenttype"),
+        ),
         (with(&[("ce-subject", "50%")]), Some("ce-subject")),
         (with(&[("ce-subject", "%C0%AF")]), Some("ce-subject")),
     ];
@@ -158,9 +214,22 @@ async fn bad_input_gets_a_clear_error_and_reaches_no_route() {
 
     let structured = |v: Value| v.to_string();
     let structured_cases = [
-        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": 1, "data_base64": "AA=="})), Some("data_base64")),
-        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s"})), Some("type")),
-        (structured(json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "time": "2024-13-01T00:00:00Z"})), Some("time")),
+        (
+            structured(
+                json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "data": 1, "data_base64": "AA=="}),
+            ),
+            Some("data_base64"),
+        ),
+        (
+            structured(json!({"specversion": "1.0", "id": "1", "source": "/s"})),
+            Some("type"),
+        ),
+        (
+            structured(
+                json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "time": "2024-13-01T00:00:00Z"}),
+            ),
+            Some("time"),
+        ),
         ("{not json".to_owned(), None),
     ];
     for (body_text, attribute) in structured_cases {
@@ -171,17 +240,42 @@ async fn bad_input_gets_a_clear_error_and_reaches_no_route() {
 
     let good = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
     let mixed = json!([good, {"specversion": "0.3", "id": "2", "source": "/s", "type": "t"}]);
-    let (status, body) = post(&url, "application/cloudevents-batch+json", mixed.to_string()).await;
+    let (status, body) = post(
+        &url,
+        "application/cloudevents-batch+json",
+        mixed.to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!((body["index"].as_u64(), body["attribute"].as_str()), (Some(1), Some("specversion")));
-    let invalid = json!([good, good, {"specversion": "1.0", "id": "3", "source": "/s", "type": ""}]);
-    let (status, body) = post(&url, "application/cloudevents-batch+json", invalid.to_string()).await;
+    assert_eq!(
+        (body["index"].as_u64(), body["attribute"].as_str()),
+        (Some(1), Some("specversion"))
+    );
+    let invalid =
+        json!([good, good, {"specversion": "1.0", "id": "3", "source": "/s", "type": ""}]);
+    let (status, body) = post(
+        &url,
+        "application/cloudevents-batch+json",
+        invalid.to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!((body["index"].as_u64(), body["attribute"].as_str()), (Some(2), Some("type")));
+    assert_eq!(
+        (body["index"].as_u64(), body["attribute"].as_str()),
+        (Some(2), Some("type"))
+    );
 
-    for content_type in ["text/plain", "application/cloudevents+xml", "application/cloudevents-batch+avro"] {
+    for content_type in [
+        "text/plain",
+        "application/cloudevents+xml",
+        "application/cloudevents-batch+avro",
+    ] {
         let (status, body) = post(&url, content_type, "x").await;
-        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{content_type}: {body}"
+        );
     }
 
     let response = client().get(&url).send().await.expect("get");
@@ -203,18 +297,28 @@ async fn body_and_batch_limits_answer_413() {
     // Exactly 64 KiB of data is always accepted: the spec's floor.
     let (status, body) = post_binary(&url, &ce_headers("big-ok", "t"), vec![b'a'; 64 * 1024]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = post_binary(&url, &ce_headers("too-big", "t"), vec![b'a'; 64 * 1024 + 1]).await;
+    let (status, body) =
+        post_binary(&url, &ce_headers("too-big", "t"), vec![b'a'; 64 * 1024 + 1]).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
     // A chunked body (no Content-Length) is cut off when it passes the limit.
-    let chunks = futures_util::stream::iter(
-        (0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])),
-    );
-    let (status, _) = post_binary(&url, &ce_headers("chunked", "t"), reqwest::Body::wrap_stream(chunks)).await;
+    let chunks =
+        futures_util::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 4096])));
+    let (status, _) = post_binary(
+        &url,
+        &ce_headers("chunked", "t"),
+        reqwest::Body::wrap_stream(chunks),
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 
     let event = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
-    let (status, body) = post(&url, "application/cloudevents-batch+json", json!([event, event, event, event]).to_string()).await;
+    let (status, body) = post(
+        &url,
+        "application/cloudevents-batch+json",
+        json!([event, event, event, event]).to_string(),
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 }
 
@@ -223,8 +327,13 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (router, _sink) = router_to_sink("[server]\nheader_timeout = \"200ms\"").await;
     let mut idle = Vec::new();
     for _ in 0..50 {
-        let mut stream = tokio::net::TcpStream::connect(router.addr).await.expect("connect");
-        stream.write_all(b"POST /events HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        let mut stream = tokio::net::TcpStream::connect(router.addr)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"POST /events HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
         idle.push(stream);
     }
     // Others are served while the half-open connections wait.

@@ -42,7 +42,8 @@ async fn a_trapping_plugin_fails_its_route_and_the_next_event_gets_a_fresh_insta
     assert!(error.contains("plugin `trap` trapped"), "{error}");
     // The trapped instance was discarded: the plugin keeps serving.
     for i in 0..3 {
-        let (status, body) = post_binary(&url, &ce_headers(&format!("ok-{i}"), "test.trap"), "fine").await;
+        let (status, body) =
+            post_binary(&url, &ce_headers(&format!("ok-{i}"), "test.trap"), "fine").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
@@ -55,7 +56,10 @@ async fn an_endless_loop_is_interrupted_at_the_time_limit() {
     let (status, body) = post_binary(&url, &ce_headers("l-1", "test.trap"), "loop").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
     let (_, _, error) = failure(&body);
-    assert!(error.contains("exceeded its time limit of 300ms"), "{error}");
+    assert!(
+        error.contains("exceeded its time limit of 300ms"),
+        "{error}"
+    );
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     let (status, _) = post_binary(&url, &ce_headers("l-2", "test.trap"), "fine").await;
     assert_eq!(status, StatusCode::OK);
@@ -85,7 +89,8 @@ async fn retryable_and_fatal_handler_errors_map_to_502_and_422() {
 #[tokio::test]
 async fn a_routing_loop_stops_at_the_hop_limit_with_the_chain_ids_carried() {
     let router = TestRouter::start(&format!("[server]\nhop_limit = 3\n{ROUTES}")).await;
-    let (status, body) = post_binary(&router.events_url(), &ce_headers("root", "test.loop"), "x").await;
+    let (status, body) =
+        post_binary(&router.events_url(), &ce_headers("root", "test.loop"), "x").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Walk the chain: root -> 3 emitted generations, the last one's emission dropped.
     let mut event = &body["events"][0];
@@ -105,7 +110,12 @@ async fn a_routing_loop_stops_at_the_hop_limit_with_the_chain_ids_carried() {
             }
             None => {
                 assert_eq!(route["outcome"], "failed");
-                assert!(route["errors"][0].as_str().is_some_and(|e| e.contains("hop limit of 3")), "{route}");
+                assert!(
+                    route["errors"][0]
+                        .as_str()
+                        .is_some_and(|e| e.contains("hop limit of 3")),
+                    "{route}"
+                );
                 break;
             }
         }
@@ -127,7 +137,13 @@ async fn emitted_events_carry_causation_and_correlation_ids() {
     let got = sink.wait_for(2).await;
     let mut pairs: Vec<_> = got
         .iter()
-        .map(|r| (r.ce("id").unwrap_or_default(), r.ce("causationid").unwrap_or_default(), r.ce("correlationid").unwrap_or_default()))
+        .map(|r| {
+            (
+                r.ce("id").unwrap_or_default(),
+                r.ce("causationid").unwrap_or_default(),
+                r.ce("correlationid").unwrap_or_default(),
+            )
+        })
         .collect();
     pairs.sort();
     assert_eq!(

@@ -14,7 +14,11 @@ fn check_accepts_the_demo_configuration() {
         .output()
         .expect("run router check");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("ok (3 plugins, 4 routes)"), "{stdout}");
 }
 
@@ -27,14 +31,23 @@ fn check_reports_every_error_and_fails() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let expected = std::fs::read_to_string("tests/ui/many_errors.stderr").expect("expected output");
-    assert!(stderr.contains(expected.trim_end()), "got:\n{stderr}\nexpected:\n{expected}");
+    assert!(
+        stderr.contains(expected.trim_end()),
+        "got:\n{stderr}\nexpected:\n{expected}"
+    );
 }
 
 /// `serve` answers, and SIGTERM stops it with exit status 0.
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
     let mut child = Command::new(ROUTER)
-        .args(["serve", "--config", "../config/router.toml", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--config",
+            "../config/router.toml",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -46,20 +59,38 @@ async fn serve_stops_cleanly_on_sigterm() {
         let mut lines = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                let addr = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 let _ = addr_tx.send(addr);
             }
             lines.push(line);
         }
         lines
     });
-    let addr = addr_rx.recv_timeout(PATIENCE).expect("the router logs its address");
-    let health = client().get(format!("http://{addr}/healthz")).send().await.expect("healthz");
+    let addr = addr_rx
+        .recv_timeout(PATIENCE)
+        .expect("the router logs its address");
+    let health = client()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status().as_u16(), 200);
-    let (status, _) = post_binary(&format!("http://{addr}/events"), &ce_headers("x", "com.example.other"), "").await;
+    let (status, _) = post_binary(
+        &format!("http://{addr}/events"),
+        &ce_headers("x", "com.example.other"),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit status {status}");
