@@ -24,6 +24,10 @@ pub enum Command {
         /// Listen on this address instead of the configuration's `server.listen`.
         #[arg(short, long)]
         listen: Option<SocketAddr>,
+        /// Do not reload when the configuration or plugin files change (SIGHUP and
+        /// `POST /admin/reload` still reload).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Load a configuration and every plugin it names, report every problem, and exit.
     Check {

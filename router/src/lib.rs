@@ -4,7 +4,8 @@
 //! matched against the routes of a TOML configuration ([`config`], [`policy`]),
 //! and delivered by the [`dispatch`]er to sandboxed WASM handler components
 //! ([`plugin`]) and HTTP sinks ([`forward`]). Everything routing needs lives in an
-//! immutable [`runtime::Runtime`] snapshot; [`server::Server`] serves it.
+//! immutable [`runtime::Runtime`] snapshot, which [`reload`] rebuilds and swaps
+//! when files change; [`server::Server`] serves it.
 
 pub mod cli;
 pub mod config;
@@ -14,5 +15,6 @@ pub mod forward;
 pub mod http;
 pub mod plugin;
 pub mod policy;
+pub mod reload;
 pub mod runtime;
 pub mod server;

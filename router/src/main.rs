@@ -18,7 +18,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => check(&config),
-        Command::Serve { config, listen } => serve(&config, listen),
+        Command::Serve {
+            config,
+            listen,
+            no_watch,
+        } => serve(&config, listen, no_watch),
     };
     match result {
         Ok(code) => code,
@@ -47,7 +51,11 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<ExitCode> {
+fn serve(
+    path: &std::path::Path,
+    listen: Option<std::net::SocketAddr>,
+    no_watch: bool,
+) -> anyhow::Result<ExitCode> {
     let (config, runtime) = match Runtime::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -55,12 +63,19 @@ fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow
             return Ok(ExitCode::FAILURE);
         }
     };
+    let watch = config.reload.watch && !no_watch;
     let server = Server::new(&config, runtime);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     tokio.block_on(async {
+        if watch {
+            server
+                .watch()
+                .context("cannot watch the configuration files")?;
+        }
+        reload_on_sighup(&server);
         let addr = listen.unwrap_or(config.server.listen);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -75,6 +90,28 @@ fn serve(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGHUP asks for a reload, as daemons conventionally do.
+fn reload_on_sighup(server: &Server) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let reloader = std::sync::Arc::clone(server.reloader());
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading");
+                        reloader.request();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = server;
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -9,7 +9,7 @@ use crate::event::Event;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,8 @@ pub struct Runtime {
     plugins: Vec<Arc<Plugin>>,
     /// Per-event settings.
     pub settings: Settings,
+    generation: u64,
+    files: Vec<PathBuf>,
 }
 
 impl Runtime {
@@ -99,7 +101,16 @@ impl Runtime {
         }
         let mut plugins: Vec<_> = plugins.into_values().collect();
         plugins.sort_by(|a, b| a.name().cmp(b.name()));
+        let mut files = vec![config.source.file.clone()];
+        files.extend(
+            config
+                .plugins
+                .iter()
+                .map(|p| p.resolved_path(&config.source.file)),
+        );
         Self {
+            generation: 1,
+            files,
             routes,
             by_type,
             unindexed,
@@ -122,6 +133,21 @@ impl Runtime {
         merge_sorted(indexed, &self.unindexed)
             .map(|i| &self.routes[i])
             .filter(|r| r.filter.as_ref().is_none_or(|f| f.matches(event)))
+    }
+
+    /// The snapshot's number: 1 for the first load, one more for each reload.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Numbers this snapshot as the successor of `previous`.
+    pub fn succeed(&mut self, previous: &Runtime) {
+        self.generation = previous.generation + 1;
+    }
+
+    /// The files this snapshot was built from: the configuration, then each plugin.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// Every route, in declaration order.

@@ -7,6 +7,7 @@
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, Limits, app};
+use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -32,9 +33,20 @@ impl Server {
     /// A server for `config` serving `runtime`.
     pub fn new(config: &Config, runtime: Runtime) -> Self {
         let server = &config.server;
+        let dispatcher = Arc::new(Dispatcher::new(runtime));
+        let reloader = Arc::new(Reloader::new(
+            &config.source.file,
+            Arc::clone(&dispatcher),
+            ReloadSettings {
+                debounce: config.reload.debounce.0,
+                max_wait: config.reload.max_wait.0,
+                settle: config.reload.settle.0,
+            },
+        ));
         Self {
             state: AppState {
-                dispatcher: Arc::new(Dispatcher::new(runtime)),
+                dispatcher,
+                reloader,
                 limits: Limits {
                     body: server.body_limit.0,
                     batch: server.batch_limit,
@@ -46,9 +58,19 @@ impl Server {
         }
     }
 
-    /// The dispatcher, for reloads and for tests.
+    /// The dispatcher, for tests.
     pub fn dispatcher(&self) -> &Arc<Dispatcher> {
         &self.state.dispatcher
+    }
+
+    /// The reloader: SIGHUP asks it for a reload.
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.state.reloader
+    }
+
+    /// Starts watching the configuration and plugin files for changes.
+    pub fn watch(&self) -> notify::Result<()> {
+        self.state.reloader.watch()
     }
 
     /// Serves on `listener` until `shutdown` completes, then stops accepting and
@@ -61,6 +83,10 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .keep_alive(true);
+        let (stop_reloads, reloads_stopped) = tokio::sync::oneshot::channel::<()>();
+        let reloads = tokio::spawn(Arc::clone(&self.state.reloader).run(async {
+            let _ = reloads_stopped.await;
+        }));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -85,6 +111,8 @@ impl Server {
             });
         }
         drop(listener);
+        let _ = stop_reloads.send(());
+        let _ = reloads.await;
         tracing::info!("shutting down: waiting for requests in flight");
         if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown())
             .await

@@ -31,6 +31,8 @@ pub struct Config {
     pub source: Source,
     /// `[server]`.
     pub server: ServerConfig,
+    /// `[reload]`.
+    pub reload: ReloadConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -71,6 +73,32 @@ impl Default for ServerConfig {
             hop_limit: 8,
             forward_timeout: secs(10),
             shutdown_timeout: secs(30),
+        }
+    }
+}
+
+/// `[reload]`: hot reload of the configuration and plugin files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// Watch the files and reload on change; `serve --no-watch` turns it off.
+    pub watch: bool,
+    /// Quiet time after the last change before reloading.
+    pub debounce: Duration,
+    /// Longest a stream of changes may postpone a reload.
+    pub max_wait: Duration,
+    /// How long files must stay unchanged before they are read.
+    pub settle: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        let ms = |n| Duration(std::time::Duration::from_millis(n));
+        Self {
+            watch: true,
+            debounce: ms(50),
+            max_wait: ms(2000),
+            settle: ms(50),
         }
     }
 }
@@ -246,6 +274,7 @@ impl Config {
             let empty = Config {
                 source,
                 server: ServerConfig::default(),
+                reload: ReloadConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -260,6 +289,7 @@ impl Config {
         let unresolved: HashSet<usize> = errors.iter().map(|e| e.line).collect();
 
         let mut server = ServerConfig::default();
+        let mut reload = ReloadConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         for (key, value) in root.into_inner() {
@@ -269,18 +299,24 @@ impl Config {
                         server = s;
                     }
                 }
+                "reload" => {
+                    if let Some(r) = deserialize(&source, "reload", value, &mut errors) {
+                        reload = r;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `plugin` or `route`",
+                    "unknown key: expected `server`, `reload`, `plugin` or `route`",
                 )),
             }
         }
         let mut config = Config {
             source,
             server,
+            reload,
             plugins,
             routes,
         };

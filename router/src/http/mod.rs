@@ -1,5 +1,6 @@
-//! The HTTP surface: `POST /events` (ingest) and `GET /healthz`.
+//! The HTTP surface: `POST /events` (ingest), `GET /healthz`, and `/admin/*`.
 
+mod admin;
 mod error;
 
 pub use error::IngestError;
@@ -8,6 +9,7 @@ use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
 use crate::event::json::{decode_batch, decode_structured};
+use crate::reload::Reloader;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -25,6 +27,8 @@ use std::time::Duration;
 pub struct AppState {
     /// Routes the events.
     pub dispatcher: Arc<Dispatcher>,
+    /// Rebuilds the runtime on demand.
+    pub reloader: Arc<Reloader>,
     /// Ingest limits.
     pub limits: Limits,
 }
@@ -48,6 +52,9 @@ pub fn app(state: AppState) -> Router {
             post(ingest).fallback(|method: Method| async move { method_not_allowed(&method) }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/admin/plugins", get(admin::plugins))
+        .route("/admin/routes", get(admin::routes))
+        .route("/admin/reload", post(admin::reload))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -31,6 +31,9 @@ mod bindings {
 
 pub use bindings::router::plugin::types::HandlerError as WitHandlerError;
 
+/// The world every handler plugin must implement.
+pub const HANDLER_WORLD: &str = "router:plugin/handler@0.1.0";
+
 /// How often the epoch advances: the granularity of plugin time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -57,7 +60,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The component does not implement the `handler` world of this router.
-    #[error("{path} does not implement the world `router:plugin/handler@0.1.0`: {reason}")]
+    #[error("{path} does not implement the world `{HANDLER_WORLD}`: {reason}")]
     World {
         /// The file.
         path: String,
@@ -144,7 +147,16 @@ impl PluginHost {
                 path: shown.clone(),
                 reason: format!("{e:#}"),
             })?;
-        Ok(Plugin::new(config, pre, hex(&digest)))
+        Ok(Plugin::new(config, pre, hex(&digest), path.to_owned()))
+    }
+
+    /// Forgets compiled components whose digest is not in `keep`, so a long run of
+    /// reloads does not accumulate every version ever loaded.
+    pub fn retain_compiled(&self, keep: &[&str]) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|digest, _| keep.contains(&hex(digest).as_str()));
     }
 
     fn compile(&self, shown: &str, digest: [u8; 32], bytes: &[u8]) -> Result<Component, LoadError> {

@@ -7,8 +7,10 @@ use super::host::HostState;
 use crate::config::PluginConfig;
 use crate::event::{Event, EventError, SPEC_VERSION};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::sync::Semaphore;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::WasiCtx;
@@ -84,13 +86,20 @@ pub struct Plugin {
     memory_limit: usize,
     timeout: Duration,
     digest: String,
+    path: PathBuf,
+    loaded_at: SystemTime,
     instances: u32,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
 }
 
 impl Plugin {
-    pub(super) fn new(config: &PluginConfig, pre: HandlerPre<HostState>, digest: String) -> Self {
+    pub(super) fn new(
+        config: &PluginConfig,
+        pre: HandlerPre<HostState>,
+        digest: String,
+        path: PathBuf,
+    ) -> Self {
         let instances = config.instances.get();
         Self {
             name: config.name.get_ref().as_str().into(),
@@ -105,6 +114,8 @@ impl Plugin {
             memory_limit: usize::try_from(config.memory_limit.0).unwrap_or(usize::MAX),
             timeout: config.timeout.0,
             digest,
+            path,
+            loaded_at: SystemTime::now(),
             instances,
             idle: Mutex::new(Vec::with_capacity(instances as usize)),
             permits: Arc::new(Semaphore::new(instances as usize)),
@@ -119,6 +130,21 @@ impl Plugin {
     /// The SHA-256 of the component file, in hex.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The component file it was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// When this plugin (this file version, in this snapshot) was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// The world the component implements.
+    pub fn world(&self) -> &'static str {
+        super::HANDLER_WORLD
     }
 
     /// How many instances may run at once.

@@ -155,6 +155,20 @@ impl Filter {
         }
     }
 
+    /// The filter in the Subscriptions API's JSON form, for the admin API.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let all = |fs: &[Filter]| fs.iter().map(Filter::to_json).collect::<Vec<_>>();
+        match self {
+            Self::Exact { attribute, value } => json!({ "exact": { attribute: value } }),
+            Self::Prefix { attribute, value } => json!({ "prefix": { attribute: value } }),
+            Self::Suffix { attribute, value } => json!({ "suffix": { attribute: value } }),
+            Self::All(fs) => json!({ "all": all(fs) }),
+            Self::Any(fs) => json!({ "any": all(fs) }),
+            Self::Not(f) => json!({ "not": f.to_json() }),
+        }
+    }
+
     /// The event type this filter requires, if it can only match one exact type:
     /// the key of the route index.
     pub fn exact_type(&self) -> Option<&str> {

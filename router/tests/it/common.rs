@@ -65,9 +65,22 @@ impl TestRouter {
         Self::start_config(&config).await
     }
 
+    /// Starts a router on a configuration file, watching it and its plugins.
+    pub async fn start_file(path: &std::path::Path) -> Self {
+        let (config, runtime) =
+            router::runtime::Runtime::load(path).unwrap_or_else(|e| panic!("{e}"));
+        let server = Server::new(&config, runtime);
+        server.watch().expect("watch");
+        Self::serve(server).await
+    }
+
     /// Starts a router on a loaded configuration.
     pub async fn start_config(config: &Config) -> Self {
         let server = Server::build(config).unwrap_or_else(|e| panic!("cannot build runtime: {e}"));
+        Self::serve(server).await
+    }
+
+    async fn serve(server: Server) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel();
@@ -78,6 +91,36 @@ impl TestRouter {
             addr,
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// `GET /admin/<what>` as JSON.
+    pub async fn admin(&self, what: &str) -> serde_json::Value {
+        let response = client()
+            .get(format!("http://{}/admin/{what}", self.addr))
+            .send()
+            .await
+            .expect("admin request");
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("admin JSON")
+    }
+
+    /// Waits until `GET /admin/<what>` satisfies `ready`, and returns it.
+    pub async fn admin_until(
+        &self,
+        what: &str,
+        ready: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let answer = self.admin(what).await;
+            if ready(&answer) {
+                return answer;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "admin/{what} never got there: {answer}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

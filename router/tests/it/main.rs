@@ -9,3 +9,4 @@ mod demo;
 mod ingest;
 mod plugins;
 mod process;
+mod reload;

@@ -97,3 +97,66 @@ async fn serve_stops_cleanly_on_sigterm() {
     let lines = log.join().expect("log thread");
     assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:#?}");
 }
+
+/// With `--no-watch`, SIGHUP is what reloads the configuration.
+#[tokio::test]
+async fn sighup_reloads_the_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    let route =
+        |name: &str| format!("[[route]]\nname = \"{name}\"\nforward = \"http://127.0.0.1:9/\"\n");
+    std::fs::write(&config, route("first")).expect("write");
+    let mut child = Command::new(ROUTER)
+        .args(["serve", "--no-watch", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start router");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let _ = addr_tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(PATIENCE)
+        .expect("the router logs its address");
+    std::fs::write(&config, route("second")).expect("rewrite");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let response = client()
+            .get(format!("http://{addr}/admin/routes"))
+            .send()
+            .await
+            .expect("routes");
+        let routes: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+        if routes["generation"] == 2 {
+            assert_eq!(routes["routes"][0]["name"], "second");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload after SIGHUP: {routes}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+}

@@ -1,0 +1,78 @@
+//! `/admin/*`: what the router is running, and reloads on demand.
+
+use super::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::time::SystemTime;
+
+/// `GET /admin/plugins`: each plugin's file, content hash, load time, world and
+/// instances, with the snapshot's generation and the last reload error.
+pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
+    let runtime = state.dispatcher.runtime();
+    let plugins: Vec<Value> = runtime
+        .plugins()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name(),
+                "file": p.path().display().to_string(),
+                "sha256": p.digest(),
+                "loaded_at_unix_ms": unix_ms(p.loaded_at()),
+                "world": p.world(),
+                "instances": p.instances(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "generation": runtime.generation(),
+        "plugins": plugins,
+        "reload": state.reloader.status(),
+    }))
+}
+
+/// `GET /admin/routes`: the active routes of the current snapshot.
+pub async fn routes(State(state): State<AppState>) -> Json<Value> {
+    let runtime = state.dispatcher.runtime();
+    let routes: Vec<Value> = runtime
+        .routes()
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "filter": r.filter.as_ref().map(|f| f.to_json()),
+                "handler": r.handler.as_ref().map(|p| p.name()),
+                "forward": r.forward,
+            })
+        })
+        .collect();
+    Json(json!({
+        "generation": runtime.generation(),
+        "routes": routes,
+        "reload": state.reloader.status(),
+    }))
+}
+
+/// `POST /admin/reload`: reloads now; 200 with the new generation, or 422 with
+/// the reason the previous configuration keeps serving.
+pub async fn reload(State(state): State<AppState>) -> Response {
+    match state.reloader.reload_now().await {
+        Ok(generation) => Json(json!({ "generation": generation })).into_response(),
+        Err(error) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": error,
+                "generation": state.dispatcher.runtime().generation(),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
