@@ -17,7 +17,10 @@ const SETTLE: &str = "20ms";
 const CLIENTS: usize = 8;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(run());
 }
 
@@ -36,7 +39,9 @@ async fn run() {
     let (cfg, runtime) = Runtime::load(&config).unwrap_or_else(|e| panic!("{e}"));
     let server = Server::new(&cfg, runtime);
     server.watch().expect("watch");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(server.run(listener, std::future::pending()));
     let client = reqwest::Client::new();
@@ -47,14 +52,22 @@ async fn run() {
     let mut latencies = Vec::new();
     for i in 0..20 {
         let next = versions[i % 2];
-        let expected = if next == plugin_artifacts::RELAY { "relayed" } else { "t.enriched" };
+        let expected = if next == plugin_artifacts::RELAY {
+            "relayed"
+        } else {
+            "t.enriched"
+        };
         let bytes = std::fs::read(next).expect("read");
         let written = Instant::now();
         replace(&plugin, &bytes);
         let mut n = 0u64;
         loop {
             n += 1;
-            if emitted_type(&client, &url, &format!("w{i}-{n}")).await.as_deref() == Some(expected) {
+            if emitted_type(&client, &url, &format!("w{i}-{n}"))
+                .await
+                .as_deref()
+                == Some(expected)
+            {
                 break;
             }
         }
@@ -73,7 +86,9 @@ async fn run() {
     let busy = load(&client, &url, window, Some(admin)).await;
     println!(
         "throughput without reloads: {:.0} events/s; during 20 back-to-back reloads: {:.0} events/s; ratio {:.2}",
-        quiet.rate, busy.rate, busy.rate / quiet.rate
+        quiet.rate,
+        busy.rate,
+        busy.rate / quiet.rate
     );
     println!(
         "events failed: {} + {}; events lost (answered without the handler's event): {} + {}; reloads done: {}",
@@ -90,9 +105,18 @@ struct Load {
 
 /// Closed-loop load from `CLIENTS` tasks for `window`; with `reload`, 20 reloads
 /// back to back run meanwhile and the window is the time they take (at least `window`).
-async fn load(client: &reqwest::Client, url: &str, window: Duration, reload: Option<String>) -> Load {
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    window: Duration,
+    reload: Option<String>,
+) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed, lost) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (ok, failed, lost) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let started = Instant::now();
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|c| {
@@ -103,7 +127,9 @@ async fn load(client: &reqwest::Client, url: &str, window: Duration, reload: Opt
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     match emitted_type(&client, &url, &format!("l{c}-{n}")).await {
-                        Some(t) if t == "relayed" || t == "t.enriched" => ok.fetch_add(1, Ordering::Relaxed),
+                        Some(t) if t == "relayed" || t == "t.enriched" => {
+                            ok.fetch_add(1, Ordering::Relaxed)
+                        }
                         Some(_) => lost.fetch_add(1, Ordering::Relaxed),
                         None => failed.fetch_add(1, Ordering::Relaxed),
                     };
@@ -150,7 +176,12 @@ async fn emitted_type(client: &reqwest::Client, url: &str, id: &str) -> Option<S
         return None;
     }
     let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-    Some(body["events"][0]["routes"][0]["emitted"][0]["type"].as_str().unwrap_or("none").to_owned())
+    Some(
+        body["events"][0]["routes"][0]["emitted"][0]["type"]
+            .as_str()
+            .unwrap_or("none")
+            .to_owned(),
+    )
 }
 
 fn replace(path: &Path, bytes: &[u8]) {

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use futures_util::future::{BoxFuture, join, join_all};
 use serde::Serialize;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// Routes events through the current [`Runtime`].
 pub struct Dispatcher {
@@ -135,21 +136,31 @@ impl Dispatcher {
         event: Event,
         depth: u32,
     ) -> BoxFuture<'a, EventReport> {
-        Box::pin(async move {
-            let routes: Vec<&Route> = runtime.matching(&event).collect();
-            let routes = join_all(
-                routes
-                    .into_iter()
-                    .map(|route| self.deliver(runtime, route, &event, depth)),
-            )
-            .await;
-            EventReport {
-                id: event.id,
-                source: event.source,
-                ty: event.ty,
-                routes,
+        let span = tracing::debug_span!(
+            "event",
+            id = %event.id,
+            r#type = %event.ty,
+            trace_id = crate::trace::trace_id(&event).unwrap_or_default(),
+            depth,
+        );
+        Box::pin(
+            async move {
+                let routes: Vec<&Route> = runtime.matching(&event).collect();
+                let routes = join_all(
+                    routes
+                        .into_iter()
+                        .map(|route| self.deliver(runtime, route, &event, depth)),
+                )
+                .await;
+                EventReport {
+                    id: event.id,
+                    source: event.source,
+                    ty: event.ty,
+                    routes,
+                }
             }
-        })
+            .instrument(span),
+        )
     }
 
     /// Delivers `event` to the targets of one route, then routes what the
@@ -161,9 +172,17 @@ impl Dispatcher {
         event: &Event,
         depth: u32,
     ) -> RouteReport {
+        let metrics = crate::metrics::metrics();
+        let labels = metrics.route(&route.name);
+        metrics.route_matched.get_or_create(&labels).inc();
         let handled = async {
             match &route.handler {
-                Some(plugin) => Some(plugin.handle(event).await),
+                Some(plugin) => Some(
+                    plugin
+                        .handle(event)
+                        .instrument(tracing::debug_span!("handler", plugin = plugin.name()))
+                        .await,
+                ),
                 None => None,
             }
         };
@@ -172,12 +191,15 @@ impl Dispatcher {
                 Some(url) => Some(
                     self.forwarder
                         .send(url, event, runtime.settings.forward_timeout)
+                        .instrument(tracing::debug_span!("forward", url = %url))
                         .await,
                 ),
                 None => None,
             }
         };
-        let (handled, forwarded) = join(handled, forwarded).await;
+        let (handled, forwarded) = join(handled, forwarded)
+            .instrument(tracing::debug_span!("route", route = %route.name))
+            .await;
 
         let mut errors = Vec::new();
         let mut retryable = true;
@@ -208,6 +230,7 @@ impl Dispatcher {
                     emitted = join_all(children.into_iter().map(|mut child| {
                         child.set_extension(CAUSATION_ID, event.id.clone());
                         child.set_extension(CORRELATION_ID, correlation.clone());
+                        crate::trace::inherit(&mut child, event);
                         self.dispatch_on(runtime, child, depth + 1)
                     }))
                     .await;
@@ -217,7 +240,10 @@ impl Dispatcher {
         }
         let failed = !errors.is_empty();
         if failed {
+            metrics.route_failed.get_or_create(&labels).inc();
             tracing::warn!(route = %route.name, event = %event, errors = ?errors, "route failed");
+        } else {
+            metrics.route_delivered.get_or_create(&labels).inc();
         }
         RouteReport {
             route: route.name.clone(),

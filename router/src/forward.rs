@@ -67,7 +67,21 @@ impl Forwarder {
         event: &Event,
         timeout: Duration,
     ) -> Result<(), ForwardError> {
-        let (headers, body) = encode_binary(event);
+        let (mut headers, body) = encode_binary(event);
+        // This hop's span, child of the trace the event travels in.
+        if let Some(tp) = event
+            .extension(crate::trace::TRACEPARENT)
+            .and_then(crate::trace::TraceParent::parse)
+            && let Ok(value) = http::HeaderValue::from_str(&tp.child().to_string())
+        {
+            headers.insert(crate::trace::TRACEPARENT, value);
+            if let Some(state) = event
+                .extension(crate::trace::TRACESTATE)
+                .and_then(|s| http::HeaderValue::from_str(s).ok())
+            {
+                headers.insert(crate::trace::TRACESTATE, state);
+            }
+        }
         let result = self
             .client
             .post(url)

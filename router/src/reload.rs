@@ -209,11 +209,13 @@ impl Reloader {
             .map(|d| d.as_secs());
         match &outcome {
             Ok(generation) => {
+                crate::metrics::metrics().reloads.inc();
                 status.reloads += 1;
                 status.last_error = None;
                 tracing::info!(generation, "configuration reloaded");
             }
             Err(error) => {
+                crate::metrics::metrics().reload_errors.inc();
                 status.failures += 1;
                 status.last_error = Some(error.clone());
                 tracing::error!(error = %error, "reload failed; the previous configuration keeps serving");

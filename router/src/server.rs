@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::http::{AppState, Limits, app};
+use crate::http::{AppState, Guard, Limits, app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -47,6 +47,7 @@ impl Server {
             state: AppState {
                 dispatcher,
                 reloader,
+                guard: Arc::new(Guard::new(&config.ingest)),
                 limits: Limits {
                     body: server.body_limit.0,
                     batch: server.batch_limit,
@@ -76,7 +77,7 @@ impl Server {
     /// Serves on `listener` until `shutdown` completes, then stops accepting and
     /// waits (up to the shutdown timeout) for the requests in flight to finish.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let service = TowerToHyperService::new(app(self.state.clone()));
+        let router = app(self.state.clone());
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -102,7 +103,13 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service.clone());
+            // The client's address, for per-client rate limits.
+            let service = TowerToHyperService::new(
+                router
+                    .clone()
+                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+            );
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 if let Err(e) = connection.await {

@@ -33,6 +33,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[reload]`.
     pub reload: ReloadConfig,
+    /// `[ingest]`.
+    pub ingest: IngestConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -101,6 +103,60 @@ impl Default for ReloadConfig {
             settle: ms(50),
         }
     }
+}
+
+/// `[ingest]`: who may send events, and how much.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Most events routed at once; past it requests get 503 with Retry-After.
+    pub max_in_flight: u32,
+    /// Origins allowed by the CloudEvents webhook handshake (`OPTIONS`); `*` allows all.
+    pub allowed_origins: Vec<String>,
+    /// Requests per second allowed per origin (the `WebHook-Request-Origin` or
+    /// `Origin` header, else the client's address); unlimited when absent.
+    pub rate_limit: Option<RateLimitConfig>,
+    /// Credentials; when any is configured, every request must present one.
+    pub credential: Vec<CredentialConfig>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 10_000,
+            allowed_origins: vec!["*".to_owned()],
+            rate_limit: None,
+            credential: Vec::new(),
+        }
+    }
+}
+
+/// A per-origin token bucket.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained requests per second.
+    pub per_second: NonZeroU32,
+    /// Requests allowed in a burst; `per_second` when absent.
+    pub burst: Option<NonZeroU32>,
+}
+
+/// `[[ingest.credential]]`: one sender's credential: a bearer token, or the
+/// secrets of Standard Webhooks signatures (several, for rotation).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialConfig {
+    /// Names the sender in logs.
+    pub name: Spanned<Name>,
+    /// The token expected in `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer: Option<String>,
+    /// Standard Webhooks secrets (`whsec_` followed by base64).
+    #[serde(default)]
+    pub webhook_secrets: Vec<String>,
+    /// Event `source` prefixes this sender may use; any source when empty.
+    #[serde(default)]
+    pub sources: Vec<String>,
 }
 
 /// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
@@ -275,6 +331,7 @@ impl Config {
                 source,
                 server: ServerConfig::default(),
                 reload: ReloadConfig::default(),
+                ingest: IngestConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -290,6 +347,7 @@ impl Config {
 
         let mut server = ServerConfig::default();
         let mut reload = ReloadConfig::default();
+        let mut ingest = IngestConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         for (key, value) in root.into_inner() {
@@ -304,12 +362,17 @@ impl Config {
                         reload = r;
                     }
                 }
+                "ingest" => {
+                    if let Some(i) = deserialize(&source, "ingest", value, &mut errors) {
+                        ingest = i;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `plugin` or `route`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin` or `route`",
                 )),
             }
         }
@@ -317,6 +380,7 @@ impl Config {
             source,
             server,
             reload,
+            ingest,
             plugins,
             routes,
         };
@@ -338,6 +402,35 @@ impl Config {
         }
         if self.server.batch_limit == 0 {
             errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
+        }
+
+        if self.ingest.max_in_flight == 0 {
+            errors.push(source.error(None, "ingest.max_in_flight", "must be at least 1"));
+        }
+        for (i, c) in self.ingest.credential.iter().enumerate() {
+            let at = format!("ingest.credential[{i}]");
+            match (&c.bearer, c.webhook_secrets.is_empty()) {
+                (Some(_), false) | (None, true) => errors.push(source.error(
+                    Some(c.name.span()),
+                    at.clone(),
+                    "set exactly one of `bearer` and `webhook_secrets`",
+                )),
+                (Some(token), true) if token.is_empty() => errors.push(source.error(
+                    Some(c.name.span()),
+                    format!("{at}.bearer"),
+                    "the token must not be empty",
+                )),
+                _ => {}
+            }
+            for (j, secret) in c.webhook_secrets.iter().enumerate() {
+                if let Err(e) = crate::http::decode_webhook_secret(secret) {
+                    errors.push(source.error(
+                        Some(c.name.span()),
+                        format!("{at}.webhook_secrets[{j}]"),
+                        e,
+                    ));
+                }
+            }
         }
 
         let mut plugin_names = HashSet::new();

@@ -4,6 +4,7 @@
 use crate::event::EventError;
 use crate::event::http::ModeError;
 use crate::event::json::BatchError;
+use crate::http::GuardError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,6 +34,9 @@ pub enum IngestError {
     /// The batch is malformed, too large, or one of its events is invalid.
     #[error("invalid batch: {0}")]
     Batch(#[from] BatchError),
+    /// Credentials, rate limit or load shedding refused the request.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
 }
 
 #[derive(Serialize)]
@@ -54,6 +58,25 @@ impl IngestError {
             Self::Body(_) | Self::Event(_) | Self::Batch(_) => StatusCode::BAD_REQUEST,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Mode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Guard(GuardError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Guard(GuardError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            Self::Guard(GuardError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Guard(GuardError::Overloaded(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `reason` label of the rejection metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } | Self::Batch(BatchError::TooMany { .. }) => "too_large",
+            Self::Body(_) => "body",
+            Self::BodyTimeout => "timeout",
+            Self::Mode(_) => "unsupported_media_type",
+            Self::Event(_) | Self::Batch(_) => "invalid",
+            Self::Guard(GuardError::Unauthorized(_)) => "unauthorized",
+            Self::Guard(GuardError::Forbidden { .. }) => "forbidden",
+            Self::Guard(GuardError::RateLimited { .. }) => "rate_limited",
+            Self::Guard(GuardError::Overloaded(_)) => "overloaded",
         }
     }
 }
@@ -71,6 +94,23 @@ impl IntoResponse for IngestError {
             index,
         };
         let mut response = (self.status(), Json(body)).into_response();
+        let retry_after = match &self {
+            Self::Guard(GuardError::RateLimited { retry_after, .. }) => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Self::Guard(GuardError::Overloaded(_)) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if matches!(self, Self::Guard(GuardError::Unauthorized(_))) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if matches!(self, Self::Mode(_)) {
             response.headers_mut().insert(
                 header::ACCEPT,

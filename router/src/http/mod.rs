@@ -2,8 +2,10 @@
 
 mod admin;
 mod error;
+mod guard;
 
 pub use error::IngestError;
+pub use guard::{Guard, GuardError, WEBHOOK_TOLERANCE, decode_webhook_secret};
 
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub reloader: Arc<Reloader>,
     /// Ingest limits.
     pub limits: Limits,
+    /// Credentials, rate limits and load shedding.
+    pub guard: Arc<Guard>,
 }
 
 /// Limits applied to every ingest request.
@@ -49,9 +53,13 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route(
             "/events",
-            post(ingest).fallback(|method: Method| async move { method_not_allowed(&method) }),
+            post(ingest)
+                .options(handshake)
+                .fallback(|method: Method| async move { method_not_allowed(&method) }),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/routes", get(admin::routes))
         .route("/admin/reload", post(admin::reload))
@@ -74,8 +82,60 @@ fn method_not_allowed(method: &Method) -> Response {
         .into_response();
     response
         .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
     response
+}
+
+/// Ready once a runtime is loaded (which a running server always has); durable
+/// mode adds its own checks here.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let generation = state.dispatcher.runtime().generation();
+    Json(serde_json::json!({ "ready": true, "generation": generation })).into_response()
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        crate::metrics::metrics().encode(),
+    )
+        .into_response()
+}
+
+/// The CloudEvents HTTP webhook abuse-protection handshake (`OPTIONS` with
+/// `WebHook-Request-Origin`).
+async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(origin) = headers
+        .get("webhook-request-origin")
+        .and_then(|v| v.to_str().ok())
+    else {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+        return response;
+    };
+    match state.guard.allowed_origin(origin) {
+        Some(allowed) => {
+            let mut response = StatusCode::OK.into_response();
+            let h = response.headers_mut();
+            h.insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            if let Ok(v) = HeaderValue::from_str(&allowed) {
+                h.insert("webhook-allowed-origin", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&state.guard.allowed_rate()) {
+                h.insert("webhook-allowed-rate", v);
+            }
+            response
+        }
+        None => (
+            StatusCode::FORBIDDEN,
+            Json(serde_json::json!({ "error": format!("origin {origin:?} is not allowed to send events here") })),
+        )
+            .into_response(),
+    }
 }
 
 /// The answer to an ingest request: one report per event, in request order.
@@ -86,22 +146,67 @@ struct IngestResponse {
     error: Option<String>,
 }
 
-async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match read_events(&state.limits, &headers, body).await {
-        Ok(events) => {
-            let reports = join_all(
-                events
-                    .into_iter()
-                    .map(|event| state.dispatcher.dispatch(event)),
-            )
-            .await;
-            respond(reports)
-        }
+async fn ingest(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let metrics = crate::metrics::metrics();
+    let origin = origin(&headers, peer.map(|p| p.0.0));
+    let admitted = match admit(&state, &origin, &headers, body).await {
+        Ok(admitted) => admitted,
         Err(e) => {
-            tracing::debug!(error = %e, "refused a request");
-            e.into_response()
+            metrics.rejected(e.reason());
+            tracing::debug!(error = %e, origin, "refused a request");
+            return e.into_response();
         }
-    }
+    };
+    let (events, _permit) = admitted;
+    let n = events.len() as i64;
+    metrics.events_received.inc_by(n as u64);
+    metrics.events_in_flight.inc_by(n);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    let reports = join_all(events.into_iter().map(|mut event| {
+        crate::trace::adopt(&mut event, traceparent, tracestate);
+        state.dispatcher.dispatch(event)
+    }))
+    .await;
+    metrics.events_in_flight.dec_by(n);
+    let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
+    metrics.events_accepted.inc_by(delivered as u64);
+    respond(reports)
+}
+
+/// Who is sending, for rate limits: the webhook origin, else `Origin`, else the
+/// client's address.
+fn origin(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
+    headers
+        .get("webhook-request-origin")
+        .or_else(|| headers.get(header::ORIGIN))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| peer.map(|p| p.ip().to_string()))
+        .unwrap_or_default()
+}
+
+/// Everything between the request and routing: rate limit, load shedding, body,
+/// credentials, decoding, and the sender's allowed sources.
+async fn admit(
+    state: &AppState,
+    origin: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Vec<Event>, tokio::sync::OwnedSemaphorePermit), IngestError> {
+    state.guard.rate_limit(origin)?;
+    state.guard.check_capacity()?;
+    let (mode, body) = read_body(&state.limits, headers, body).await?;
+    let credential = state.guard.authenticate(headers, &body)?;
+    let events = decode(&state.limits, mode, headers, body)?;
+    state.guard.check_sources(credential, &events)?;
+    let permit = state.guard.admit(events.len())?;
+    Ok((events, permit))
 }
 
 /// 200 when every route of every event (and of what they caused) delivered; a
@@ -141,11 +246,12 @@ fn respond(reports: Vec<EventReport>) -> Response {
     response
 }
 
-async fn read_events(
+/// Checks the declared size and content mode, then reads the body.
+async fn read_body(
     limits: &Limits,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Vec<Event>, IngestError> {
+) -> Result<(ContentMode, Bytes), IngestError> {
     // Refuse early on Content-Length: a client announcing too much is not read at all.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -155,24 +261,31 @@ async fn read_events(
         return Err(IngestError::TooLarge { limit: limits.body });
     }
     let mode = content_mode(headers)?;
-    let body = read_body(body, limits).await?;
-    Ok(match mode {
+    Ok((mode, collect_body(body, limits).await?))
+}
+
+fn decode(
+    limits: &Limits,
+    mode: ContentMode,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Vec<Event>, IngestError> {
+    let events = match mode {
         ContentMode::Binary => vec![decode_binary(headers, body)?],
         ContentMode::Structured => vec![decode_structured(&body)?],
         ContentMode::Batch => decode_batch(&body, limits.batch)?,
-    })
-    .inspect(|events: &Vec<Event>| {
-        for event in events {
-            for name in event.long_extension_names() {
-                tracing::warn!(event = %event, extension = name, "extension name longer than 20 characters");
-            }
+    };
+    for event in &events {
+        for name in event.long_extension_names() {
+            tracing::warn!(event = %event, extension = name, "extension name longer than 20 characters");
         }
-    })
+    }
+    Ok(events)
 }
 
 /// Reads at most `limits.body` bytes within `limits.body_timeout`; chunked bodies
 /// that grow past the limit are cut off as soon as they do.
-async fn read_body(body: Body, limits: &Limits) -> Result<Bytes, IngestError> {
+async fn collect_body(body: Body, limits: &Limits) -> Result<Bytes, IngestError> {
     let limit = usize::try_from(limits.body).unwrap_or(usize::MAX);
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(limits.body_timeout, limited.collect()).await {

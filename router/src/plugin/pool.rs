@@ -164,9 +164,24 @@ impl Plugin {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let input = to_wit(event);
         let this = Arc::clone(self);
+        let metrics = crate::metrics::metrics();
+        let labels = crate::metrics::PluginLabels {
+            plugin: self.name.to_string(),
+        };
+        metrics.plugin_invocations.get_or_create(&labels).inc();
+        let started = std::time::Instant::now();
         let (instance, result) = tokio::task::spawn_blocking(move || this.call(idle, &input))
             .await
             .map_err(|e| self.trap(format!("the call was aborted: {e}")))?;
+        metrics
+            .plugin_call_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Err(CallError::Trap { .. }) => metrics.plugin_traps.get_or_create(&labels).inc(),
+            Err(CallError::Timeout { .. }) => metrics.plugin_timeouts.get_or_create(&labels).inc(),
+            _ => 0,
+        };
         if let Some(instance) = instance {
             self.idle
                 .lock()

@@ -280,7 +280,7 @@ async fn bad_input_gets_a_clear_error_and_reaches_no_route() {
 
     let response = client().get(&url).send().await.expect("get");
     assert_eq!(response.status().as_u16(), 405);
-    assert_eq!(response.headers()["allow"], "POST");
+    assert_eq!(response.headers()["allow"], "POST, OPTIONS");
 
     // Nothing above reached a route.
     let (status, _) = post_binary(&url, &ce_headers("last", "t"), "").await;

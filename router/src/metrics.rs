@@ -1,0 +1,225 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! One registry per process: the counters describe the process, whichever runtime
+//! snapshot served an event. Names follow the Prometheus conventions (`_total` for
+//! counters, base units in the name).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
+
+/// Labels naming a route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route's name.
+    pub route: String,
+}
+
+/// Labels naming a plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    /// The plugin's name.
+    pub plugin: String,
+}
+
+/// Labels giving why a request was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `invalid`, `too_large`, `unsupported_media_type`, `timeout`, `overloaded`,
+    /// `unauthorized`, `forbidden`, `rate_limited`, `body`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// Every metric the router exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Events decoded from accepted requests.
+    pub events_received: Counter,
+    /// Events whose every route delivered (answered 2xx).
+    pub events_accepted: Counter,
+    /// Requests refused before routing, by reason.
+    pub requests_rejected: Family<ReasonLabels, Counter>,
+    /// Events matched, per route.
+    pub route_matched: Family<RouteLabels, Counter>,
+    /// Events delivered, per route.
+    pub route_delivered: Family<RouteLabels, Counter>,
+    /// Events that failed, per route.
+    pub route_failed: Family<RouteLabels, Counter>,
+    /// Deliveries retried, per route.
+    pub route_retried: Family<RouteLabels, Counter>,
+    /// Events dead-lettered, per route.
+    pub route_dead_lettered: Family<RouteLabels, Counter>,
+    /// Calls into a plugin.
+    pub plugin_invocations: Family<PluginLabels, Counter>,
+    /// Calls that trapped.
+    pub plugin_traps: Family<PluginLabels, Counter>,
+    /// Calls interrupted at the time limit.
+    pub plugin_timeouts: Family<PluginLabels, Counter>,
+    /// Duration of plugin calls, seconds.
+    pub plugin_call_seconds: Family<PluginLabels, Histogram>,
+    /// Events being routed right now.
+    pub events_in_flight: Gauge,
+    /// Successful reloads.
+    pub reloads: Counter,
+    /// Failed reloads.
+    pub reload_errors: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("router");
+        let metrics = Self {
+            events_received: Counter::default(),
+            events_accepted: Counter::default(),
+            requests_rejected: Family::default(),
+            route_matched: Family::default(),
+            route_delivered: Family::default(),
+            route_failed: Family::default(),
+            route_retried: Family::default(),
+            route_dead_lettered: Family::default(),
+            plugin_invocations: Family::default(),
+            plugin_traps: Family::default(),
+            plugin_timeouts: Family::default(),
+            plugin_call_seconds: Family::new_with_constructor(|| {
+                Histogram::new(
+                    [
+                        0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
+                        1.0, 5.0,
+                    ]
+                    .into_iter(),
+                )
+            }),
+            events_in_flight: Gauge::default(),
+            reloads: Counter::default(),
+            reload_errors: Counter::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "events_received",
+            "Events decoded from accepted requests",
+            metrics.events_received.clone(),
+        );
+        r.register(
+            "events_accepted",
+            "Events whose every matched route delivered",
+            metrics.events_accepted.clone(),
+        );
+        r.register(
+            "requests_rejected",
+            "Requests refused before routing, by reason",
+            metrics.requests_rejected.clone(),
+        );
+        r.register(
+            "route_matched",
+            "Events matched by a route",
+            metrics.route_matched.clone(),
+        );
+        r.register(
+            "route_delivered",
+            "Events a route delivered to all its targets",
+            metrics.route_delivered.clone(),
+        );
+        r.register(
+            "route_failed",
+            "Events that failed on a route",
+            metrics.route_failed.clone(),
+        );
+        r.register(
+            "route_retried",
+            "Delivery attempts retried on a route",
+            metrics.route_retried.clone(),
+        );
+        r.register(
+            "route_dead_lettered",
+            "Events dead-lettered by a route",
+            metrics.route_dead_lettered.clone(),
+        );
+        r.register(
+            "plugin_invocations",
+            "Calls into a plugin",
+            metrics.plugin_invocations.clone(),
+        );
+        r.register(
+            "plugin_traps",
+            "Plugin calls that trapped",
+            metrics.plugin_traps.clone(),
+        );
+        r.register(
+            "plugin_timeouts",
+            "Plugin calls interrupted at their time limit",
+            metrics.plugin_timeouts.clone(),
+        );
+        r.register(
+            "plugin_call_seconds",
+            "Duration of plugin calls",
+            metrics.plugin_call_seconds.clone(),
+        );
+        r.register(
+            "events_in_flight",
+            "Events being routed now",
+            metrics.events_in_flight.clone(),
+        );
+        r.register(
+            "reloads",
+            "Successful configuration reloads",
+            metrics.reloads.clone(),
+        );
+        r.register(
+            "reload_errors",
+            "Failed configuration reloads",
+            metrics.reload_errors.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        r.register("build_info", "The router's version", build);
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// Counts a request refused for `reason`.
+    pub fn rejected(&self, reason: &str) {
+        self.requests_rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The counters of one route.
+    pub fn route(&self, route: &str) -> RouteLabels {
+        RouteLabels {
+            route: route.to_owned(),
+        }
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}

@@ -1,0 +1,289 @@
+//! Operations: metrics, trace propagation, readiness, load shedding, ingest
+//! credentials, the webhook handshake and rate limits.
+
+use crate::common::*;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use hmac::Mac as _;
+
+fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn metrics_text(router: &TestRouter) -> String {
+    client()
+        .get(format!("http://{}/metrics", router.addr))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test]
+async fn metrics_move_as_events_flow() {
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "[[route]]\nname = \"metrics-fwd\"\nforward = \"{}\"\n\n[[route]]\nname = \"metrics-trap\"\nfilter = {{ exact = {{ type = \"metrics.trap\" }} }}\nhandler = \"trap\"\n",
+        sink.url()
+    ))
+    .await;
+    let before = metrics_text(&router).await;
+    for i in 0..3 {
+        let (status, _) = post_binary(
+            &router.events_url(),
+            &ce_headers(&format!("m-{i}"), "metrics.ok"),
+            "",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _) = post_binary(
+        &router.events_url(),
+        &ce_headers("m-trap", "metrics.trap"),
+        "panic",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let (status, _) = post_binary(&router.events_url(), &ce_headers("", "metrics.bad"), "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let after = metrics_text(&router).await;
+    let delta =
+        |name: &str, label: &str| metric(&after, name, label) - metric(&before, name, label);
+    assert_eq!(
+        delta("router_route_delivered_total", "route=\"metrics-fwd\""),
+        4.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("router_route_matched_total", "route=\"metrics-trap\""),
+        1.0
+    );
+    assert_eq!(
+        delta("router_route_failed_total", "route=\"metrics-trap\""),
+        1.0
+    );
+    assert!(delta("router_plugin_traps_total", "plugin=\"trap\"") >= 1.0);
+    assert!(delta("router_requests_rejected_total", "reason=\"invalid\"") >= 1.0);
+    assert!(delta("router_events_received_total", "") >= 4.0);
+    assert!(after.contains("router_build_info{version="));
+    assert!(after.contains("router_plugin_call_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn a_forwarded_event_carries_the_incoming_trace_id() {
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "[[route]]\nname = \"relay\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"enricher\"\n\n[[route]]\nname = \"out\"\nforward = \"{}\"\n",
+        sink.url()
+    ))
+    .await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let mut headers = ce_headers("traced", "t");
+    headers.push(("traceparent", &traceparent));
+    let (status, _) = post_binary(&router.events_url(), &headers, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let got = sink.wait_for(2).await;
+    for r in &got {
+        let hop = r.headers["traceparent"].to_str().expect("ascii");
+        assert!(hop.starts_with(&format!("00-{trace}-")), "{hop}");
+        assert_ne!(hop, traceparent, "each hop has its own span id");
+        // The distributed tracing extension records the creation trace, unchanged.
+        assert_eq!(r.headers["ce-traceparent"], traceparent.as_str());
+    }
+}
+
+#[tokio::test]
+async fn readiness_and_liveness() {
+    let router = TestRouter::start("").await;
+    let ready = client()
+        .get(format!("http://{}/readyz", router.addr))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+    let health = client()
+        .get(format!("http://{}/healthz", router.addr))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+/// At twice the capacity some requests are shed with 503 + Retry-After, none
+/// fails otherwise, and the router serves normally once the load drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_past_capacity_is_shed_and_recovers() {
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "[ingest]\nmax_in_flight = 8\n\n[[route]]\nname = \"out\"\nforward = \"{}\"\n",
+        sink.url()
+    ))
+    .await;
+    sink.close();
+    let url = router.events_url();
+    let requests: Vec<_> = (0..16)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let response = client()
+                    .post(&url)
+                    .header("ce-specversion", "1.0")
+                    .header("ce-id", format!("shed-{i}"))
+                    .header("ce-source", "/t")
+                    .header("ce-type", "t")
+                    .send()
+                    .await
+                    .expect("request");
+                (
+                    response.status().as_u16(),
+                    response.headers().get("retry-after").cloned(),
+                )
+            })
+        })
+        .collect();
+    // Eight are held at the sink; the other eight are refused at once.
+    tokio::time::timeout(PATIENCE, async {
+        while sink.waiting() < 8 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("eight events in flight");
+    sink.open();
+    let mut shed = 0;
+    for r in futures_util::future::join_all(requests).await {
+        let (status, retry_after) = r.expect("task");
+        match status {
+            200 => {}
+            503 => {
+                shed += 1;
+                assert!(retry_after.is_some(), "503 without Retry-After");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(shed, 8);
+    let (status, _) = post_binary(&url, &ce_headers("after", "t"), "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+const SECRET: &str = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=";
+
+fn webhook_headers(id: &str, body: &str) -> Vec<(String, String)> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .expect("key");
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        ("webhook-signature".into(), format!("v1,{sig}")),
+    ]
+}
+
+#[tokio::test]
+async fn credentials_are_required_when_configured() {
+    let router = TestRouter::start(&format!(
+        "[[ingest.credential]]\nname = \"shop\"\nbearer = \"tok-123\"\nsources = [\"/shop\"]\n\n[[ingest.credential]]\nname = \"hooks\"\nwebhook_secrets = [\"{SECRET}\"]\n"
+    ))
+    .await;
+    let url = router.events_url();
+    let event = |source: &str| {
+        serde_json::json!({"specversion": "1.0", "id": "a-1", "source": source, "type": "t"})
+            .to_string()
+    };
+    let send = |headers: Vec<(String, String)>, body: String| {
+        let url = url.clone();
+        async move {
+            let mut request = client()
+                .post(&url)
+                .header("content-type", "application/cloudevents+json")
+                .body(body);
+            for (k, v) in headers {
+                request = request.header(k, v);
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+    let (status, body) = send(vec![], event("/shop")).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("tok-123"));
+    let bearer = |t: &str| vec![("authorization".to_owned(), format!("Bearer {t}"))];
+    assert_eq!(send(bearer("wrong"), event("/shop")).await.0, 401);
+    assert_eq!(send(bearer("tok-123"), event("/shop/eu")).await.0, 200);
+    let (status, body) = send(bearer("tok-123"), event("/bank")).await;
+    assert_eq!(status, 403, "{body}");
+
+    let body = event("/anything");
+    assert_eq!(
+        send(webhook_headers("msg-1", &body), body.clone()).await.0,
+        200
+    );
+    let (status, text) = send(webhook_headers("msg-1", &body), body.clone()).await;
+    assert_eq!(status, 401, "a replayed id is refused");
+    assert!(text.contains("replayed"), "{text}");
+    let mut tampered = webhook_headers("msg-2", &body);
+    tampered[2].1 = "v1,AAAA".into();
+    assert_eq!(send(tampered, body).await.0, 401);
+}
+
+#[tokio::test]
+async fn webhook_handshake_and_rate_limits() {
+    let router = TestRouter::start(
+        "[ingest]\nallowed_origins = [\"sender.example\"]\nrate_limit = { per_second = 1, burst = 2 }\n",
+    )
+    .await;
+    let url = router.events_url();
+    let options = |origin: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("webhook-request-origin", origin)
+            .send()
+    };
+    let ok = options("sender.example").await.expect("options");
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.headers()["webhook-allowed-origin"], "sender.example");
+    assert_eq!(ok.headers()["webhook-allowed-rate"], "60");
+    assert_eq!(
+        options("evil.example")
+            .await
+            .expect("options")
+            .status()
+            .as_u16(),
+        403
+    );
+
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for i in 0..3 {
+        let response = client()
+            .post(&url)
+            .header("webhook-request-origin", "sender.example")
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("r-{i}"))
+            .header("ce-source", "/t")
+            .header("ce-type", "t")
+            .send()
+            .await
+            .expect("post");
+        statuses.push(response.status().as_u16());
+        retry_after = retry_after.or(response.headers().get("retry-after").cloned());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert!(retry_after.is_some());
+}
