@@ -1,113 +1,90 @@
-//! Write router plugins in Rust.
-//!
-//! A plugin is a WebAssembly component of the router's `handler` world: it
-//! receives one CloudEvent at a time and returns the events it emits. This crate
-//! wraps the generated bindings in a small API:
-//!
-//! ```ignore
-//! use router_guest::{Event, HandlerError, handler, log};
-//!
-//! #[derive(serde::Deserialize)]
-//! struct Greeting { name: String }
-//!
-//! fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
-//!     let greeting: Greeting = event.data_json()?;
-//!     log::info(&format!("hello, {}", greeting.name));
-//!     let reply = Event::new(format!("{}-reply", event.id()), "/greeter", "com.example.greeted")
-//!         .with_json_data(&serde_json::json!({ "greeted": greeting.name }))?;
-//!     Ok(vec![reply])
-//! }
-//!
-//! handler!(handle);
-//! ```
-//!
-//! Build it with `cargo build --release --target wasm32-wasip2` as a `cdylib`.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod config;
+mod error;
 mod event;
+pub mod log;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
-pub use event::{Event, HandlerError};
+pub use error::HandlerError;
+pub use event::Event;
 pub use serde;
 pub use serde_json;
 
-/// The generated bindings; use the curated API of this crate instead.
+/// The bindings generated from `wit/router.wit`; use the curated API of this
+/// crate instead. Public only because [`handler!`] expands in the plugin's crate.
 #[doc(hidden)]
 pub mod bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
         path: "../wit",
         world: "handler",
+        // The export macro runs in the plugin's crate, not here, so it must be
+        // public and find the types through this crate's path.
         pub_export_macro: true,
         default_bindings_module: "router_guest::bindings",
         additional_derives: [PartialEq, Eq],
     });
 }
 
-/// Logging into the router's log; every line is tagged with the plugin's name.
-pub mod log {
-    use crate::bindings::router::plugin::log::{Level, log};
-
-    /// Logs at error level.
-    pub fn error(message: &str) {
-        log(Level::Error, message);
-    }
-
-    /// Logs at warn level.
-    pub fn warn(message: &str) {
-        log(Level::Warn, message);
-    }
-
-    /// Logs at info level.
-    pub fn info(message: &str) {
-        log(Level::Info, message);
-    }
-
-    /// Logs at debug level.
-    pub fn debug(message: &str) {
-        log(Level::Debug, message);
-    }
-
-    /// Logs at trace level.
-    pub fn trace(message: &str) {
-        log(Level::Trace, message);
-    }
-}
-
-/// The plugin's configuration values, from its `config` table in the router's TOML.
-pub mod config {
-    /// The value configured for `key`, if any.
-    pub fn get(key: &str) -> Option<String> {
-        crate::bindings::router::plugin::config::get(key)
-    }
-
-    /// The value configured for `key`, or `default`.
-    pub fn get_or(key: &str, default: &str) -> String {
-        get(key).unwrap_or_else(|| default.to_owned())
-    }
-}
-
+/// What [`handler!`] expands to call; not part of the API.
 #[doc(hidden)]
 pub mod __private {
     use crate::bindings::router::plugin::types as wit;
+    use crate::{Event, HandlerError};
+    use std::sync::Once;
 
-    /// Adapts a plugin's `fn(Event) -> Result<Vec<Event>, HandlerError>` to the
-    /// generated export.
+    /// Adapts a plugin's handler to the generated export.
     pub fn handle(
         event: wit::Event,
-        f: fn(crate::Event) -> Result<Vec<crate::Event>, crate::HandlerError>,
+        handler: fn(Event) -> Result<Vec<Event>, HandlerError>,
     ) -> Result<Vec<wit::Event>, wit::HandlerError> {
-        f(crate::Event::from_wit(event))
-            .map(|events| events.into_iter().map(crate::Event::into_wit).collect())
-            .map_err(crate::HandlerError::into_wit)
+        static PANIC_HOOK: Once = Once::new();
+        PANIC_HOOK.call_once(log_panics);
+        handler(Event::from_wit(event))
+            .map(|events| events.into_iter().map(Event::into_wit).collect())
+            .map_err(HandlerError::into_wit)
+    }
+
+    /// Sends panic messages to the router's log. A panic traps the instance and
+    /// the router sees only "unreachable"; the message and location that explain
+    /// it would otherwise go to a stderr the router does not show.
+    fn log_panics() {
+        std::panic::set_hook(Box::new(|info| {
+            let message = info.payload_as_str().unwrap_or("(no message)");
+            match info.location() {
+                Some(at) => crate::log::error(format!(
+                    "panicked at {}:{}:{}: {message}",
+                    at.file(),
+                    at.line(),
+                    at.column()
+                )),
+                None => crate::log::error(format!("panicked: {message}")),
+            }
+        }));
     }
 }
 
-/// Exports `fn(Event) -> Result<Vec<Event>, HandlerError>` as the plugin's handler.
+/// Exports a handler function as the plugin's `handle` export.
 ///
-/// Use it once per plugin crate: `router_guest::handler!(handle);`.
+/// The function must have the signature
+/// `fn(Event) -> Result<Vec<Event>, HandlerError>`. Invoke the macro once, at the
+/// top level of the plugin's `cdylib` crate:
+///
+/// ```
+/// use router_guest::{Event, HandlerError};
+///
+/// fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
+///     Ok(vec![event.derive(format!("{}-seen", event.id()), "com.example.seen")])
+/// }
+///
+/// router_guest::handler!(handle);
+/// ```
 #[macro_export]
 macro_rules! handler {
-    ($handle:path) => {
+    ($handle:path $(,)?) => {
         struct __RouterGuestHandler;
 
         impl $crate::bindings::Guest for __RouterGuestHandler {

@@ -8,6 +8,15 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "router", version, about)]
 pub struct Cli {
+    /// Log format: human-readable text, or one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "ROUTER_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -29,10 +38,21 @@ pub enum Command {
         #[arg(long)]
         no_watch: bool,
     },
+    /// Post an event to a router, from flags or a file.
+    Send(Box<crate::send::SendArgs>),
     /// Load a configuration and every plugin it names, report every problem, and exit.
     Check {
         /// The TOML configuration file.
         #[arg(short, long, env = "ROUTER_CONFIG")]
         config: PathBuf,
     },
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
 }

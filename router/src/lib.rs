@@ -18,5 +18,6 @@ pub mod plugin;
 pub mod policy;
 pub mod reload;
 pub mod runtime;
+pub mod send;
 pub mod server;
 pub mod trace;

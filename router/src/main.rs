@@ -2,21 +2,24 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use router::cli::{Cli, Command};
+use router::cli::{Cli, Command, LogFormat};
 use router::runtime::Runtime;
 use router::server::Server;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
+        Command::Send(args) => send(&args),
         Command::Check { config } => check(&config),
         Command::Serve {
             config,
@@ -89,6 +92,21 @@ fn serve(
         server.run(listener, shutdown_signal()).await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn send(args: &router::send::SendArgs) -> anyhow::Result<ExitCode> {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (status, body) = tokio.block_on(router::send::send(args))?;
+    println!("{status}");
+    println!("{body}");
+    Ok(if (200..300).contains(&status) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }
 

@@ -90,13 +90,10 @@ impl Metrics {
             plugin_traps: Family::default(),
             plugin_timeouts: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(|| {
-                Histogram::new(
-                    [
-                        0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                        1.0, 5.0,
-                    ]
-                    .into_iter(),
-                )
+                Histogram::new([
+                    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,
+                    5.0,
+                ])
             }),
             events_in_flight: Gauge::default(),
             reloads: Counter::default(),

@@ -1,12 +1,26 @@
 //! Compiles the plugins workspace (`plugins/`) for wasm32-wasip2 with a nested
-//! cargo, the way wasmtime's `test-programs/artifacts` and Spin's
-//! `test-components` do, and writes their paths to `$OUT_DIR/artifacts.rs`.
+//! cargo, the way wasmtime's `crates/test-programs/artifacts` and Spin's
+//! `tests/test-components` build their guests, and writes the paths of the
+//! components to `$OUT_DIR/artifacts.rs`.
+//!
+//! Every directory of `plugins/` with a `Cargo.toml` is a plugin whose crate is
+//! named like the directory; it becomes `<name>.wasm` and a constant `<NAME>`.
 
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const TARGET: &str = "wasm32-wasip2";
-const PLUGINS: &[&str] = &["inventory", "enricher", "audit", "trap", "relay", "fail"];
+
+/// The plugins the router's tests and the demo configuration rely on; the build
+/// fails if one of them is not produced.
+const REQUIRED: &[&str] = &["inventory", "enricher", "audit", "trap", "relay", "fail"];
+
+/// The preamble of a component: `\0asm`, version 0x0d, layer 1 (a core module
+/// has layer 0, and the router refuses it).
+const COMPONENT_HEADER: [u8; 8] = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
 
 fn main() {
     let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR"));
@@ -15,15 +29,59 @@ fn main() {
         .nth(2)
         .expect("tests/artifacts lives two levels below the repository root")
         .to_path_buf();
+    let plugins_dir = repo.join("plugins");
     for dir in ["plugins", "guest-sdk", "wit"] {
-        rerun_if_changed(&repo.join(dir));
+        watch(&repo.join(dir));
     }
+
     ensure_target();
 
-    // A fixed folder under the workspace's target/, because config/router.toml
-    // refers to the plugins there.
+    // A fixed directory rather than somewhere under OUT_DIR, because
+    // config/router.toml and the README point at the plugins there.
     let target_dir = repo.join("target").join("wasm-plugins");
-    let manifest = repo.join("plugins").join("Cargo.toml");
+    build_plugins(&plugins_dir, &target_dir);
+
+    let out = target_dir.join(TARGET).join("release");
+    let plugins = plugin_names(&plugins_dir);
+    for required in REQUIRED {
+        assert!(
+            plugins.iter().any(|name| name == required),
+            "plugins/{required} is missing: the router's tests and config/router.toml need it"
+        );
+    }
+
+    let mut code = String::new();
+    let mut all = Vec::new();
+    for name in &plugins {
+        let path = out.join(format!("{}.wasm", name.replace('-', "_")));
+        check_component(name, &path);
+        let path = path.to_str().expect("the repository path is UTF-8");
+        let constant = name.to_uppercase().replace('-', "_");
+        writeln!(
+            code,
+            "/// Absolute path of the `{name}` plugin component (`plugins/{name}`).\n\
+             pub const {constant}: &str = {path:?};"
+        )
+        .expect("write to a String");
+        all.push(format!("({name:?}, {constant})"));
+    }
+    let out = out.to_str().expect("the repository path is UTF-8");
+    writeln!(
+        code,
+        "/// Absolute path of the directory holding every compiled plugin.\n\
+         pub const PLUGIN_DIR: &str = {out:?};\n\
+         /// Every plugin as (name, absolute path), sorted by name.\n\
+         pub const ALL: &[(&str, &str)] = &[{}];",
+        all.join(", ")
+    )
+    .expect("write to a String");
+    std::fs::write(PathBuf::from(env("OUT_DIR")).join("artifacts.rs"), code)
+        .expect("write $OUT_DIR/artifacts.rs");
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2` on the plugins workspace,
+/// as if by hand: with the same toolchain, but none of the outer build's settings.
+fn build_plugins(plugins_dir: &Path, target_dir: &Path) {
     let mut cargo = Command::new(env("CARGO"));
     cargo
         .arg("build")
@@ -31,91 +89,189 @@ fn main() {
         .arg("--target")
         .arg(TARGET)
         .arg("--manifest-path")
-        .arg(&manifest);
-    if repo.join("plugins").join("Cargo.lock").exists() {
+        .arg(plugins_dir.join("Cargo.toml"));
+    // With a lock file, the guests build with exactly the locked versions; without
+    // one (a plugin author starting over), cargo must be free to write it.
+    if plugins_dir.join("Cargo.lock").exists() {
         cargo.arg("--locked");
     }
-    // The outer build's settings are for the host; none of them may leak into the
-    // guests' build.
     for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
-            || key.starts_with("RUSTC")
-            || key == "RUSTFLAGS"
-            || key == "RUSTDOCFLAGS"
-        {
-            cargo.env_remove(key.as_ref());
+        if key.to_str().is_some_and(leaks_into_nested_build) {
+            cargo.env_remove(&key);
         }
     }
-    cargo.env("CARGO_TARGET_DIR", &target_dir);
+    // Miri runs build scripts with its own `RUSTC`, which cannot build wasm.
+    if std::env::var_os("CARGO_CFG_MIRI").is_some() {
+        cargo.env_remove("RUSTC");
+    }
+    cargo
+        .env("CARGO_TARGET_DIR", target_dir)
+        // Cargo reads `.cargo/config.toml` from the working directory up: the
+        // plugins' own configuration, if they ever get one, must apply.
+        .current_dir(plugins_dir)
+        // Whatever the nested build prints on stdout must not be read by the
+        // outer cargo as `cargo:` instructions from this script.
+        .stdout(Stdio::from(std::io::stderr()));
+    let shown = format!(
+        "cargo build --release --target {TARGET} --manifest-path plugins/Cargo.toml (CARGO_TARGET_DIR={})",
+        target_dir.display()
+    );
+    eprintln!("running: {shown}");
     let status = cargo
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo for the plugins: {e}"));
-    assert!(status.success(), "building the plugins failed: {status}");
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        status.success(),
+        "building the plugins failed ({status}); to see why, run:\n  \
+         cargo build --release --target {TARGET} --manifest-path plugins/Cargo.toml"
+    );
+}
 
-    let out = target_dir.join(TARGET).join("release");
-    let mut code = String::new();
-    for name in PLUGINS {
-        let path = out.join(format!("{name}.wasm"));
-        assert!(
-            path.exists(),
-            "plugin {name} was not built at {}",
+/// Whether `key` belongs to the outer build and must not reach the nested one:
+/// what cargo sets to describe this build script's package and target, and the
+/// host build's flags, target directory, profile, wrappers and jobserver, which
+/// are wrong for the guests (host `RUSTFLAGS` may not even be valid for wasm).
+///
+/// `RUSTC` and `RUSTUP_TOOLCHAIN` stay, so the guests build with the same
+/// compiler as the host and the `rustc` that [`ensure_target`] checked.
+fn leaks_into_nested_build(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_ENCODED_RUSTDOCFLAGS",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_TARGET_DIR",
+        // The nested build runs its own job pool, as it would by hand.
+        "CARGO_MAKEFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_CRATE_NAME",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_LINKER",
+        "RUSTDOC",
+        "TARGET",
+        "HOST",
+        "OUT_DIR",
+        "NUM_JOBS",
+        "OPT_LEVEL",
+        "PROFILE",
+        "DEBUG",
+    ];
+    const PREFIXES: &[&str] = &[
+        "CARGO_BUILD_",
+        "CARGO_MANIFEST_",
+        "CARGO_PKG_",
+        "CARGO_CFG_",
+        "CARGO_FEATURE_",
+        // The plugins' release profile is tuned for small components; an override
+        // meant for the host (say, debug info) must not bloat them.
+        "CARGO_PROFILE_",
+        // cargo-internal variables (`cargo fix` and friends).
+        "__CARGO_",
+    ];
+    EXACT.contains(&key) || PREFIXES.iter().any(|prefix| key.starts_with(prefix))
+}
+
+/// Installs the wasm32-wasip2 target when the compiler lacks it, because rustup
+/// only installs the targets of `rust-toolchain.toml` when it installs the
+/// toolchain itself. Fails with the command to run when that is not possible.
+fn ensure_target() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    if sysroot
+        .as_ref()
+        .is_some_and(|sysroot| sysroot.join("lib/rustlib").join(TARGET).is_dir())
+    {
+        return;
+    }
+
+    // Name the toolchain explicitly: rustup resolves it from the working
+    // directory otherwise, which may not be the one building us.
+    let mut args = vec!["target", "add", TARGET];
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok();
+    if let Some(toolchain) = &toolchain {
+        args.extend(["--toolchain", toolchain]);
+    }
+    let command = format!("rustup {}", args.join(" "));
+    println!("cargo:warning=the {TARGET} target is missing; running `{command}`");
+    let added = Command::new("rustup")
+        .args(&args)
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        added,
+        "the {TARGET} target is not installed for {rustc} and `{command}` failed; \
+         run it yourself:\n  {command}"
+    );
+}
+
+/// The plugins: each directory of `plugins/` with a `Cargo.toml`, sorted.
+fn plugin_names(plugins_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(plugins_dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", plugins_dir.display()))
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name() != "target" && entry.path().join("Cargo.toml").is_file())
+        .map(|entry| {
+            entry
+                .file_name()
+                .into_string()
+                .expect("plugin directory names are UTF-8")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Fails the build unless `path` is a component, with a hint at the usual
+/// causes: a wrong crate name or type, or a crate left out of the workspace.
+fn check_component(name: &str, path: &Path) {
+    let mut header = [0; 8];
+    let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut header));
+    if let Err(e) = read {
+        panic!(
+            "plugins/{name} produced no component at {} ({e}): is it a member of \
+             plugins/Cargo.toml, a `cdylib`, and is its crate named `{name}`?",
             path.display()
         );
-        code.push_str(&format!(
-            "/// Path of the compiled `{name}` plugin component.\npub const {}: &str = {:?};\n",
-            name.to_uppercase(),
-            path.display().to_string()
-        ));
     }
-    code.push_str(&format!(
-        "/// Folder holding every compiled plugin.\npub const PLUGIN_DIR: &str = {:?};\n",
-        out.display().to_string()
-    ));
-    let dest = PathBuf::from(env("OUT_DIR")).join("artifacts.rs");
-    std::fs::write(&dest, code).expect("write artifacts.rs");
+    assert_eq!(
+        header,
+        COMPONENT_HEADER,
+        "{} is not a WebAssembly component",
+        path.display()
+    );
+}
+
+/// Asks cargo to rerun this script when anything under `path` changes, except in
+/// `target` directories. Cargo scans a listed directory recursively, so a
+/// directory holding a `target` is not listed itself, only its other entries.
+fn watch(path: &Path) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        println!("cargo:rerun-if-changed={}", path.display());
+        return;
+    };
+    let entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    if !entries
+        .iter()
+        .any(|entry| entry.file_name() == OsStr::new("target"))
+    {
+        println!("cargo:rerun-if-changed={}", path.display());
+        return;
+    }
+    for entry in entries {
+        if entry.file_name() != OsStr::new("target") {
+            watch(&entry.path());
+        }
+    }
 }
 
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("cargo sets {key} for build scripts"))
-}
-
-/// Installs the target when it is missing (toolchain auto-install is off on the
-/// machines this runs on), or fails with the command that would.
-fn ensure_target() {
-    let sysroot = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    let installed = sysroot.is_some_and(|s| s.join("lib/rustlib").join(TARGET).exists());
-    if installed {
-        return;
-    }
-    let added = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        added,
-        "the {TARGET} target is missing and could not be installed: run `rustup target add {TARGET}`"
-    );
-}
-
-fn rerun_if_changed(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    println!("cargo:rerun-if-changed={}", dir.display());
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "target") {
-            continue;
-        }
-        if path.is_dir() {
-            rerun_if_changed(&path);
-        } else {
-            println!("cargo:rerun-if-changed={}", path.display());
-        }
-    }
 }

@@ -1,78 +1,200 @@
 //! The demo's inventory service: reserves stock for new orders.
 //!
-//! `com.example.order.created` -> `com.example.inventory.reserved` when every item
-//! has a positive quantity, `com.example.order.rejected` otherwise. Ids are derived
-//! from the order, so a redelivered order yields the same reservation.
+//! On `com.example.order.created` it emits `com.example.inventory.reserved` when the
+//! order has items and every quantity is positive, `com.example.order.rejected`
+//! with the reason otherwise. Ids derive from the incoming event and the order, so
+//! a redelivered order yields the same events and reservation ids.
+//!
+//! Config: `source`, the source of emitted events (default `/inventory`).
 
 use router_guest::{Event, HandlerError, config, handler, log};
 use serde::{Deserialize, Serialize};
 
+const ORDER_CREATED: &str = "com.example.order.created";
+const RESERVED: &str = "com.example.inventory.reserved";
+const REJECTED: &str = "com.example.order.rejected";
+
+/// The part of an order this plugin reads; other fields are ignored.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Order {
     order_id: String,
-    #[serde(default)]
-    items: Vec<Item>,
+    items: Vec<OrderItem>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Item {
+struct OrderItem {
     product_id: String,
     quantity: i64,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Reservation {
-    product_id: String,
+struct Reserved<'a> {
+    order_id: &'a str,
+    items: Vec<Reservation<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reservation<'a> {
+    product_id: &'a str,
     quantity: i64,
     reservation_id: String,
 }
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Rejected<'a> {
+    order_id: &'a str,
+    reason: String,
+}
+
 fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
-    if event.ty() != "com.example.order.created" {
-        return Ok(Vec::new());
+    if event.ty() != ORDER_CREATED {
+        return Ok(vec![]);
     }
     let order: Order = event.data_json()?;
+    if order.order_id.is_empty() {
+        return Err(HandlerError::fatal(format!(
+            "order event {} has an empty orderId",
+            event.id()
+        )));
+    }
     let source = config::get_or("source", "/inventory");
-    let problem = match order.items.iter().find(|i| i.quantity <= 0) {
-        _ if order.items.is_empty() => Some("no items".to_owned()),
-        Some(item) => Some(format!(
-            "item {} has quantity {}",
-            item.product_id, item.quantity
-        )),
-        None => None,
-    };
-    let reply = match problem {
+
+    let reply = match rejection(&order) {
         Some(reason) => {
-            log::warn(&format!("order {} rejected: {reason}", order.order_id));
-            Event::new(
-                format!("{}-rejected", event.id()),
-                source,
-                "com.example.order.rejected",
-            )
-            .with_json_data(&serde_json::json!({ "orderId": order.order_id, "reason": reason }))?
+            log::warn(format!("order {} rejected: {reason}", order.order_id));
+            Event::new(format!("{}-rejected", event.id()), source, REJECTED).with_json_data(
+                &Rejected {
+                    order_id: &order.order_id,
+                    reason,
+                },
+            )?
         }
-        None => {
-            let items: Vec<Reservation> = order
-                .items
-                .into_iter()
-                .map(|i| Reservation {
-                    reservation_id: format!("res-{}-{}", order.order_id, i.product_id),
-                    product_id: i.product_id,
-                    quantity: i.quantity,
-                })
-                .collect();
-            Event::new(
-                format!("{}-reserved", event.id()),
-                source,
-                "com.example.inventory.reserved",
-            )
-            .with_json_data(&serde_json::json!({ "orderId": order.order_id, "items": items }))?
-        }
+        None => Event::new(format!("{}-reserved", event.id()), source, RESERVED)
+            .with_json_data(&reserve(&order))?,
     };
     Ok(vec![reply.with_subject(order.order_id)])
 }
 
+/// Why `order` cannot be reserved, or `None` when it can.
+fn rejection(order: &Order) -> Option<String> {
+    if order.items.is_empty() {
+        return Some("no items".to_owned());
+    }
+    order
+        .items
+        .iter()
+        .find(|item| item.quantity <= 0)
+        .map(|item| format!("item {} has quantity {}", item.product_id, item.quantity))
+}
+
+/// One reservation per item. The id depends only on the order and the product,
+/// so a redelivered order yields the same ids and the stock keeper can tell a
+/// repeat from a new reservation.
+fn reserve(order: &Order) -> Reserved<'_> {
+    Reserved {
+        order_id: &order.order_id,
+        items: order
+            .items
+            .iter()
+            .map(|item| Reservation {
+                product_id: &item.product_id,
+                quantity: item.quantity,
+                reservation_id: format!("res-{}-{}", order.order_id, item.product_id),
+            })
+            .collect(),
+    }
+}
+
 handler!(handle);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use router_guest::serde_json::{Value, json};
+
+    fn order_created(data: Value) -> Event {
+        Event::new("e-1", "/shop", ORDER_CREATED)
+            .with_json_data(&data)
+            .expect("JSON")
+    }
+
+    fn only(events: Vec<Event>) -> (Event, Value) {
+        assert_eq!(events.len(), 1);
+        let event = events.into_iter().next().expect("one event");
+        let data = event.data_json().expect("JSON data");
+        (event, data)
+    }
+
+    #[test]
+    fn reserves_every_item() {
+        let order = json!({
+            "orderId": "o-1",
+            "customerId": "c-1",
+            "items": [{"productId": "p-1", "quantity": 2}, {"productId": "p-2", "quantity": 1}],
+        });
+        let (event, data) = only(handle(order_created(order)).expect("handled"));
+        assert_eq!(
+            (event.id(), event.source(), event.ty(), event.subject()),
+            ("e-1-reserved", "/inventory", RESERVED, Some("o-1"))
+        );
+        assert_eq!(
+            data,
+            json!({"orderId": "o-1", "items": [
+                {"productId": "p-1", "quantity": 2, "reservationId": "res-o-1-p-1"},
+                {"productId": "p-2", "quantity": 1, "reservationId": "res-o-1-p-2"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn rejects_an_order_without_items_or_with_a_bad_quantity() {
+        for (items, reason) in [
+            (json!([]), "no items"),
+            (
+                json!([{"productId": "p-1", "quantity": 1}, {"productId": "p-2", "quantity": 0}]),
+                "item p-2 has quantity 0",
+            ),
+            (
+                json!([{"productId": "p-3", "quantity": -4}]),
+                "item p-3 has quantity -4",
+            ),
+        ] {
+            let order = json!({"orderId": "o-1", "items": items});
+            let (event, data) = only(handle(order_created(order)).expect("handled"));
+            assert_eq!((event.id(), event.ty()), ("e-1-rejected", REJECTED));
+            assert_eq!(data, json!({"orderId": "o-1", "reason": reason}));
+        }
+    }
+
+    #[test]
+    fn data_that_is_not_an_order_is_fatal() {
+        for (event, problem) in [
+            (
+                Event::new("e-1", "/shop", ORDER_CREATED).with_data("nope", "text/plain"),
+                "not the expected JSON",
+            ),
+            (Event::new("e-1", "/shop", ORDER_CREATED), "no data"),
+            (order_created(json!({"items": []})), "orderId"),
+            (order_created(json!({"orderId": "o-1"})), "items"),
+            (
+                order_created(json!({"orderId": "", "items": []})),
+                "empty orderId",
+            ),
+        ] {
+            let error = handle(event).unwrap_err();
+            assert!(!error.is_retryable(), "{error}");
+            assert!(error.message().contains(problem), "{error}");
+        }
+    }
+
+    #[test]
+    fn ignores_other_types() {
+        let event = Event::new("e-1", "/shop", "com.example.order.shipped");
+        assert_eq!(handle(event), Ok(vec![]));
+    }
+}

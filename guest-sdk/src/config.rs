@@ -1,0 +1,34 @@
+//! The plugin's configuration: the `config` table of its `[[plugin]]` entry in
+//! the router's TOML, for example `config = { source = "/inventory" }`.
+//!
+//! Values arrive as strings (a number or boolean in the TOML as its text), with
+//! `${VAR:-default}` already interpolated by the router.
+
+use crate::HandlerError;
+
+/// The value configured for `key`, if any.
+///
+/// Outside WebAssembly (in a plugin's unit tests) the values come from
+/// `router_guest::testing::set_config`.
+pub fn get(key: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    return crate::bindings::router::plugin::config::get(key);
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::testing::config(key);
+}
+
+/// The value configured for `key`, or `default` when there is none.
+pub fn get_or(key: &str, default: &str) -> String {
+    get(key).unwrap_or_else(|| default.to_owned())
+}
+
+/// The value configured for `key`, or a [`HandlerError::Fatal`] naming the
+/// missing key: without it the plugin cannot handle any event, and redelivery
+/// will not add it.
+pub fn require(key: &str) -> Result<String, HandlerError> {
+    get(key).ok_or_else(|| {
+        HandlerError::fatal(format!(
+            "missing plugin config `{key}`: set it in the plugin's `config` table"
+        ))
+    })
+}
