@@ -6,6 +6,7 @@ mod common;
 mod config_ui;
 mod delivery;
 mod demo;
+mod docs;
 mod ingest;
 mod ops;
 mod plugins;
