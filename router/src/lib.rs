@@ -20,4 +20,5 @@ pub mod reload;
 pub mod runtime;
 pub mod send;
 pub mod server;
+pub mod tls;
 pub mod trace;

@@ -67,7 +67,14 @@ fn serve(
         }
     };
     let watch = config.reload.watch && !no_watch;
-    let server = Server::new(&config, runtime);
+    let tls = match router::tls::acceptor(&config) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let server = Server::new(&config, runtime).with_tls(tls);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 /// A router ready to serve: the configuration it was built from and its state.
 pub struct Server {
     state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     shutdown_timeout: Duration,
 }
@@ -44,6 +45,7 @@ impl Server {
             },
         ));
         Self {
+            tls: None,
             state: AppState {
                 dispatcher,
                 reloader,
@@ -67,6 +69,12 @@ impl Server {
     /// The reloader: SIGHUP asks it for a reload.
     pub fn reloader(&self) -> &Arc<Reloader> {
         &self.state.reloader
+    }
+
+    /// Serves HTTPS with `acceptor` (see [`crate::tls::acceptor`]).
+    pub fn with_tls(mut self, acceptor: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        self.tls = acceptor;
+        self
     }
 
     /// Starts watching the configuration and plugin files for changes.
@@ -109,10 +117,29 @@ impl Server {
                     .clone()
                     .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
             );
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
+            let Some(tls) = self.tls.clone() else {
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+                continue;
+            };
+            let (builder, watcher, handshake_timeout) =
+                (builder.clone(), graceful.watcher(), self.header_timeout);
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
+                // A client that never finishes the handshake is dropped like one that
+                // never finishes its headers.
+                let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                };
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection).await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });

@@ -61,6 +61,18 @@ pub struct ServerConfig {
     pub forward_timeout: Duration,
     /// How long shutdown waits for events in flight.
     pub shutdown_timeout: Duration,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files, relative to the configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: String,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +87,7 @@ impl Default for ServerConfig {
             hop_limit: 8,
             forward_timeout: secs(10),
             shutdown_timeout: secs(30),
+            tls: None,
         }
     }
 }

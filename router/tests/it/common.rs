@@ -74,6 +74,19 @@ impl TestRouter {
         Self::serve(server).await
     }
 
+    /// Starts a router serving HTTPS with the configuration's `[server.tls]`.
+    pub async fn start_tls(toml: &str) -> Self {
+        let text = format!("{toml}\n{}", plugin_tables());
+        let config = Config::parse(Source::new("test.toml", text), |_| None)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e}"));
+        let acceptor = router::tls::acceptor(&config).unwrap_or_else(|e| panic!("{e}"));
+        assert!(acceptor.is_some(), "the config has [server.tls]");
+        let server = Server::build(&config)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_tls(acceptor);
+        Self::serve(server).await
+    }
+
     /// Starts a router on a loaded configuration.
     pub async fn start_config(config: &Config) -> Self {
         let server = Server::build(config).unwrap_or_else(|e| panic!("cannot build runtime: {e}"));

@@ -3,7 +3,7 @@
 
 use router::config::{
     Config, CredentialConfig, IngestConfig, PluginConfig, RateLimitConfig, ReloadConfig,
-    RouteConfig, ServerConfig, Source,
+    RouteConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -56,6 +56,7 @@ fn the_configuration_reference_matches_the_types() {
     let doc = std::fs::read_to_string(REFERENCE).expect("docs/configuration.md");
     let sections: Vec<(&str, Vec<&str>)> = vec![
         ("server", fields::<ServerConfig>()),
+        ("server.tls", fields::<TlsConfig>()),
         ("reload", fields::<ReloadConfig>()),
         ("ingest", fields::<IngestConfig>()),
         ("ingest.rate_limit", fields::<RateLimitConfig>()),
@@ -69,10 +70,22 @@ fn the_configuration_reference_matches_the_types() {
         expected.extend(names.iter().map(|f| format!("{section}.{f}")));
     }
     let documented = documented_keys(&doc);
-    let missing: Vec<_> = expected.iter().filter(|k| !documented.contains(k)).collect();
-    let unknown: Vec<_> = documented.iter().filter(|k| !expected.contains(k)).collect();
-    assert!(missing.is_empty(), "keys missing from {REFERENCE}: {missing:?}");
-    assert!(unknown.is_empty(), "{REFERENCE} documents keys that do not exist: {unknown:?}");
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|k| !documented.contains(k))
+        .collect();
+    let unknown: Vec<_> = documented
+        .iter()
+        .filter(|k| !expected.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "keys missing from {REFERENCE}: {missing:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "{REFERENCE} documents keys that do not exist: {unknown:?}"
+    );
 }
 
 #[test]

@@ -287,3 +287,39 @@ async fn webhook_handshake_and_rate_limits() {
     assert_eq!(statuses, [200, 200, 429]);
     assert!(retry_after.is_some());
 }
+
+/// `[server.tls]` serves HTTPS; a client that trusts the certificate gets its
+/// event routed. `tests/tls/cert.pem` (localhost, 127.0.0.1, valid for a century)
+/// is signed by `tests/tls/ca.pem`, whose key was discarded after signing.
+#[tokio::test]
+async fn tls_listener_serves_https() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+    let router = TestRouter::start_tls(&format!(
+        "[server.tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n"
+    ))
+    .await;
+    let pem = std::fs::read(format!("{dir}/ca.pem")).expect("test CA");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(router.addr)
+        .await
+        .expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let mut tls = connector.connect(name, tcp).await.expect("handshake");
+    tls.write_all(
+        b"POST /events HTTP/1.1\r\nHost: localhost\r\nce-specversion: 1.0\r\nce-id: tls-1\r\nce-source: /t\r\nce-type: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"id\":\"tls-1\""), "{answer}");
+}
