@@ -96,6 +96,60 @@ pub fn trace_id(event: &Event) -> Option<String> {
         .map(|t| t.trace_id)
 }
 
+/// OpenTelemetry export (feature `otel`): spans go to the OTLP/HTTP endpoint of
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, each event's span a child of its trace context.
+#[cfg(feature = "otel")]
+pub mod otel {
+    use super::{Event, TRACEPARENT, TraceParent};
+    use opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+        TracerProvider as _,
+    };
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    use tracing_subscriber::registry::LookupSpan;
+
+    /// The export layer, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub fn layer<S>() -> Option<impl tracing_subscriber::Layer<S>>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT")?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()
+            .map_err(|e| eprintln!("OTLP export disabled: {e}"))
+            .ok()?;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .build();
+        let tracer = provider.tracer("router");
+        opentelemetry::global::set_tracer_provider(provider);
+        Some(tracing_opentelemetry::layer().with_tracer(tracer))
+    }
+
+    /// Makes `span` a child of the trace the event travels in.
+    pub fn set_parent(span: &tracing::Span, event: &Event) {
+        let Some(tp) = event.extension(TRACEPARENT).and_then(TraceParent::parse) else {
+            return;
+        };
+        let (Ok(trace_id), Ok(span_id), Ok(flags)) = (
+            TraceId::from_hex(&tp.trace_id),
+            SpanId::from_hex(&tp.parent_id),
+            u8::from_str_radix(&tp.flags, 16),
+        ) else {
+            return;
+        };
+        let remote = SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::new(flags),
+            true,
+            TraceState::default(),
+        );
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+    }
+}
+
 /// A random, non-zero 64-bit span id in hex.
 fn new_span_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);
