@@ -36,7 +36,9 @@ async fn run() {
     .expect("config");
     let plugin = dir.path().join("p.wasm");
     std::fs::copy(plugin_artifacts::ENRICHER, &plugin).expect("copy");
-    let (cfg, runtime) = Runtime::load(&config).unwrap_or_else(|e| panic!("{e}"));
+    let (cfg, runtime) = Runtime::load(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let server = Server::new(&cfg, runtime);
     server.watch().expect("watch");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -11,15 +11,27 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
-    let result = match cli.command {
-        Command::Send(args) => send(&args),
-        Command::Check { config } => check(&config),
-        Command::Serve {
-            config,
-            listen,
-            no_watch,
-        } => serve(&config, listen, no_watch),
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let result = tokio.block_on(async {
+        match cli.command {
+            Command::Send(args) => send(&args).await,
+            Command::Check { config } => check(&config).await,
+            Command::Serve {
+                config,
+                listen,
+                no_watch,
+            } => serve(&config, listen, no_watch).await,
+        }
+    });
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -45,8 +57,8 @@ fn init_logs(format: LogFormat) {
     registry.init();
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match Runtime::load(path) {
+async fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match Runtime::load(path).await {
         Ok((config, _)) => {
             println!(
                 "{}: ok ({} plugins, {} routes)",
@@ -63,19 +75,18 @@ fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn serve(
+async fn serve(
     path: &std::path::Path,
     listen: Option<std::net::SocketAddr>,
     no_watch: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (config, runtime) = match Runtime::load(path) {
+    let (config, runtime) = match Runtime::load(path).await {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let watch = config.reload.watch && !no_watch;
     let tls = match router::tls::acceptor(&config) {
         Ok(tls) => tls,
         Err(e) => {
@@ -84,39 +95,29 @@ fn serve(
         }
     };
     let server = Server::new(&config, runtime).with_tls(tls);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    tokio.block_on(async {
-        if watch {
-            server
-                .watch()
-                .context("cannot watch the configuration files")?;
-        }
-        reload_on_sighup(&server);
-        let addr = listen.unwrap_or(config.server.listen);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(
-            addr = %listener.local_addr()?,
-            plugins = config.plugins.len(),
-            routes = config.routes.len(),
-            "router serving"
-        );
-        server.run(listener, shutdown_signal()).await;
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+    if config.reload.watch && !no_watch {
+        server
+            .watch()
+            .context("cannot watch the configuration files")?;
+    }
+    reload_on_sighup(&server);
+    let addr = listen.unwrap_or(config.server.listen);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        plugins = config.plugins.len(),
+        routes = config.routes.len(),
+        "router serving"
+    );
+    server.run(listener, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
-fn send(args: &router::send::SendArgs) -> anyhow::Result<ExitCode> {
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let (status, body) = tokio.block_on(router::send::send(args))?;
+async fn send(args: &router::send::SendArgs) -> anyhow::Result<ExitCode> {
+    let (status, body) = router::send::send(args).await?;
     println!("{status}");
     println!("{body}");
     Ok(if (200..300).contains(&status) {

@@ -249,10 +249,7 @@ impl Reloader {
             if before != after {
                 continue;
             }
-            let path = self.config_path.clone();
-            let built = tokio::task::spawn_blocking(move || Runtime::load(&path))
-                .await
-                .map_err(|e| format!("the reload task failed: {e}"))?;
+            let built = Runtime::load(&self.config_path).await;
             let (_, mut runtime) =
                 built.map_err(|errors| errors.to_string().trim_end().to_owned())?;
             // A plugin rewritten after we settled: its digest differs from what we

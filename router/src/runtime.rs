@@ -52,12 +52,12 @@ impl Runtime {
     /// Reads the configuration at `path` and builds its runtime, reporting every
     /// problem of both in one list: TOML and validation errors together with
     /// plugins that cannot be loaded.
-    pub fn load(path: &Path) -> Result<(Config, Self), ConfigErrors> {
+    pub async fn load(path: &Path) -> Result<(Config, Self), ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
         let (config, mut errors) =
             Config::parse_lenient(Source::new(path, text), |name| std::env::var(name).ok());
-        let (plugins, plugin_errors) = load_plugins(&config);
+        let (plugins, plugin_errors) = load_plugins(&config).await;
         errors.extend(plugin_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
@@ -69,8 +69,8 @@ impl Runtime {
     /// Loads every plugin and compiles every route of a validated `config`.
     /// Plugin problems (a missing file, an invalid component, a wrong world) are
     /// all reported, each at its `path` key.
-    pub fn build(config: &Config) -> Result<Self, ConfigErrors> {
-        let (plugins, errors) = load_plugins(config);
+    pub async fn build(config: &Config) -> Result<Self, ConfigErrors> {
+        let (plugins, errors) = load_plugins(config).await;
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
@@ -163,7 +163,7 @@ impl Runtime {
 
 /// Loads the plugins that `config` declares, keyed by name, with an error for
 /// each one that cannot be loaded.
-fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigError>) {
+async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigError>) {
     let mut plugins = HashMap::new();
     let host = match PluginHost::shared() {
         Ok(host) => host,
@@ -173,9 +173,11 @@ fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigErr
         }
     };
     let mut errors = Vec::new();
+    let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
     for (i, p) in config.plugins.iter().enumerate() {
         let path = p.resolved_path(&config.source.file);
-        match host.load(p, &path) {
+        let limits = p.limits(&config.plugin_defaults);
+        match host.load(p, limits, &path, config_dir).await {
             Ok(plugin) => {
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));
             }

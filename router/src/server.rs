@@ -27,8 +27,8 @@ pub struct Server {
 
 impl Server {
     /// Builds the runtime (loading every plugin) for `config`.
-    pub fn build(config: &Config) -> Result<Self, crate::config::ConfigErrors> {
-        Ok(Self::new(config, Runtime::build(config)?))
+    pub async fn build(config: &Config) -> Result<Self, crate::config::ConfigErrors> {
+        Ok(Self::new(config, Runtime::build(config).await?))
     }
 
     /// A server for `config` serving `runtime`.

@@ -35,6 +35,8 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// `[ingest]`.
     pub ingest: IngestConfig,
+    /// `[plugin_defaults]`.
+    pub plugin_defaults: PluginDefaults,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -187,29 +189,165 @@ pub struct PluginConfig {
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,
     /// How many instances may run at once (one event each).
-    #[serde(default = "default_instances")]
-    pub instances: NonZeroU32,
+    pub instances: Option<NonZeroU32>,
     /// Longest time one call may take before it is interrupted.
-    #[serde(default = "default_plugin_timeout")]
-    pub timeout: Duration,
+    pub timeout: Option<Duration>,
     /// Most linear memory one instance may grow to.
-    #[serde(default = "default_memory_limit")]
+    pub memory_limit: Option<ByteSize>,
+    /// Keep warm instances (`reuse`) or start a new one per event (`fresh`).
+    pub mode: Option<InstanceMode>,
+    /// Most events one call may emit.
+    pub max_emitted: Option<u32>,
+    /// Largest data of one emitted event.
+    pub max_event_bytes: Option<ByteSize>,
+    /// Most log output (log interface, stdout, stderr) one call may write; the rest is dropped.
+    pub max_log_bytes: Option<ByteSize>,
+    /// Consecutive traps or timeouts after which the plugin is paused; 0 never pauses.
+    pub breaker_threshold: Option<u32>,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: Option<Duration>,
+    /// Timeout of one outbound HTTP request.
+    pub http_timeout: Option<Duration>,
+    /// Largest outbound HTTP response body.
+    pub max_http_response_bytes: Option<ByteSize>,
+    /// Environment variables the guest may read, by name (values from the router's environment).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Read-only directories the guest may read.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Hosts (and methods) the guest may call over `wasi:http`.
+    #[serde(default)]
+    pub http: Vec<HttpGrant>,
+}
+
+/// Whether a plugin's instances serve many events or one.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// Warm instances serve one event after another.
+    #[default]
+    Reuse,
+    /// A new instance per event: nothing survives from one event to the next.
+    Fresh,
+}
+
+/// A directory a plugin may read.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the router's machine, relative to the configuration file.
+    pub host: String,
+    /// Where the guest sees it, such as `/data`.
+    pub guest: String,
+}
+
+/// A host a plugin may call over HTTP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrant {
+    /// `host` or `host:port`.
+    pub host: String,
+    /// Allowed methods; all when empty.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// `[plugin_defaults]`: the limits of every plugin that does not set its own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginDefaults {
+    /// Instances that may run at once.
+    pub instances: NonZeroU32,
+    /// Longest call.
+    pub timeout: Duration,
+    /// Linear memory per instance.
     pub memory_limit: ByteSize,
+    /// Instance mode.
+    pub mode: InstanceMode,
+    /// Events one call may emit.
+    pub max_emitted: u32,
+    /// Data bytes per emitted event.
+    pub max_event_bytes: ByteSize,
+    /// Log bytes per call.
+    pub max_log_bytes: ByteSize,
+    /// Consecutive failures that pause a plugin; 0 never pauses.
+    pub breaker_threshold: u32,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: Duration,
+    /// Outbound HTTP timeout.
+    pub http_timeout: Duration,
+    /// Outbound HTTP response size.
+    pub max_http_response_bytes: ByteSize,
 }
 
-fn default_instances() -> NonZeroU32 {
-    NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN)
+impl Default for PluginDefaults {
+    fn default() -> Self {
+        let secs = |s| Duration(std::time::Duration::from_secs(s));
+        Self {
+            instances: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            timeout: secs(5),
+            memory_limit: ByteSize(64 << 20),
+            mode: InstanceMode::Reuse,
+            max_emitted: 100,
+            max_event_bytes: ByteSize(1 << 20),
+            max_log_bytes: ByteSize(64 << 10),
+            breaker_threshold: 5,
+            breaker_cooldown: secs(10),
+            http_timeout: secs(10),
+            max_http_response_bytes: ByteSize(1 << 20),
+        }
+    }
 }
 
-fn default_plugin_timeout() -> Duration {
-    Duration(std::time::Duration::from_secs(5))
-}
-
-fn default_memory_limit() -> ByteSize {
-    ByteSize(64 << 20)
+/// A plugin's limits, its own settings over `[plugin_defaults]`.
+#[derive(Clone, Debug)]
+pub struct PluginLimits {
+    /// Instances that may run at once.
+    pub instances: NonZeroU32,
+    /// Longest call.
+    pub timeout: std::time::Duration,
+    /// Linear memory per instance, bytes.
+    pub memory_limit: u64,
+    /// Instance mode.
+    pub mode: InstanceMode,
+    /// Events one call may emit.
+    pub max_emitted: u32,
+    /// Data bytes per emitted event.
+    pub max_event_bytes: u64,
+    /// Log bytes per call.
+    pub max_log_bytes: u64,
+    /// Consecutive failures that pause the plugin; 0 never pauses.
+    pub breaker_threshold: u32,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: std::time::Duration,
+    /// Outbound HTTP timeout.
+    pub http_timeout: std::time::Duration,
+    /// Outbound HTTP response size.
+    pub max_http_response_bytes: u64,
 }
 
 impl PluginConfig {
+    /// This plugin's limits: its own settings, else `defaults`.
+    pub fn limits(&self, defaults: &PluginDefaults) -> PluginLimits {
+        PluginLimits {
+            instances: self.instances.unwrap_or(defaults.instances),
+            timeout: self.timeout.unwrap_or(defaults.timeout).0,
+            memory_limit: self.memory_limit.unwrap_or(defaults.memory_limit).0,
+            mode: self.mode.unwrap_or(defaults.mode),
+            max_emitted: self.max_emitted.unwrap_or(defaults.max_emitted),
+            max_event_bytes: self.max_event_bytes.unwrap_or(defaults.max_event_bytes).0,
+            max_log_bytes: self.max_log_bytes.unwrap_or(defaults.max_log_bytes).0,
+            breaker_threshold: self.breaker_threshold.unwrap_or(defaults.breaker_threshold),
+            breaker_cooldown: self.breaker_cooldown.unwrap_or(defaults.breaker_cooldown).0,
+            http_timeout: self.http_timeout.unwrap_or(defaults.http_timeout).0,
+            max_http_response_bytes: self
+                .max_http_response_bytes
+                .unwrap_or(defaults.max_http_response_bytes)
+                .0,
+        }
+    }
+
     /// The `.wasm` file's path, resolved against the configuration file's folder.
     pub fn resolved_path(&self, config_file: &Path) -> PathBuf {
         let dir = config_file.parent().unwrap_or(Path::new("."));
@@ -345,6 +483,7 @@ impl Config {
                 server: ServerConfig::default(),
                 reload: ReloadConfig::default(),
                 ingest: IngestConfig::default(),
+                plugin_defaults: PluginDefaults::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -361,6 +500,7 @@ impl Config {
         let mut server = ServerConfig::default();
         let mut reload = ReloadConfig::default();
         let mut ingest = IngestConfig::default();
+        let mut plugin_defaults = PluginDefaults::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         for (key, value) in root.into_inner() {
@@ -380,12 +520,17 @@ impl Config {
                         ingest = i;
                     }
                 }
+                "plugin_defaults" => {
+                    if let Some(d) = deserialize(&source, "plugin_defaults", value, &mut errors) {
+                        plugin_defaults = d;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin` or `route`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `plugin` or `route`",
                 )),
             }
         }
@@ -394,6 +539,7 @@ impl Config {
             server,
             reload,
             ingest,
+            plugin_defaults,
             plugins,
             routes,
         };
@@ -454,6 +600,63 @@ impl Config {
                     format!("plugin[{i}].name"),
                     format!("duplicate plugin name {:?}", p.name.get_ref().as_str()),
                 ));
+            }
+        }
+        for (i, p) in self.plugins.iter().enumerate() {
+            let limits = p.limits(&self.plugin_defaults);
+            let at = |key: &str| format!("plugin[{i}].{key}");
+            if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
+                errors.push(source.error(
+                    Some(p.name.span()),
+                    at("memory_limit"),
+                    format!("{} bytes exceeds the maximum of 1 GiB", limits.memory_limit),
+                ));
+            }
+            if limits.timeout.is_zero() {
+                errors.push(source.error(
+                    Some(p.name.span()),
+                    at("timeout"),
+                    "must be more than 0",
+                ));
+            }
+            for (j, name) in p.env.iter().enumerate() {
+                if name.is_empty() || name.contains('=') {
+                    errors.push(source.error(
+                        Some(p.name.span()),
+                        format!("plugin[{i}].env[{j}]"),
+                        format!("{name:?} is not an environment variable name"),
+                    ));
+                }
+            }
+            for (j, dir) in p.dirs.iter().enumerate() {
+                if !dir.guest.starts_with('/') {
+                    errors.push(source.error(
+                        Some(p.name.span()),
+                        format!("plugin[{i}].dirs[{j}].guest"),
+                        format!(
+                            "{:?} must be an absolute guest path such as \"/data\"",
+                            dir.guest
+                        ),
+                    ));
+                }
+            }
+            for (j, grant) in p.http.iter().enumerate() {
+                if grant.host.is_empty() || grant.host.contains('/') {
+                    errors.push(source.error(
+                        Some(p.name.span()),
+                        format!("plugin[{i}].http[{j}].host"),
+                        format!("{:?} is not a host or host:port", grant.host),
+                    ));
+                }
+                for m in &grant.methods {
+                    if http::Method::from_bytes(m.as_bytes()).is_err() {
+                        errors.push(source.error(
+                            Some(p.name.span()),
+                            format!("plugin[{i}].http[{j}].methods"),
+                            format!("{m:?} is not an HTTP method"),
+                        ));
+                    }
+                }
             }
         }
         let known = || {
@@ -627,7 +830,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.server.hop_limit, 8);
-        assert_eq!(c.plugins[0].instances.get(), 4);
+        assert_eq!(c.plugins[0].limits(&c.plugin_defaults).instances.get(), 4);
         assert_eq!(
             c.routes[0].forward.as_ref().unwrap().get_ref(),
             "http://sink:9/"

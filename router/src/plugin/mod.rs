@@ -11,7 +11,7 @@ mod pool;
 
 pub use pool::{CallError, Plugin};
 
-use crate::config::PluginConfig;
+use crate::config::{PluginConfig, PluginLimits};
 use host::HostState;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "handler",
+        exports: { default: async },
     });
 }
 
@@ -92,9 +93,10 @@ impl PluginHost {
     fn new() -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
-        // Well below the 2 MiB blocking-thread stack, so deep recursion in a guest is
-        // a trap rather than a crash of the router.
+        // Well below the fiber stack, so deep recursion in a guest is a trap rather
+        // than a crash of the router.
         config.max_wasm_stack(512 * 1024);
+        config.async_stack_size(1024 * 1024);
         let mut pooling = PoolingAllocationConfig::default();
         pooling.total_component_instances(1000);
         pooling.total_core_instances(1000);
@@ -114,7 +116,8 @@ impl PluginHost {
                 }
             })?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
         Ok(Self {
             engine,
@@ -123,22 +126,31 @@ impl PluginHost {
         })
     }
 
-    /// Loads the plugin of `config` from `path`: compiles it (or takes it from the
-    /// cache), checks its world, and prepares its instance pool.
-    pub fn load(&self, config: &PluginConfig, path: &Path) -> Result<Plugin, LoadError> {
+    /// Loads the plugin of `config` from `path`: compiles it on a blocking thread
+    /// (or takes it from the cache), checks its world, and starts one instance
+    /// under its limits. Granted directories are relative to `config_dir`.
+    pub async fn load(
+        &self,
+        config: &PluginConfig,
+        limits: PluginLimits,
+        path: &Path,
+        config_dir: &Path,
+    ) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
-        if config.memory_limit.0 > MAX_MEMORY_LIMIT {
+        if limits.memory_limit > MAX_MEMORY_LIMIT {
             return Err(LoadError::Limits(format!(
                 "memory_limit {} exceeds the maximum of {MAX_MEMORY_LIMIT} bytes",
-                config.memory_limit.0
+                limits.memory_limit
             )));
         }
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: shown.clone(),
-            source,
-        })?;
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: shown.clone(),
+                source,
+            })?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let component = self.compile(&shown, digest, &bytes)?;
+        let component = self.compile(&shown, digest, bytes).await?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -147,7 +159,15 @@ impl PluginHost {
                 path: shown.clone(),
                 reason: format!("{e:#}"),
             })?;
-        Ok(Plugin::new(config, pre, hex(&digest), path.to_owned()))
+        Plugin::new(
+            config,
+            limits,
+            config_dir,
+            pre,
+            hex(&digest),
+            path.to_owned(),
+        )
+        .await
     }
 
     /// Forgets compiled components whose digest is not in `keep`, so a long run of
@@ -159,7 +179,12 @@ impl PluginHost {
             .retain(|digest, _| keep.contains(&hex(digest).as_str()));
     }
 
-    fn compile(&self, shown: &str, digest: [u8; 32], bytes: &[u8]) -> Result<Component, LoadError> {
+    async fn compile(
+        &self,
+        shown: &str,
+        digest: [u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<Component, LoadError> {
         let cached = self
             .compiled
             .lock()
@@ -169,7 +194,16 @@ impl PluginHost {
         if let Some(component) = cached {
             return Ok(component);
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+        // Cranelift takes tens of milliseconds per component: keep it off the
+        // async workers.
+        let engine = self.engine.clone();
+        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                path: shown.to_owned(),
+                reason: format!("the compiler task failed: {e}"),
+            })?;
+        let component = compiled.map_err(|e| LoadError::Compile {
             path: shown.to_owned(),
             reason: format!("{e:#}"),
         })?;

@@ -1,19 +1,26 @@
-//! A loaded plugin and its pool of warm instances.
+//! A loaded plugin: its prepared component, its limits and capabilities, a pool of
+//! warm instances, and a circuit breaker.
+//!
+//! Calls run as wasmtime async calls on the tokio worker that handles the event.
+//! The guest yields at every epoch tick (10 ms), so a busy guest cannot hold a
+//! worker for longer than a tick; the call is interrupted once its ticks pass the
+//! time limit, and the whole call (host calls included, which epochs cannot stop)
+//! also runs under a tokio timeout.
 
-use super::EPOCH_TICK;
 use super::bindings::router::plugin::types as wit;
 use super::bindings::{Handler, HandlerPre};
-use super::host::HostState;
-use crate::config::PluginConfig;
+use super::host::{HostState, HttpPolicy, LogBudget, LogStream};
+use super::{EPOCH_TICK, LoadError};
+use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::{Event, EventError, SPEC_VERSION};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::WasiCtx;
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx};
 
 /// Why a call into a plugin did not produce events.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +57,16 @@ pub enum CallError {
         /// The limit.
         limit: Duration,
     },
+    /// The plugin emitted more, or larger, output than its limits allow.
+    #[error("plugin `{plugin}` exceeded its {limit} limit: {detail}")]
+    OutputLimit {
+        /// The plugin.
+        plugin: String,
+        /// `max_emitted` or `max_event_bytes`.
+        limit: &'static str,
+        /// By how much.
+        detail: String,
+    },
     /// The plugin emitted an event that is not a valid CloudEvent.
     #[error("plugin `{plugin}` emitted an invalid event #{index}: {error}")]
     InvalidOutput {
@@ -60,6 +77,18 @@ pub enum CallError {
         /// What is wrong with it.
         error: EventError,
     },
+    /// The plugin failed too often in a row and is paused.
+    #[error(
+        "plugin `{plugin}` is paused for {remaining:?} after {failures} consecutive traps or timeouts"
+    )]
+    Paused {
+        /// The plugin.
+        plugin: String,
+        /// Failures that tripped the breaker.
+        failures: u32,
+        /// Until it serves again.
+        remaining: Duration,
+    },
 }
 
 impl CallError {
@@ -67,8 +96,14 @@ impl CallError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Retryable { .. } | Self::Trap { .. } | Self::Timeout { .. }
+            Self::Retryable { .. } | Self::Trap { .. } | Self::Timeout { .. } | Self::Paused { .. }
         )
+    }
+
+    /// Whether this failure counts towards the circuit breaker: the plugin
+    /// misbehaved, as opposed to reporting an error about the event.
+    fn trips_breaker(&self) -> bool {
+        matches!(self, Self::Trap { .. } | Self::Timeout { .. })
     }
 }
 
@@ -78,31 +113,64 @@ struct Instance {
     handler: Handler,
 }
 
+/// Counts consecutive traps and timeouts; past the threshold the plugin refuses
+/// events until the cooldown has passed.
+#[derive(Default)]
+struct Breaker {
+    consecutive: AtomicU32,
+    /// Milliseconds since `epoch` until which the plugin is paused; 0 when not.
+    paused_until_ms: AtomicU64,
+}
+
 /// A loaded plugin, ready to handle events. Cheap to share behind an `Arc`.
 pub struct Plugin {
     name: Arc<str>,
     pre: HandlerPre<HostState>,
     config: Arc<BTreeMap<String, String>>,
-    memory_limit: usize,
-    timeout: Duration,
+    limits: PluginLimits,
+    env: Vec<(String, String)>,
+    dirs: Vec<(PathBuf, String)>,
+    http: HttpPolicy,
     digest: String,
     path: PathBuf,
     loaded_at: SystemTime,
-    instances: u32,
+    epoch: Instant,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
+    breaker: Breaker,
 }
 
 impl Plugin {
-    pub(super) fn new(
+    pub(super) async fn new(
         config: &PluginConfig,
+        limits: PluginLimits,
+        config_dir: &Path,
         pre: HandlerPre<HostState>,
         digest: String,
         path: PathBuf,
-    ) -> Self {
-        let instances = config.instances.get();
-        Self {
-            name: config.name.get_ref().as_str().into(),
+    ) -> Result<Self, LoadError> {
+        let name: Arc<str> = config.name.get_ref().as_str().into();
+        let dirs = config
+            .dirs
+            .iter()
+            .map(|d| (config_dir.join(&d.host), d.guest.clone()))
+            .collect::<Vec<_>>();
+        for (host, guest) in &dirs {
+            if !host.is_dir() {
+                return Err(LoadError::Limits(format!(
+                    "dirs: {} (for {guest}) is not a directory",
+                    host.display()
+                )));
+            }
+        }
+        let plugin = Self {
+            http: HttpPolicy {
+                plugin: Arc::clone(&name),
+                grants: config.http.clone().into(),
+                timeout: limits.http_timeout,
+                max_response_bytes: limits.max_http_response_bytes,
+            },
+            name,
             pre,
             config: Arc::new(
                 config
@@ -111,15 +179,36 @@ impl Plugin {
                     .map(|(k, v)| (k.clone(), v.0.clone()))
                     .collect(),
             ),
-            memory_limit: usize::try_from(config.memory_limit.0).unwrap_or(usize::MAX),
-            timeout: config.timeout.0,
+            env: config
+                .env
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+                .collect(),
+            dirs,
             digest,
             path,
             loaded_at: SystemTime::now(),
-            instances,
-            idle: Mutex::new(Vec::with_capacity(instances as usize)),
-            permits: Arc::new(Semaphore::new(instances as usize)),
+            epoch: Instant::now(),
+            idle: Mutex::new(Vec::with_capacity(limits.instances.get() as usize)),
+            permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
+            breaker: Breaker::default(),
+            limits,
+        };
+        // One instance now: a component that cannot start under its limits (an
+        // initial memory over `memory_limit`, a start function that traps) is
+        // refused at load, not on its first event. It is kept warm.
+        let first = plugin.instantiate().await.map_err(|e| {
+            LoadError::Limits(match e {
+                CallError::Trap { message, .. } => {
+                    format!("cannot be instantiated within its limits (memory_limit {} bytes): {message}", plugin.limits.memory_limit)
+                }
+                other => other.to_string(),
+            })
+        })?;
+        if plugin.limits.mode == InstanceMode::Reuse {
+            lock(&plugin.idle).push(first);
         }
+        Ok(plugin)
     }
 
     /// The plugin's name.
@@ -149,30 +238,55 @@ impl Plugin {
 
     /// How many instances may run at once.
     pub fn instances(&self) -> u32 {
-        self.instances
+        self.limits.instances.get()
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// Warm instances waiting in the pool.
+    pub fn idle_instances(&self) -> usize {
+        lock(&self.idle).len()
+    }
+
+    /// How long the plugin stays paused by its circuit breaker, if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);
+        let now = self.now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Hands `event` to the plugin and returns the events it emitted, validated.
     ///
     /// Waits for a free instance when all `instances` are busy.
-    pub async fn handle(self: &Arc<Self>, event: &Event) -> Result<Vec<Event>, CallError> {
+    pub async fn handle(&self, event: &Event) -> Result<Vec<Event>, CallError> {
+        if let Some(remaining) = self.paused_for() {
+            return Err(CallError::Paused {
+                plugin: self.name.to_string(),
+                failures: self.limits.breaker_threshold,
+                remaining,
+            });
+        }
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| self.trap("the plugin is shutting down".into()))?;
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let input = to_wit(event);
-        let this = Arc::clone(self);
         let metrics = crate::metrics::metrics();
         let labels = crate::metrics::PluginLabels {
             plugin: self.name.to_string(),
         };
         metrics.plugin_invocations.get_or_create(&labels).inc();
-        let started = std::time::Instant::now();
-        let (instance, result) = tokio::task::spawn_blocking(move || this.call(idle, &input))
-            .await
-            .map_err(|e| self.trap(format!("the call was aborted: {e}")))?;
+        let started = Instant::now();
+        let result = self.call(event).await;
         metrics
             .plugin_call_seconds
             .get_or_create(&labels)
@@ -182,13 +296,104 @@ impl Plugin {
             Err(CallError::Timeout { .. }) => metrics.plugin_timeouts.get_or_create(&labels).inc(),
             _ => 0,
         };
-        if let Some(instance) = instance {
-            self.idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(instance);
+        self.record(&result);
+        result
+    }
+
+    async fn call(&self, event: &Event) -> Result<Vec<Event>, CallError> {
+        let idle = match self.limits.mode {
+            InstanceMode::Reuse => lock(&self.idle).pop(),
+            InstanceMode::Fresh => None,
+        };
+        let mut instance = match idle {
+            Some(i) => i,
+            None => self.instantiate().await?,
+        };
+        let input = to_wit(event);
+        let budget = Arc::clone(&instance.store.data().log_budget);
+        budget.reset(self.limits.max_log_bytes);
+        instance.store.data_mut().ticks = 0;
+        instance.store.set_epoch_deadline(1);
+        // Epochs stop guest code; this stops a guest blocked in a host call too.
+        let outcome = tokio::time::timeout(
+            self.limits.timeout + 2 * EPOCH_TICK,
+            instance.handler.call_handle(&mut instance.store, &input),
+        )
+        .await;
+        if budget.dropped() > 0 {
+            tracing::warn!(
+                plugin = &*self.name,
+                dropped_bytes = budget.dropped(),
+                limit = self.limits.max_log_bytes,
+                "log output over the plugin's max_log_bytes was dropped"
+            );
         }
-        let emitted = result?;
+        let keep = |instance: Instance| {
+            if self.limits.mode == InstanceMode::Reuse {
+                lock(&self.idle).push(instance);
+            }
+        };
+        let emitted = match outcome {
+            Err(_) => return Err(self.timeout()),
+            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                return Err(self.timeout());
+            }
+            // A trapped instance is never reused: drop it with `instance`.
+            Ok(Err(e)) => return Err(self.trap(format!("{e:#}"))),
+            Ok(Ok(Err(wit::HandlerError::Retryable(message)))) => {
+                keep(instance);
+                return Err(CallError::Retryable {
+                    plugin: self.name.to_string(),
+                    message,
+                });
+            }
+            Ok(Ok(Err(wit::HandlerError::Fatal(message)))) => {
+                keep(instance);
+                return Err(CallError::Fatal {
+                    plugin: self.name.to_string(),
+                    message,
+                });
+            }
+            Ok(Ok(Ok(events))) => {
+                keep(instance);
+                events
+            }
+        };
+        self.check_output(emitted)
+    }
+
+    /// Guest output is checked against the limits and validated exactly like HTTP
+    /// input: the host never trusts it.
+    fn check_output(&self, emitted: Vec<wit::Event>) -> Result<Vec<Event>, CallError> {
+        let over = |limit, detail| CallError::OutputLimit {
+            plugin: self.name.to_string(),
+            limit,
+            detail,
+        };
+        if emitted.len() > self.limits.max_emitted as usize {
+            return Err(over(
+                "max_emitted",
+                format!(
+                    "emitted {} events, the limit is {}",
+                    emitted.len(),
+                    self.limits.max_emitted
+                ),
+            ));
+        }
+        if let Some((i, size)) = emitted
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, e.data.as_ref().map_or(0, Vec::len)))
+            .find(|(_, size)| *size as u64 > self.limits.max_event_bytes)
+        {
+            return Err(over(
+                "max_event_bytes",
+                format!(
+                    "event #{i} has {size} bytes of data, the limit is {}",
+                    self.limits.max_event_bytes
+                ),
+            ));
+        }
         emitted
             .into_iter()
             .enumerate()
@@ -202,77 +407,95 @@ impl Plugin {
             .collect()
     }
 
-    /// Runs one call on a blocking thread. Returns the instance to put back in
-    /// the pool, or `None` when it must be discarded.
-    fn call(
-        &self,
-        idle: Option<Instance>,
-        input: &wit::Event,
-    ) -> (Option<Instance>, Result<Vec<wit::Event>, CallError>) {
-        let mut instance = match idle {
-            Some(i) => i,
-            None => match self.instantiate() {
-                Ok(i) => i,
-                Err(e) => return (None, Err(e)),
-            },
-        };
-        instance.store.set_epoch_deadline(self.deadline_ticks());
-        match instance.handler.call_handle(&mut instance.store, input) {
-            Ok(Ok(events)) => (Some(instance), Ok(events)),
-            Ok(Err(wit::HandlerError::Retryable(message))) => (
-                Some(instance),
-                Err(CallError::Retryable {
-                    plugin: self.name.to_string(),
-                    message,
-                }),
-            ),
-            Ok(Err(wit::HandlerError::Fatal(message))) => (
-                Some(instance),
-                Err(CallError::Fatal {
-                    plugin: self.name.to_string(),
-                    message,
-                }),
-            ),
-            Err(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => (
-                None,
-                Err(CallError::Timeout {
-                    plugin: self.name.to_string(),
-                    limit: self.timeout,
-                }),
-            ),
-            Err(e) => (None, Err(self.trap(format!("{e:#}")))),
+    fn record(&self, result: &Result<Vec<Event>, CallError>) {
+        let threshold = self.limits.breaker_threshold;
+        match result {
+            Err(e) if e.trips_breaker() => {
+                let failures = self.breaker.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+                if threshold > 0 && failures >= threshold {
+                    let cooldown =
+                        u64::try_from(self.limits.breaker_cooldown.as_millis()).unwrap_or(u64::MAX);
+                    self.breaker
+                        .paused_until_ms
+                        .store(self.now_ms().saturating_add(cooldown), Ordering::Relaxed);
+                    self.breaker.consecutive.store(0, Ordering::Relaxed);
+                    tracing::error!(
+                        plugin = &*self.name,
+                        failures,
+                        cooldown = ?self.limits.breaker_cooldown,
+                        "plugin paused by its circuit breaker"
+                    );
+                }
+            }
+            Err(CallError::Paused { .. }) => {}
+            _ => self.breaker.consecutive.store(0, Ordering::Relaxed),
         }
     }
 
-    fn instantiate(&self) -> Result<Instance, CallError> {
+    async fn instantiate(&self) -> Result<Instance, CallError> {
+        let budget = Arc::new(LogBudget::default());
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(LogStream::new(
+            Arc::clone(&self.name),
+            "stdout",
+            Arc::clone(&budget),
+        ))
+        .stderr(LogStream::new(
+            Arc::clone(&self.name),
+            "stderr",
+            Arc::clone(&budget),
+        ));
+        for (k, v) in &self.env {
+            wasi.env(k, v);
+        }
+        for (host, guest) in &self.dirs {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| self.trap(format!("cannot open {}: {e:#}", host.display())))?;
+        }
+        let ticks = self
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis());
         let state = HostState {
             plugin: Arc::clone(&self.name),
             config: Arc::clone(&self.config),
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
+                .memory_size(usize::try_from(self.limits.memory_limit).unwrap_or(usize::MAX))
+                .table_elements(100_000)
                 .instances(64)
                 .build(),
+            log_budget: budget,
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_policy: self.http.clone(),
+            ticks: 0,
+            // One extra tick: the next tick may come at once, so this makes the
+            // limit a floor (interrupted between `timeout` and `timeout` + a tick).
+            max_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        // Instantiation runs the guest's start code: bound it like a call.
-        store.set_epoch_deadline(self.deadline_ticks());
-        let handler = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks >= state.max_ticks {
+                Err(Trap::Interrupt.into())
+            } else {
+                // Hand the worker back to tokio every tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let handler = tokio::time::timeout(
+            self.limits.timeout + 2 * EPOCH_TICK,
+            self.pre.instantiate_async(&mut store),
+        )
+        .await
+        .map_err(|_| self.timeout())?
+        .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
         Ok(Instance { store, handler })
-    }
-
-    /// The epoch deadline for one call. The next tick may come at once, so one
-    /// extra tick makes the limit a floor: a call is interrupted between
-    /// `timeout` and `timeout + EPOCH_TICK`, never before.
-    fn deadline_ticks(&self) -> u64 {
-        let ticks = self.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis());
-        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
     }
 
     fn trap(&self, message: String) -> CallError {
@@ -281,6 +504,17 @@ impl Plugin {
             message,
         }
     }
+
+    fn timeout(&self) -> CallError {
+        CallError::Timeout {
+            plugin: self.name.to_string(),
+            limit: self.limits.timeout,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn to_wit(e: &Event) -> wit::Event {
@@ -298,7 +532,6 @@ fn to_wit(e: &Event) -> wit::Event {
     }
 }
 
-/// Guest output is validated exactly like HTTP input: the host never trusts it.
 fn from_wit(e: wit::Event) -> Result<Event, EventError> {
     if !e.specversion.is_empty() && e.specversion != SPEC_VERSION {
         return Err(EventError::invalid(

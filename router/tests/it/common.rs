@@ -67,8 +67,9 @@ impl TestRouter {
 
     /// Starts a router on a configuration file, watching it and its plugins.
     pub async fn start_file(path: &std::path::Path) -> Self {
-        let (config, runtime) =
-            router::runtime::Runtime::load(path).unwrap_or_else(|e| panic!("{e}"));
+        let (config, runtime) = router::runtime::Runtime::load(path)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let server = Server::new(&config, runtime);
         server.watch().expect("watch");
         Self::serve(server).await
@@ -82,6 +83,7 @@ impl TestRouter {
         let acceptor = router::tls::acceptor(&config).unwrap_or_else(|e| panic!("{e}"));
         assert!(acceptor.is_some(), "the config has [server.tls]");
         let server = Server::build(&config)
+            .await
             .unwrap_or_else(|e| panic!("{e}"))
             .with_tls(acceptor);
         Self::serve(server).await
@@ -89,7 +91,9 @@ impl TestRouter {
 
     /// Starts a router on a loaded configuration.
     pub async fn start_config(config: &Config) -> Self {
-        let server = Server::build(config).unwrap_or_else(|e| panic!("cannot build runtime: {e}"));
+        let server = Server::build(config)
+            .await
+            .unwrap_or_else(|e| panic!("cannot build runtime: {e}"));
         Self::serve(server).await
     }
 

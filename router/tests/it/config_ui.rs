@@ -5,15 +5,15 @@
 use router::runtime::Runtime;
 use std::path::Path;
 
-fn errors_of(path: &Path) -> String {
-    match Runtime::load(path) {
+async fn errors_of(path: &Path) -> String {
+    match Runtime::load(path).await {
         Ok(_) => String::from("ok\n"),
         Err(errors) => errors.to_string(),
     }
 }
 
-#[test]
-fn config_errors_match_their_expected_output() {
+#[tokio::test]
+async fn config_errors_match_their_expected_output() {
     let mut cases: Vec<_> = std::fs::read_dir("tests/ui")
         .expect("tests/ui")
         .filter_map(Result::ok)
@@ -25,7 +25,7 @@ fn config_errors_match_their_expected_output() {
     let bless = std::env::var_os("BLESS").is_some();
     let mut mismatches = Vec::new();
     for case in &cases {
-        let actual = errors_of(case);
+        let actual = errors_of(case).await;
         let expected_path = case.with_extension("stderr");
         if bless {
             std::fs::write(&expected_path, &actual).expect("write expected");

@@ -28,7 +28,9 @@ async fn the_demo_configuration_loads_with_its_plugins() {
         .map(|r| r.name.get_ref().to_string())
         .collect();
     assert_eq!(names, ["reserve-stock", "to-sink", "enrich", "audit"]);
-    let runtime = router::runtime::Runtime::build(&config).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = router::runtime::Runtime::build(&config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(runtime.plugins().len(), 3);
 }
 

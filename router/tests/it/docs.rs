@@ -2,8 +2,8 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    Config, CredentialConfig, IngestConfig, PluginConfig, RateLimitConfig, ReloadConfig,
-    RouteConfig, ServerConfig, Source, TlsConfig,
+    Config, CredentialConfig, DirGrant, HttpGrant, IngestConfig, PluginConfig, PluginDefaults,
+    RateLimitConfig, ReloadConfig, RouteConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -61,7 +61,10 @@ fn the_configuration_reference_matches_the_types() {
         ("ingest", fields::<IngestConfig>()),
         ("ingest.rate_limit", fields::<RateLimitConfig>()),
         ("ingest.credential", fields::<CredentialConfig>()),
+        ("plugin_defaults", fields::<PluginDefaults>()),
         ("plugin", fields::<PluginConfig>()),
+        ("plugin.dirs", fields::<DirGrant>()),
+        ("plugin.http", fields::<HttpGrant>()),
         ("route", fields::<RouteConfig>()),
     ];
     let mut expected = Vec::new();
