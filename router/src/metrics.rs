@@ -64,6 +64,8 @@ pub struct Metrics {
     pub plugin_traps: Family<PluginLabels, Counter>,
     /// Calls interrupted at the time limit.
     pub plugin_timeouts: Family<PluginLabels, Counter>,
+    /// Log bytes dropped over a plugin's `max_log_bytes`.
+    pub plugin_log_dropped_bytes: Family<PluginLabels, Counter>,
     /// Duration of plugin calls, seconds.
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
     /// Events being routed right now.
@@ -89,6 +91,7 @@ impl Metrics {
             plugin_invocations: Family::default(),
             plugin_traps: Family::default(),
             plugin_timeouts: Family::default(),
+            plugin_log_dropped_bytes: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(|| {
                 Histogram::new([
                     0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0,

@@ -23,6 +23,9 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
                 "loaded_at_unix_ms": unix_ms(p.loaded_at()),
                 "world": p.world(),
                 "instances": p.instances(),
+                "idle_instances": p.idle_instances(),
+                "mode": p.mode(),
+                "paused_for_ms": p.paused_for().map(|d| d.as_millis() as u64),
             })
         })
         .collect();

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -64,7 +63,7 @@ pub struct HostState {
     /// Resources the guest holds through WASI.
     pub table: ResourceTable,
     /// Memory and table limits, enforced by wasmtime.
-    pub limits: StoreLimits,
+    pub limits: Limiter,
     /// Log output budget of the current call.
     pub log_budget: Arc<LogBudget>,
     /// `wasi:http` state.
@@ -126,6 +125,61 @@ impl log::Host for HostState {
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+}
+
+/// The plugin's memory and table limits. Going past one traps the call with a
+/// message naming the limit (wasmtime's own `StoreLimits` would only make the
+/// guest's allocation fail, which Rust guests turn into an anonymous abort).
+#[derive(Debug)]
+pub struct Limiter {
+    /// Bytes of linear memory per instance.
+    pub memory: usize,
+    /// Elements per table.
+    pub table_elements: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            wasmtime::bail!(
+                "memory_limit of {} bytes reached: the guest asked to grow its memory from {current} to {desired} bytes",
+                self.memory
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            wasmtime::bail!(
+                "table limit of {} elements reached (asked for {desired})",
+                self.table_elements
+            );
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
     }
 }
 

@@ -9,7 +9,7 @@
 
 use super::bindings::router::plugin::types as wit;
 use super::bindings::{Handler, HandlerPre};
-use super::host::{HostState, HttpPolicy, LogBudget, LogStream};
+use super::host::{HostState, HttpPolicy, Limiter, LogBudget, LogStream};
 use super::{EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::{Event, EventError, SPEC_VERSION};
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
-use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 /// Why a call into a plugin did not produce events.
@@ -50,12 +50,16 @@ pub enum CallError {
         message: String,
     },
     /// The call ran past the plugin's time limit and was interrupted.
-    #[error("plugin `{plugin}` exceeded its time limit of {limit:?}")]
+    #[error(
+        "plugin `{plugin}` exceeded its time limit of {limit:?} (interrupted after {elapsed:?})"
+    )]
     Timeout {
         /// The plugin.
         plugin: String,
         /// The limit.
         limit: Duration,
+        /// When the call was stopped.
+        elapsed: Duration,
     },
     /// The plugin emitted more, or larger, output than its limits allow.
     #[error("plugin `{plugin}` exceeded its {limit} limit: {detail}")]
@@ -251,6 +255,11 @@ impl Plugin {
         lock(&self.idle).len()
     }
 
+    /// Whether instances are reused.
+    pub fn mode(&self) -> InstanceMode {
+        self.limits.mode
+    }
+
     /// How long the plugin stays paused by its circuit breaker, if it is.
     pub fn paused_for(&self) -> Option<Duration> {
         let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);
@@ -310,6 +319,7 @@ impl Plugin {
             None => self.instantiate().await?,
         };
         let input = to_wit(event);
+        let started = Instant::now();
         let budget = Arc::clone(&instance.store.data().log_budget);
         budget.reset(self.limits.max_log_bytes);
         instance.store.data_mut().ticks = 0;
@@ -321,6 +331,12 @@ impl Plugin {
         )
         .await;
         if budget.dropped() > 0 {
+            crate::metrics::metrics()
+                .plugin_log_dropped_bytes
+                .get_or_create(&crate::metrics::PluginLabels {
+                    plugin: self.name.to_string(),
+                })
+                .inc_by(budget.dropped());
             tracing::warn!(
                 plugin = &*self.name,
                 dropped_bytes = budget.dropped(),
@@ -334,9 +350,9 @@ impl Plugin {
             }
         };
         let emitted = match outcome {
-            Err(_) => return Err(self.timeout()),
+            Err(_) => return Err(self.timeout(started)),
             Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                return Err(self.timeout());
+                return Err(self.timeout(started));
             }
             // A trapped instance is never reused: drop it with `instance`.
             Ok(Err(e)) => return Err(self.trap(format!("{e:#}"))),
@@ -462,11 +478,10 @@ impl Plugin {
             config: Arc::clone(&self.config),
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(self.limits.memory_limit).unwrap_or(usize::MAX))
-                .table_elements(100_000)
-                .instances(64)
-                .build(),
+            limits: Limiter {
+                memory: usize::try_from(self.limits.memory_limit).unwrap_or(usize::MAX),
+                table_elements: 100_000,
+            },
             log_budget: budget,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_policy: self.http.clone(),
@@ -488,12 +503,13 @@ impl Plugin {
             }
         });
         store.set_epoch_deadline(1);
+        let started = Instant::now();
         let handler = tokio::time::timeout(
             self.limits.timeout + 2 * EPOCH_TICK,
             self.pre.instantiate_async(&mut store),
         )
         .await
-        .map_err(|_| self.timeout())?
+        .map_err(|_| self.timeout(started))?
         .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
         Ok(Instance { store, handler })
     }
@@ -505,10 +521,11 @@ impl Plugin {
         }
     }
 
-    fn timeout(&self) -> CallError {
+    fn timeout(&self, started: Instant) -> CallError {
         CallError::Timeout {
             plugin: self.name.to_string(),
             limit: self.limits.timeout,
+            elapsed: started.elapsed(),
         }
     }
 }

@@ -1,0 +1,147 @@
+//! In-process costs (criterion): event decoding per content mode, route matching
+//! against 1, 100 and 1,000 routes, and a handler call through the whole
+//! dispatcher (reused and fresh instances) next to the same logic compiled
+//! natively. Run with `cargo bench -p router --bench pipeline`.
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use http::{HeaderMap, HeaderValue};
+use router::config::{Config, Source};
+use router::dispatch::Dispatcher;
+use router::event::Event;
+use router::event::http::decode_binary;
+use router::event::json::{decode_batch, decode_structured, encode_structured};
+use router::runtime::Runtime;
+use std::hint::black_box;
+
+fn data(size: usize) -> String {
+    let filler = "x".repeat(size.saturating_sub(40));
+    format!("{{\"orderId\":\"o-1\",\"note\":\"{filler}\"}}")
+}
+
+fn binary_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "bench-1"),
+        ("ce-source", "/bench"),
+        ("ce-type", "bench.event"),
+        ("ce-subject", "order%201"),
+        ("content-type", "application/json"),
+    ] {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn event() -> Event {
+    let mut e = Event::new("bench-1", "/bench", "bench.event");
+    e.datacontenttype = Some("application/json".into());
+    e.data = Some(Bytes::from(data(256)));
+    e
+}
+
+fn decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    let headers = binary_headers();
+    let body = Bytes::from(data(256));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("binary_256B", |b| {
+        b.iter(|| decode_binary(black_box(&headers), black_box(body.clone())))
+    });
+    let structured = Bytes::from(encode_structured(&event()));
+    g.bench_function("structured_256B", |b| {
+        b.iter(|| decode_structured(black_box(&structured)))
+    });
+    let one = String::from_utf8(encode_structured(&event())).unwrap_or_default();
+    let batch = Bytes::from(format!("[{}]", vec![one; 100].join(",")));
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("batch_100x256B", |b| {
+        b.iter(|| decode_batch(black_box(&batch), 1000))
+    });
+    g.finish();
+}
+
+/// `n` routes on distinct exact types (indexed) plus a few prefix routes (scanned).
+fn routes_config(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let filter = if i % 10 == 9 {
+            format!(
+                "{{ all = [ {{ prefix = {{ type = \"other.{i}.\" }} }}, {{ not = {{ exact = {{ subject = \"x\" }} }} }} ] }}"
+            )
+        } else {
+            format!("{{ exact = {{ type = \"bench.type.{i}\" }} }}")
+        };
+        text.push_str(&format!(
+            "[[route]]\nname = \"r{i}\"\nfilter = {filter}\nforward = \"http://127.0.0.1:9/\"\n\n"
+        ));
+    }
+    text
+}
+
+fn matching(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    let mut g = c.benchmark_group("match");
+    for n in [1usize, 100, 1000] {
+        let config =
+            Config::parse(Source::new("bench.toml", routes_config(n)), |_| None).expect("config");
+        let runtime = rt.block_on(Runtime::build(&config)).expect("runtime");
+        let mut e = event();
+        e.ty = format!("bench.type.{}", n / 2);
+        g.bench_with_input(BenchmarkId::new("routes", n), &n, |b, _| {
+            b.iter(|| black_box(runtime.matching(black_box(&e)).count()))
+        });
+    }
+    g.finish();
+}
+
+/// The enricher's logic, compiled natively: the baseline of a WASM handler call.
+fn enrich_natively(event: &Event) -> Vec<Event> {
+    let mut out = event.clone();
+    out.id = format!("{}-enriched", event.id);
+    out.ty = format!("{}.enriched", event.ty);
+    out.set_extension("enrichedby", "enricher");
+    out.set_extension("region", "bench");
+    vec![out]
+}
+
+fn handler(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let mut g = c.benchmark_group("handler");
+    g.throughput(Throughput::Elements(1));
+    for mode in ["reuse", "fresh"] {
+        for (limits, label) in [
+            ("", "limits_default"),
+            (
+                "timeout = \"1h\"\nmemory_limit = \"1GiB\"\nmax_emitted = 1000000\nmax_event_bytes = \"1GiB\"\n",
+                "limits_loose",
+            ),
+        ] {
+            let text = format!(
+                "[[plugin]]\nname = \"enricher\"\npath = {:?}\nmode = \"{mode}\"\ninstances = 1\nconfig = {{ region = \"bench\" }}\n{limits}\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"bench.event\" }} }}\nhandler = \"enricher\"\n",
+                plugin_artifacts::ENRICHER
+            );
+            let config = Config::parse(Source::new("bench.toml", text), |_| None).expect("config");
+            let dispatcher =
+                Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"));
+            let e = event();
+            g.bench_function(format!("dispatch_wasm_{mode}_{label}"), |b| {
+                b.to_async(&rt)
+                    .iter(|| async { black_box(dispatcher.dispatch(e.clone()).await) })
+            });
+        }
+    }
+    let e = event();
+    g.bench_function("native_enrich", |b| {
+        b.iter(|| black_box(enrich_natively(black_box(&e))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, matching, handler);
+criterion_main!(benches);
