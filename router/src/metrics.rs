@@ -179,6 +179,11 @@ impl Metrics {
             "Failed configuration reloads",
             metrics.reload_errors.clone(),
         );
+        r.register(
+            "plugin_log_dropped_bytes",
+            "Log bytes dropped over a plugin's max_log_bytes",
+            metrics.plugin_log_dropped_bytes.clone(),
+        );
         let build: Family<BuildLabels, Gauge> = Family::default();
         build
             .get_or_create(&BuildLabels {

@@ -260,6 +260,20 @@ impl Plugin {
         self.limits.mode
     }
 
+    /// Starts instances until `n` (at most `instances`) wait warm in the pool, so
+    /// the first events of a burst do not pay for instantiation.
+    pub async fn prewarm(&self, n: usize) -> Result<usize, CallError> {
+        let n = n.min(self.limits.instances.get() as usize);
+        if self.limits.mode == InstanceMode::Fresh {
+            return Ok(0);
+        }
+        while self.idle_instances() < n {
+            let instance = self.instantiate().await?;
+            lock(&self.idle).push(instance);
+        }
+        Ok(self.idle_instances())
+    }
+
     /// How long the plugin stays paused by its circuit breaker, if it is.
     pub fn paused_for(&self) -> Option<Duration> {
         let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);

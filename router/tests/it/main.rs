@@ -12,3 +12,4 @@ mod ops;
 mod plugins;
 mod process;
 mod reload;
+mod sandbox;
