@@ -143,5 +143,13 @@ fn handler(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, matching, handler);
+criterion_group! {
+    name = benches;
+    // Short runs: the suite is run whole, on a shared 2-core machine.
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = decode, matching, handler
+}
 criterion_main!(benches);

@@ -130,9 +130,14 @@ impl Runtime {
             .get(&event.ty)
             .map(Vec::as_slice)
             .unwrap_or_default();
+        let subject = crate::policy::data::Subject::new(event);
         merge_sorted(indexed, &self.unindexed)
             .map(|i| &self.routes[i])
-            .filter(|r| r.filter.as_ref().is_none_or(|f| f.matches(event)))
+            .filter(move |r| {
+                r.filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches_subject(&subject))
+            })
     }
 
     /// The snapshot's number: 1 for the first load, one more for each reload.

@@ -4,6 +4,7 @@
 //! A filter is written in TOML as a [`FilterSpec`] and compiled once, at load, into
 //! a [`Filter`]. New dialects (CESQL, data filters) become new variants of both.
 
+use super::data::{DataFilter, DataFilterSpec, Subject};
 use crate::event::{Event, is_valid_extension_name};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -24,6 +25,8 @@ pub enum FilterSpec {
     Any(Vec<FilterSpec>),
     /// The nested filter does not match.
     Not(Box<FilterSpec>),
+    /// A condition on the JSON data (see [`DataFilterSpec`]).
+    Data(DataFilterSpec),
 }
 
 /// A compiled filter, evaluated per event without allocating.
@@ -56,6 +59,8 @@ pub enum Filter {
     Any(Vec<Filter>),
     /// `not`: the nested filter does not match.
     Not(Box<Filter>),
+    /// `data`: a condition on the JSON data.
+    Data(DataFilter),
 }
 
 /// A filter that cannot be compiled, with the path inside the filter (`all[1].exact`).
@@ -133,6 +138,10 @@ impl FilterSpec {
             Self::All(specs) => Filter::All(nested("all", specs)?),
             Self::Any(specs) => Filter::Any(nested("any", specs)?),
             Self::Not(spec) => Filter::Not(Box::new(spec.compile_at(&format!("{path}.not"))?)),
+            Self::Data(spec) => Filter::Data(spec.compile().map_err(|message| FilterError {
+                path: format!("{path}.data"),
+                message,
+            })?),
         })
     }
 }
@@ -141,6 +150,12 @@ impl Filter {
     /// Whether `event` passes the filter. A missing attribute never matches
     /// `exact`, `prefix` or `suffix` (so `not` of one of them does match).
     pub fn matches(&self, event: &Event) -> bool {
+        self.matches_subject(&Subject::new(event))
+    }
+
+    /// Like [`Filter::matches`], sharing the parsed data across filters.
+    pub fn matches_subject(&self, subject: &Subject<'_>) -> bool {
+        let event = subject.event;
         match self {
             Self::Exact { attribute, value } => event.attribute(attribute) == Some(value),
             Self::Prefix { attribute, value } => event
@@ -149,9 +164,10 @@ impl Filter {
             Self::Suffix { attribute, value } => event
                 .attribute(attribute)
                 .is_some_and(|v| v.ends_with(value.as_str())),
-            Self::All(filters) => filters.iter().all(|f| f.matches(event)),
-            Self::Any(filters) => filters.iter().any(|f| f.matches(event)),
-            Self::Not(filter) => !filter.matches(event),
+            Self::All(filters) => filters.iter().all(|f| f.matches_subject(subject)),
+            Self::Any(filters) => filters.iter().any(|f| f.matches_subject(subject)),
+            Self::Not(filter) => !filter.matches_subject(subject),
+            Self::Data(filter) => filter.matches(subject),
         }
     }
 
@@ -166,6 +182,7 @@ impl Filter {
             Self::All(fs) => json!({ "all": all(fs) }),
             Self::Any(fs) => json!({ "any": all(fs) }),
             Self::Not(f) => json!({ "not": f.to_json() }),
+            Self::Data(f) => f.to_json(),
         }
     }
 

@@ -10,6 +10,7 @@ mod docs;
 mod ingest;
 mod ops;
 mod plugins;
+mod policy;
 mod process;
 mod reload;
 mod sandbox;
