@@ -149,7 +149,7 @@ impl DataFilterSpec {
 }
 
 fn numeric_terms(raw: &[Value]) -> Result<Vec<(Cmp, f64)>, String> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(
             "`numeric` takes operator/number pairs, such as [\">\", 0, \"<=\", 100]".into(),
         );

@@ -26,7 +26,7 @@ pub enum FilterSpec {
     /// The nested filter does not match.
     Not(Box<FilterSpec>),
     /// A condition on the JSON data (see [`DataFilterSpec`]).
-    Data(DataFilterSpec),
+    Data(Box<DataFilterSpec>),
 }
 
 /// A compiled filter, evaluated per event without allocating.
