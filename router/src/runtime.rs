@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::event::Event;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
+use crate::policy::schema::Schemas;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct Runtime {
     pub settings: Settings,
     generation: u64,
     files: Vec<PathBuf>,
+    schemas: Schemas,
 }
 
 impl Runtime {
@@ -59,10 +61,12 @@ impl Runtime {
             Config::parse_lenient(Source::new(path, text), |name| std::env::var(name).ok());
         let (plugins, plugin_errors) = load_plugins(&config).await;
         errors.extend(plugin_errors);
+        let (schemas, schema_errors) = Schemas::load(&config);
+        errors.extend(schema_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let runtime = Self::assemble(&config, plugins);
+        let runtime = Self::assemble(&config, plugins, schemas);
         Ok((config, runtime))
     }
 
@@ -70,14 +74,16 @@ impl Runtime {
     /// Plugin problems (a missing file, an invalid component, a wrong world) are
     /// all reported, each at its `path` key.
     pub async fn build(config: &Config) -> Result<Self, ConfigErrors> {
-        let (plugins, errors) = load_plugins(config).await;
+        let (plugins, mut errors) = load_plugins(config).await;
+        let (schemas, schema_errors) = Schemas::load(config);
+        errors.extend(schema_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        Ok(Self::assemble(config, plugins))
+        Ok(Self::assemble(config, plugins, schemas))
     }
 
-    fn assemble(config: &Config, plugins: HashMap<String, Arc<Plugin>>) -> Self {
+    fn assemble(config: &Config, plugins: HashMap<String, Arc<Plugin>>, schemas: Schemas) -> Self {
         let routes: Vec<Route> = config
             .routes
             .iter()
@@ -108,9 +114,18 @@ impl Runtime {
                 .iter()
                 .map(|p| p.resolved_path(&config.source.file)),
         );
+        files.extend(config.schemas.iter().map(|s| {
+            config
+                .source
+                .file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(s.path.get_ref())
+        }));
         Self {
             generation: 1,
             files,
+            schemas,
             routes,
             by_type,
             unindexed,
@@ -153,6 +168,11 @@ impl Runtime {
     /// The files this snapshot was built from: the configuration, then each plugin.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The JSON Schemas enforced at ingest.
+    pub fn schemas(&self) -> &Schemas {
+        &self.schemas
     }
 
     /// Every route, in declaration order.

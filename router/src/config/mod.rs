@@ -41,6 +41,21 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
     pub routes: Vec<RouteConfig>,
+    /// `[[schema]]`: JSON Schemas enforced at ingest.
+    pub schemas: Vec<SchemaConfig>,
+}
+
+/// `[[schema]]`: the JSON Schema that the data of events of a type must satisfy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// The exact event type this schema applies to.
+    #[serde(rename = "type")]
+    pub ty: Option<Spanned<String>>,
+    /// Or: a prefix of the event types it applies to.
+    pub type_prefix: Option<Spanned<String>>,
+    /// The schema file (JSON), relative to the configuration file.
+    pub path: Spanned<String>,
 }
 
 /// `[server]`: the listener and the limits of the HTTP ingest.
@@ -479,6 +494,7 @@ impl Config {
                 .map(|e| source.error(e.span(), "", e.message().trim().to_owned()))
                 .collect();
             let empty = Config {
+                schemas: Vec::new(),
                 source,
                 server: ServerConfig::default(),
                 reload: ReloadConfig::default(),
@@ -503,6 +519,7 @@ impl Config {
         let mut plugin_defaults = PluginDefaults::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
+        let mut schemas = Vec::new();
         for (key, value) in root.into_inner() {
             match key.get_ref().as_ref() {
                 "server" => {
@@ -527,10 +544,11 @@ impl Config {
                 }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
+                "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `plugin` or `route`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -542,6 +560,7 @@ impl Config {
             plugin_defaults,
             plugins,
             routes,
+            schemas,
         };
         config.validate(&unresolved, &mut errors);
         (config, errors)
@@ -589,6 +608,16 @@ impl Config {
                         e,
                     ));
                 }
+            }
+        }
+
+        for (i, schema) in self.schemas.iter().enumerate() {
+            if schema.ty.is_some() == schema.type_prefix.is_some() {
+                errors.push(source.error(
+                    Some(schema.path.span()),
+                    format!("schema[{i}]"),
+                    "set exactly one of `type` and `type_prefix`",
+                ));
             }
         }
 

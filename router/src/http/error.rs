@@ -34,6 +34,14 @@ pub enum IngestError {
     /// The batch is malformed, too large, or one of its events is invalid.
     #[error("invalid batch: {0}")]
     Batch(#[from] BatchError),
+    /// An event's data does not satisfy the JSON Schema of its type.
+    #[error("invalid data: {error}")]
+    Schema {
+        /// Position of the event in the request (0 for a single event).
+        index: usize,
+        /// The violation.
+        error: crate::policy::schema::SchemaError,
+    },
     /// Credentials, rate limit or load shedding refused the request.
     #[error(transparent)]
     Guard(#[from] GuardError),
@@ -46,6 +54,8 @@ struct ErrorBody<'a> {
     attribute: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance_path: Option<&'a str>,
 }
 
 impl IngestError {
@@ -55,7 +65,9 @@ impl IngestError {
             Self::TooLarge { .. } | Self::Batch(BatchError::TooMany { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            Self::Body(_) | Self::Event(_) | Self::Batch(_) => StatusCode::BAD_REQUEST,
+            Self::Body(_) | Self::Event(_) | Self::Batch(_) | Self::Schema { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Mode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Guard(GuardError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
@@ -73,6 +85,7 @@ impl IngestError {
             Self::BodyTimeout => "timeout",
             Self::Mode(_) => "unsupported_media_type",
             Self::Event(_) | Self::Batch(_) => "invalid",
+            Self::Schema { .. } => "schema",
             Self::Guard(GuardError::Unauthorized(_)) => "unauthorized",
             Self::Guard(GuardError::Forbidden { .. }) => "forbidden",
             Self::Guard(GuardError::RateLimited { .. }) => "rate_limited",
@@ -83,7 +96,12 @@ impl IngestError {
 
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
+        let instance_path = match &self {
+            Self::Schema { error, .. } => Some(error.instance_path.as_str()),
+            _ => None,
+        };
         let (attribute, index) = match &self {
+            Self::Schema { index, .. } => (Some("data"), Some(*index)),
             Self::Event(e) => (e.attribute(), None),
             Self::Batch(BatchError::Event { index, error }) => (error.attribute(), Some(*index)),
             _ => (None, None),
@@ -92,6 +110,7 @@ impl IntoResponse for IngestError {
             error: self.to_string(),
             attribute,
             index,
+            instance_path,
         };
         let mut response = (self.status(), Json(body)).into_response();
         let retry_after = match &self {

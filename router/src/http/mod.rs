@@ -205,6 +205,15 @@ async fn admit(
     let credential = state.guard.authenticate(headers, &body)?;
     let events = decode(&state.limits, mode, headers, body)?;
     state.guard.check_sources(credential, &events)?;
+    let runtime = state.dispatcher.runtime();
+    if !runtime.schemas().is_empty() {
+        for (index, event) in events.iter().enumerate() {
+            runtime
+                .schemas()
+                .validate(event)
+                .map_err(|error| IngestError::Schema { index, error })?;
+        }
+    }
     let permit = state.guard.admit(events.len())?;
     Ok((events, permit))
 }

@@ -1,4 +1,5 @@
-//! Routing policies: which events a route takes.
+//! Routing policies: which events a route takes, and what their data must look like.
 
 pub mod data;
 pub mod filter;
+pub mod schema;

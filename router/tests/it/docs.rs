@@ -3,7 +3,7 @@
 
 use router::config::{
     Config, CredentialConfig, DirGrant, HttpGrant, IngestConfig, PluginConfig, PluginDefaults,
-    RateLimitConfig, ReloadConfig, RouteConfig, ServerConfig, Source, TlsConfig,
+    RateLimitConfig, ReloadConfig, RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -66,6 +66,7 @@ fn the_configuration_reference_matches_the_types() {
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),
         ("route", fields::<RouteConfig>()),
+        ("schema", fields::<SchemaConfig>()),
     ];
     let mut expected = Vec::new();
     for (section, names) in &sections {

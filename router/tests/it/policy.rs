@@ -43,3 +43,65 @@ forward = "{}"
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].ce("id").as_deref(), Some("o-big"));
 }
+
+#[tokio::test]
+async fn json_schemas_are_enforced_at_ingest_with_the_instance_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let schema = dir.path().join("stock.json");
+    std::fs::write(
+        &schema,
+        r#"{"type": "object", "required": ["sku", "quantity"],
+            "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer", "minimum": 0}}}"#,
+    )
+    .expect("schema");
+    let router = TestRouter::start(&format!(
+        "[[schema]]\ntype_prefix = \"warehouse.stock.\"\npath = {:?}\n\n[[route]]\nname = \"all\"\nforward = \"http://127.0.0.1:9/\"\nfilter = {{ exact = {{ type = \"unrouted\" }} }}\n",
+        schema.display().to_string()
+    ))
+    .await;
+    let url = router.events_url();
+    let (status, body) = post_binary(
+        &url,
+        &ce_headers("s-1", "warehouse.stock.updated"),
+        r#"{"sku": "a", "quantity": 3}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post_binary(
+        &url,
+        &ce_headers("s-2", "warehouse.stock.updated"),
+        r#"{"sku": "a", "quantity": -1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["instance_path"], "/quantity", "{body}");
+    assert_eq!(body["attribute"], "data");
+    let (status, body) = post_binary(
+        &url,
+        &ce_headers("s-3", "warehouse.stock.updated"),
+        "not json",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Types without a schema pass untouched.
+    let (status, _) = post_binary(
+        &url,
+        &ce_headers("s-4", "pricing.price.updated"),
+        "anything",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // In a batch the answer names the event's index.
+    let batch = serde_json::json!([
+        {"specversion": "1.0", "id": "b-1", "source": "/s", "type": "warehouse.stock.updated", "data": {"sku": "a", "quantity": 1}},
+        {"specversion": "1.0", "id": "b-2", "source": "/s", "type": "warehouse.stock.updated", "data": {"quantity": 1}},
+    ]);
+    let (status, body) = post(
+        &url,
+        "application/cloudevents-batch+json",
+        batch.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["index"], 1, "{body}");
+}
