@@ -141,6 +141,18 @@ impl TestRouter {
         }
     }
 
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(format!("http://{}/metrics", self.addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// `http://addr/events`.
     pub fn events_url(&self) -> String {
         format!("http://{}/events", self.addr)
@@ -362,4 +374,14 @@ pub fn order(id: &str, items: &[(&str, i64)]) -> String {
         .map(|(p, q)| serde_json::json!({"productId": p, "quantity": q}))
         .collect();
     serde_json::json!({"orderId": id, "customerId": "c-1", "items": items}).to_string()
+}
+
+/// The value of the first sample of metric `name` whose labels contain `label`
+/// (0 when there is none yet).
+pub fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

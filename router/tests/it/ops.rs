@@ -6,25 +6,6 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use hmac::Mac as _;
 
-fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name) && l.contains(label))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn metrics_text(router: &TestRouter) -> String {
-    client()
-        .get(format!("http://{}/metrics", router.addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
 #[tokio::test]
 async fn metrics_move_as_events_flow() {
     let sink = Sink::start().await;
@@ -33,7 +14,7 @@ async fn metrics_move_as_events_flow() {
         sink.url()
     ))
     .await;
-    let before = metrics_text(&router).await;
+    let before = router.metrics().await;
     for i in 0..3 {
         let (status, _) = post_binary(
             &router.events_url(),
@@ -52,7 +33,7 @@ async fn metrics_move_as_events_flow() {
     assert_eq!(status, StatusCode::BAD_GATEWAY);
     let (status, _) = post_binary(&router.events_url(), &ce_headers("", "metrics.bad"), "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let after = metrics_text(&router).await;
+    let after = router.metrics().await;
     let delta =
         |name: &str, label: &str| metric(&after, name, label) - metric(&before, name, label);
     assert_eq!(

@@ -7,6 +7,52 @@ use std::process::{Command, Stdio};
 
 const ROUTER: &str = env!("CARGO_BIN_EXE_router");
 
+/// A `router serve` process, its address (from its log), and its log lines once
+/// it has exited.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    log: std::thread::JoinHandle<Vec<String>>,
+}
+
+/// Starts `router serve` with `args` on 127.0.0.1:0 and waits until it logs where
+/// it listens.
+fn serve(args: &[&std::ffi::OsStr]) -> Served {
+    let mut child = Command::new(ROUTER)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start router");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let log = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("addr=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                let _ = addr_tx.send(addr.to_owned());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let addr = addr_rx
+        .recv_timeout(PATIENCE)
+        .expect("the router logs its address");
+    Served { child, addr, log }
+}
+
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill {signal}");
+}
+
 #[test]
 fn check_accepts_the_demo_configuration() {
     let out = Command::new(ROUTER)
@@ -40,39 +86,11 @@ fn check_reports_every_error_and_fails() {
 /// `serve` answers, and SIGTERM stops it with exit status 0.
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let mut child = Command::new(ROUTER)
-        .args([
-            "serve",
-            "--config",
-            "../config/router.toml",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start router");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = addr_tx.send(addr);
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = addr_rx
-        .recv_timeout(PATIENCE)
-        .expect("the router logs its address");
+    let Served {
+        mut child,
+        addr,
+        log,
+    } = serve(&["--config".as_ref(), "../config/router.toml".as_ref()]);
     let health = client()
         .get(format!("http://{addr}/healthz"))
         .send()
@@ -87,11 +105,7 @@ async fn serve_stops_cleanly_on_sigterm() {
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    signal(&child, "-TERM");
     let status = child.wait().expect("wait");
     assert!(status.success(), "exit status {status}");
     let lines = log.join().expect("log thread");
@@ -106,36 +120,15 @@ async fn sighup_reloads_the_configuration() {
     let route =
         |name: &str| format!("[[route]]\nname = \"{name}\"\nforward = \"http://127.0.0.1:9/\"\n");
     std::fs::write(&config, route("first")).expect("write");
-    let mut child = Command::new(ROUTER)
-        .args(["serve", "--no-watch", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start router");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = addr_tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let addr = addr_rx
-        .recv_timeout(PATIENCE)
-        .expect("the router logs its address");
+    let Served {
+        mut child, addr, ..
+    } = serve(&[
+        "--no-watch".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
     std::fs::write(&config, route("second")).expect("rewrite");
-    let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    signal(&child, "-HUP");
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let response = client()
@@ -155,9 +148,7 @@ async fn sighup_reloads_the_configuration() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(&child, "-TERM");
     assert!(child.wait().expect("wait").success());
 }
 
