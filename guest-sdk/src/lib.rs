@@ -29,6 +29,26 @@ pub mod bindings {
     });
 }
 
+/// The bindings of the `transform` world, sharing the interfaces (and so the
+/// types) of [`bindings`]. Public only because [`transform!`] expands in the
+/// plugin's crate.
+#[doc(hidden)]
+pub mod transform_bindings {
+    #![allow(missing_docs)]
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "transform",
+        with: {
+            "router:plugin/types@0.1.0": crate::bindings::router::plugin::types,
+            "router:plugin/log@0.1.0": crate::bindings::router::plugin::log,
+            "router:plugin/config@0.1.0": crate::bindings::router::plugin::config,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_transform",
+        default_bindings_module: "router_guest::transform_bindings",
+    });
+}
+
 /// What [`handler!`] expands to call; not part of the API.
 #[doc(hidden)]
 pub mod __private {
@@ -45,6 +65,18 @@ pub mod __private {
         PANIC_HOOK.call_once(log_panics);
         handler(Event::from_wit(event))
             .map(|events| events.into_iter().map(Event::into_wit).collect())
+            .map_err(HandlerError::into_wit)
+    }
+
+    /// Adapts a plugin's transform function to the generated export.
+    pub fn transform(
+        event: wit::Event,
+        transform: fn(Event) -> Result<Option<Event>, HandlerError>,
+    ) -> Result<Option<wit::Event>, wit::HandlerError> {
+        static PANIC_HOOK: Once = Once::new();
+        PANIC_HOOK.call_once(log_panics);
+        transform(Event::from_wit(event))
+            .map(|event| event.map(Event::into_wit))
             .map_err(HandlerError::into_wit)
     }
 
@@ -99,5 +131,43 @@ macro_rules! handler {
         }
 
         $crate::bindings::export!(__RouterGuestHandler with_types_in $crate::bindings);
+    };
+}
+
+/// Exports a transform function as the plugin's `transform` export (the
+/// `transform` world: a `wasm` step of a route's `transform` list).
+///
+/// The function must have the signature
+/// `fn(Event) -> Result<Option<Event>, HandlerError>`: return the event to deliver,
+/// changed or not, or `None` to drop it.
+///
+/// ```
+/// use router_guest::{Event, HandlerError};
+///
+/// fn transform(event: Event) -> Result<Option<Event>, HandlerError> {
+///     Ok(Some(event.with_extension("checked", "yes")))
+/// }
+///
+/// router_guest::transform!(transform);
+/// ```
+#[macro_export]
+macro_rules! transform {
+    ($transform:path $(,)?) => {
+        struct __RouterGuestTransform;
+
+        impl $crate::transform_bindings::Guest for __RouterGuestTransform {
+            fn transform(
+                event: $crate::bindings::router::plugin::types::Event,
+            ) -> ::core::result::Result<
+                ::core::option::Option<$crate::bindings::router::plugin::types::Event>,
+                $crate::bindings::router::plugin::types::HandlerError,
+            > {
+                $crate::__private::transform(event, $transform)
+            }
+        }
+
+        $crate::transform_bindings::export_transform!(
+            __RouterGuestTransform with_types_in $crate::transform_bindings
+        );
     };
 }

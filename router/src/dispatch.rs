@@ -60,6 +60,8 @@ pub enum Outcome {
     Delivered,
     /// A target failed.
     Failed,
+    /// A transform dropped the event: nothing to deliver, and nothing failed.
+    Dropped,
 }
 
 /// The worst failure in a report tree, which decides the HTTP status.
@@ -80,7 +82,7 @@ impl EventReport {
                 let own = match (r.outcome, r.retryable) {
                     (Outcome::Failed, Some(true)) => Some(Failure::Retryable),
                     (Outcome::Failed, _) => Some(Failure::Fatal),
-                    (Outcome::Delivered, _) => None,
+                    (Outcome::Delivered | Outcome::Dropped, _) => None,
                 };
                 own.into_iter()
                     .chain(r.emitted.iter().filter_map(Self::failure))
@@ -175,6 +177,38 @@ impl Dispatcher {
         let metrics = crate::metrics::metrics();
         let labels = metrics.route(&route.name);
         metrics.route_matched.get_or_create(&labels).inc();
+        let transformed;
+        let event = if route.transforms.is_empty() {
+            event
+        } else {
+            match crate::policy::transform::apply_all(&route.transforms, event.clone()).await {
+                Ok(Some(e)) => {
+                    transformed = e;
+                    &transformed
+                }
+                Ok(None) => {
+                    metrics.route_delivered.get_or_create(&labels).inc();
+                    return RouteReport {
+                        route: route.name.clone(),
+                        outcome: Outcome::Dropped,
+                        errors: Vec::new(),
+                        retryable: None,
+                        emitted: Vec::new(),
+                    };
+                }
+                Err(e) => {
+                    metrics.route_failed.get_or_create(&labels).inc();
+                    tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
+                    return RouteReport {
+                        route: route.name.clone(),
+                        outcome: Outcome::Failed,
+                        errors: vec![e.to_string()],
+                        retryable: Some(e.retryable),
+                        emitted: Vec::new(),
+                    };
+                }
+            }
+        };
         let handled = async {
             match &route.handler {
                 Some(plugin) => Some(

@@ -9,6 +9,7 @@ use crate::event::Event;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use crate::policy::schema::Schemas;
+use crate::policy::transform::Step;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Route {
     pub handler: Option<Arc<Plugin>>,
     /// The URL matched events are forwarded to.
     pub forward: Option<String>,
+    /// Steps applied before the targets.
+    pub transforms: Vec<Step>,
 }
 
 /// Settings the dispatcher needs per event.
@@ -66,7 +69,7 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas);
+        let runtime = Self::assemble(&config, plugins, schemas)?;
         Ok((config, runtime))
     }
 
@@ -80,23 +83,68 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        Ok(Self::assemble(config, plugins, schemas))
+        Self::assemble(config, plugins, schemas)
     }
 
-    fn assemble(config: &Config, plugins: HashMap<String, Arc<Plugin>>, schemas: Schemas) -> Self {
-        let routes: Vec<Route> = config
-            .routes
-            .iter()
-            .map(|r| Route {
+    /// Puts the routes together with their plugins; a plugin of the wrong world for
+    /// its use is an error at the route's TOML path.
+    fn assemble(
+        config: &Config,
+        plugins: HashMap<String, Arc<Plugin>>,
+        schemas: Schemas,
+    ) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut routes = Vec::new();
+        for (i, r) in config.routes.iter().enumerate() {
+            let handler = r
+                .handler
+                .as_ref()
+                .and_then(|h| plugins.get(h.get_ref().as_str()).cloned());
+            if let (Some(h), Some(plugin)) = (&r.handler, &handler)
+                && !plugin.is_handler()
+            {
+                errors.push(config.source.error(
+                    Some(h.span()),
+                    format!("route[{i}].handler"),
+                    format!(
+                        "plugin `{}` implements {}, not {}: use it in a `transform` step",
+                        plugin.name(),
+                        plugin.world(),
+                        crate::plugin::HANDLER_WORLD
+                    ),
+                ));
+            }
+            let mut transforms = Vec::new();
+            for (j, spec) in r.transform.iter().enumerate() {
+                let resolve = |name: &str| match plugins.get(name) {
+                    Some(p) if p.is_transform() => Ok(Arc::clone(p)),
+                    Some(p) => Err(format!(
+                        "plugin `{name}` implements {}, not {}",
+                        p.world(),
+                        crate::plugin::TRANSFORM_WORLD
+                    )),
+                    None => Err(format!("unknown plugin {name:?}")),
+                };
+                match spec.compile(resolve) {
+                    Ok(step) => transforms.push(step),
+                    Err(message) => errors.push(config.source.error(
+                        Some(r.name.span()),
+                        format!("route[{i}].transform[{j}]"),
+                        message,
+                    )),
+                }
+            }
+            routes.push(Route {
                 name: r.name.get_ref().to_string(),
                 filter: r.compiled_filter.clone(),
-                handler: r
-                    .handler
-                    .as_ref()
-                    .and_then(|h| plugins.get(h.get_ref().as_str()).cloned()),
+                handler,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
-            })
-            .collect();
+                transforms,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).sorted());
+        }
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
         let mut unindexed = Vec::new();
         for (i, r) in routes.iter().enumerate() {
@@ -122,7 +170,7 @@ impl Runtime {
                 .unwrap_or(Path::new("."))
                 .join(s.path.get_ref())
         }));
-        Self {
+        Ok(Self {
             generation: 1,
             files,
             schemas,
@@ -134,7 +182,7 @@ impl Runtime {
                 hop_limit: config.server.hop_limit,
                 forward_timeout: config.server.forward_timeout.0,
             },
-        }
+        })
     }
 
     /// The routes that `event` matches, in declaration order. Routes indexed

@@ -385,6 +385,9 @@ pub struct RouteConfig {
     /// A URL the events are POSTed to in binary mode.
     #[serde(default)]
     pub forward: Option<Spanned<String>>,
+    /// Steps applied, in order, before the targets.
+    #[serde(default)]
+    pub transform: Vec<crate::policy::transform::StepSpec>,
     /// The compiled filter; filled in by validation.
     #[serde(skip)]
     pub compiled_filter: Option<Filter>,

@@ -30,10 +30,34 @@ mod bindings {
     });
 }
 
+/// Bindings of the `transform` world, sharing the interfaces of `bindings`.
+mod transform_bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform",
+        exports: { default: async },
+        with: {
+            "router:plugin/types": super::bindings::router::plugin::types,
+            "router:plugin/log": super::bindings::router::plugin::log,
+            "router:plugin/config": super::bindings::router::plugin::config,
+        },
+    });
+}
+
 pub use bindings::router::plugin::types::HandlerError as WitHandlerError;
 
-/// The world every handler plugin must implement.
+/// The world of plugins that handle events (route `handler`).
 pub const HANDLER_WORLD: &str = "router:plugin/handler@0.1.0";
+/// The world of plugins that transform events (route `transform` `wasm` steps).
+pub const TRANSFORM_WORLD: &str = "router:plugin/transform@0.1.0";
+
+/// Which world a loaded plugin implements, with its prepared instantiation.
+pub(crate) enum Prepared {
+    /// The `handler` world.
+    Handler(bindings::HandlerPre<host::HostState>),
+    /// The `transform` world.
+    Transform(transform_bindings::TransformPre<host::HostState>),
+}
 
 /// How often the epoch advances: the granularity of plugin time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -61,7 +85,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The component does not implement the `handler` world of this router.
-    #[error("{path} does not implement the world `{HANDLER_WORLD}`: {reason}")]
+    #[error("{path} implements neither `{HANDLER_WORLD}` nor `{TRANSFORM_WORLD}`: {reason}")]
     World {
         /// The file.
         path: String,
@@ -151,14 +175,21 @@ impl PluginHost {
             })?;
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let component = self.compile(&shown, digest, bytes).await?;
-        let pre = self
+        let world_error = |e: wasmtime::Error| LoadError::World {
+            path: shown.clone(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(bindings::HandlerPre::new)
-            .map_err(|e| LoadError::World {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
+            .map_err(world_error)?;
+        let pre = match bindings::HandlerPre::new(instance_pre.clone()) {
+            Ok(pre) => Prepared::Handler(pre),
+            Err(handler_error) => match transform_bindings::TransformPre::new(instance_pre) {
+                Ok(pre) => Prepared::Transform(pre),
+                Err(_) => return Err(world_error(handler_error)),
+            },
+        };
         Plugin::new(
             config,
             limits,

@@ -7,9 +7,11 @@
 //! time limit, and the whole call (host calls included, which epochs cannot stop)
 //! also runs under a tokio timeout.
 
+use super::Prepared;
+use super::bindings::Handler;
 use super::bindings::router::plugin::types as wit;
-use super::bindings::{Handler, HandlerPre};
 use super::host::{HostState, HttpPolicy, Limiter, LogBudget, LogStream};
+use super::transform_bindings::Transform;
 use super::{EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::{Event, EventError, SPEC_VERSION};
@@ -114,7 +116,25 @@ impl CallError {
 /// A warm instance: its store and its bindings.
 struct Instance {
     store: Store<HostState>,
-    handler: Handler,
+    exports: Exports,
+}
+
+enum Exports {
+    Handler(Handler),
+    Transform(Transform),
+}
+
+/// What a call asks of the guest.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    Handle(&'a wit::Event),
+    Transform(&'a wit::Event),
+}
+
+/// What the guest returned.
+enum Output {
+    Events(Vec<wit::Event>),
+    Maybe(Option<Box<wit::Event>>),
 }
 
 /// Counts consecutive traps and timeouts; past the threshold the plugin refuses
@@ -129,7 +149,7 @@ struct Breaker {
 /// A loaded plugin, ready to handle events. Cheap to share behind an `Arc`.
 pub struct Plugin {
     name: Arc<str>,
-    pre: HandlerPre<HostState>,
+    pre: Prepared,
     config: Arc<BTreeMap<String, String>>,
     limits: PluginLimits,
     env: Vec<(String, String)>,
@@ -149,7 +169,7 @@ impl Plugin {
         config: &PluginConfig,
         limits: PluginLimits,
         config_dir: &Path,
-        pre: HandlerPre<HostState>,
+        pre: Prepared,
         digest: String,
         path: PathBuf,
     ) -> Result<Self, LoadError> {
@@ -237,7 +257,20 @@ impl Plugin {
 
     /// The world the component implements.
     pub fn world(&self) -> &'static str {
-        super::HANDLER_WORLD
+        match self.pre {
+            Prepared::Handler(_) => super::HANDLER_WORLD,
+            Prepared::Transform(_) => super::TRANSFORM_WORLD,
+        }
+    }
+
+    /// Whether the component implements the `handler` world.
+    pub fn is_handler(&self) -> bool {
+        matches!(self.pre, Prepared::Handler(_))
+    }
+
+    /// Whether the component implements the `transform` world.
+    pub fn is_transform(&self) -> bool {
+        matches!(self.pre, Prepared::Transform(_))
     }
 
     /// How many instances may run at once.
@@ -287,10 +320,29 @@ impl Plugin {
             .max(1)
     }
 
-    /// Hands `event` to the plugin and returns the events it emitted, validated.
-    ///
-    /// Waits for a free instance when all `instances` are busy.
+    /// Hands `event` to a `handler` plugin and returns the events it emitted,
+    /// validated. Waits for a free instance when all `instances` are busy.
     pub async fn handle(&self, event: &Event) -> Result<Vec<Event>, CallError> {
+        let input = to_wit(event);
+        match self.guarded(Call::Handle(&input)).await? {
+            Output::Events(events) => self.check_output(events),
+            Output::Maybe(_) => Err(self.trap("a handler call returned a transform result".into())),
+        }
+    }
+
+    /// Hands `event` to a `transform` plugin: the event to deliver, or `None` to
+    /// drop it.
+    pub async fn transform(&self, event: &Event) -> Result<Option<Event>, CallError> {
+        let input = to_wit(event);
+        match self.guarded(Call::Transform(&input)).await? {
+            Output::Maybe(None) => Ok(None),
+            Output::Maybe(Some(e)) => Ok(self.check_output(vec![*e])?.pop()),
+            Output::Events(_) => Err(self.trap("a transform call returned handler events".into())),
+        }
+    }
+
+    /// A call with the breaker, the instance limit and the metrics around it.
+    async fn guarded(&self, call: Call<'_>) -> Result<Output, CallError> {
         if let Some(remaining) = self.paused_for() {
             return Err(CallError::Paused {
                 plugin: self.name.to_string(),
@@ -309,7 +361,7 @@ impl Plugin {
         };
         metrics.plugin_invocations.get_or_create(&labels).inc();
         let started = Instant::now();
-        let result = self.call(event).await;
+        let result = self.call(call).await;
         metrics
             .plugin_call_seconds
             .get_or_create(&labels)
@@ -323,7 +375,7 @@ impl Plugin {
         result
     }
 
-    async fn call(&self, event: &Event) -> Result<Vec<Event>, CallError> {
+    async fn call(&self, call: Call<'_>) -> Result<Output, CallError> {
         let idle = match self.limits.mode {
             InstanceMode::Reuse => lock(&self.idle).pop(),
             InstanceMode::Fresh => None,
@@ -332,18 +384,30 @@ impl Plugin {
             Some(i) => i,
             None => self.instantiate().await?,
         };
-        let input = to_wit(event);
         let started = Instant::now();
         let budget = Arc::clone(&instance.store.data().log_budget);
         budget.reset(self.limits.max_log_bytes);
         instance.store.data_mut().ticks = 0;
         instance.store.set_epoch_deadline(1);
         // Epochs stop guest code; this stops a guest blocked in a host call too.
-        let outcome = tokio::time::timeout(
-            self.limits.timeout + 2 * EPOCH_TICK,
-            instance.handler.call_handle(&mut instance.store, &input),
-        )
-        .await;
+        let Instance { store, exports } = &mut instance;
+        let invoke = async {
+            match (exports, call) {
+                (Exports::Handler(h), Call::Handle(e)) => h
+                    .call_handle(&mut *store, e)
+                    .await
+                    .map(|r| r.map(Output::Events)),
+                (Exports::Transform(t), Call::Transform(e)) => t
+                    .call_transform(&mut *store, e)
+                    .await
+                    .map(|r| r.map(|e| Output::Maybe(e.map(Box::new)))),
+                _ => Err(wasmtime::format_err!(
+                    "plugin `{}` does not implement the world this call needs",
+                    self.name
+                )),
+            }
+        };
+        let outcome = tokio::time::timeout(self.limits.timeout + 2 * EPOCH_TICK, invoke).await;
         if budget.dropped() > 0 {
             crate::metrics::metrics()
                 .plugin_log_dropped_bytes
@@ -363,33 +427,32 @@ impl Plugin {
                 lock(&self.idle).push(instance);
             }
         };
-        let emitted = match outcome {
-            Err(_) => return Err(self.timeout(started)),
+        match outcome {
+            Err(_) => Err(self.timeout(started)),
             Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                return Err(self.timeout(started));
+                Err(self.timeout(started))
             }
             // A trapped instance is never reused: drop it with `instance`.
-            Ok(Err(e)) => return Err(self.trap(format!("{e:#}"))),
+            Ok(Err(e)) => Err(self.trap(format!("{e:#}"))),
             Ok(Ok(Err(wit::HandlerError::Retryable(message)))) => {
                 keep(instance);
-                return Err(CallError::Retryable {
+                Err(CallError::Retryable {
                     plugin: self.name.to_string(),
                     message,
-                });
+                })
             }
             Ok(Ok(Err(wit::HandlerError::Fatal(message)))) => {
                 keep(instance);
-                return Err(CallError::Fatal {
+                Err(CallError::Fatal {
                     plugin: self.name.to_string(),
                     message,
-                });
+                })
             }
-            Ok(Ok(Ok(events))) => {
+            Ok(Ok(Ok(output))) => {
                 keep(instance);
-                events
+                Ok(output)
             }
-        };
-        self.check_output(emitted)
+        }
     }
 
     /// Guest output is checked against the limits and validated exactly like HTTP
@@ -437,7 +500,7 @@ impl Plugin {
             .collect()
     }
 
-    fn record(&self, result: &Result<Vec<Event>, CallError>) {
+    fn record<T>(&self, result: &Result<T, CallError>) {
         let threshold = self.limits.breaker_threshold;
         match result {
             Err(e) if e.trips_breaker() => {
@@ -504,7 +567,11 @@ impl Plugin {
             // limit a floor (interrupted between `timeout` and `timeout` + a tick).
             max_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1),
         };
-        let mut store = Store::new(self.pre.engine(), state);
+        let engine = match &self.pre {
+            Prepared::Handler(pre) => pre.engine(),
+            Prepared::Transform(pre) => pre.engine(),
+        };
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
@@ -518,14 +585,23 @@ impl Plugin {
         });
         store.set_epoch_deadline(1);
         let started = Instant::now();
-        let handler = tokio::time::timeout(
-            self.limits.timeout + 2 * EPOCH_TICK,
-            self.pre.instantiate_async(&mut store),
-        )
-        .await
-        .map_err(|_| self.timeout(started))?
-        .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
-        Ok(Instance { store, handler })
+        let instantiate = async {
+            match &self.pre {
+                Prepared::Handler(pre) => pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map(Exports::Handler),
+                Prepared::Transform(pre) => pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map(Exports::Transform),
+            }
+        };
+        let exports = tokio::time::timeout(self.limits.timeout + 2 * EPOCH_TICK, instantiate)
+            .await
+            .map_err(|_| self.timeout(started))?
+            .map_err(|e| self.trap(format!("instantiation failed: {e:#}")))?;
+        Ok(Instance { store, exports })
     }
 
     fn trap(&self, message: String) -> CallError {

@@ -3,3 +3,4 @@
 pub mod data;
 pub mod filter;
 pub mod schema;
+pub mod transform;

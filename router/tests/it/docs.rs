@@ -47,6 +47,8 @@ fn documented_keys(doc: &str) -> Vec<String> {
     doc.lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| l.split('`').next())
+        // Rows of other tables (transform steps) are examples, not keys.
+        .filter(|k| !k.contains([' ', '{']))
         .map(str::to_owned)
         .collect()
 }

@@ -105,3 +105,63 @@ async fn json_schemas_are_enforced_at_ingest_with_the_instance_path() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["index"], 1, "{body}");
 }
+
+#[tokio::test]
+async fn transforms_edit_redact_and_drop_before_the_targets() {
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        r#"
+[[route]]
+name = "redacted-copy"
+filter = {{ prefix = {{ type = "customer." }} }}
+transform = [
+  {{ set = "region", value = "{{{{data:/address/region}}}}" }},
+  {{ wasm = "redactor" }},
+  {{ data_remove = "/internal" }},
+  {{ set = "subject", value = "customer {{{{data:/customer/name}}}}" }},
+]
+forward = "{}"
+"#,
+        sink.url()
+    ))
+    .await;
+    let data = r#"{"customer": {"name": "Ann", "email": "ann@example.com"}, "address": {"region": "eu"}, "internal": 1}"#;
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("c-1", "customer.updated"),
+        data,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = sink.wait_for(1).await;
+    assert_eq!(got[0].ce("region").as_deref(), Some("eu"));
+    assert_eq!(got[0].ce("redacted").as_deref(), Some("1"));
+    assert_eq!(got[0].headers["ce-subject"], "customer%20Ann");
+    assert_eq!(
+        got[0].json(),
+        serde_json::json!({"customer": {"name": "Ann"}, "address": {"region": "eu"}})
+    );
+
+    // The redactor drops private events: the route reports it, nothing is sent.
+    let mut headers = ce_headers("c-2", "customer.updated");
+    headers.push(("ce-private", "true"));
+    let (status, body) = post_binary(&router.events_url(), &headers, data).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["routes"][0]["outcome"], "dropped");
+
+    // A data step on data that is not JSON fails the route, naming the step.
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("c-3", "customer.updated"),
+        "plain",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["events"][0]["routes"][0]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("transform step 2")),
+        "{body}"
+    );
+    assert_eq!(sink.received().len(), 1);
+}

@@ -288,7 +288,7 @@ async fn a_broken_plugin_file_keeps_the_old_one_serving_until_fixed() {
         (
             "wrong world",
             b"\0asm\x0d\0\x01\0".to_vec(),
-            "does not implement the world",
+            "implements neither",
         ),
     ];
     for (i, (what, bytes, reason)) in cases.into_iter().enumerate() {
