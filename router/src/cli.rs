@@ -40,6 +40,19 @@ pub enum Command {
     },
     /// Post an event to a router, from flags or a file.
     Send(Box<crate::send::SendArgs>),
+    /// Show what the router would do with an event (a structured-mode JSON file):
+    /// for every route, whether it matches or which clause fails, the event after
+    /// each transform step, and the targets it would reach.
+    Explain {
+        /// The TOML configuration file.
+        #[arg(short, long, env = "ROUTER_CONFIG")]
+        config: PathBuf,
+        /// The event, as a CloudEvents JSON document.
+        event: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Load a configuration and every plugin it names, report every problem, and exit.
     Check {
         /// The TOML configuration file.

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod explain;
 pub mod forward;
 pub mod http;
 pub mod metrics;

@@ -25,6 +25,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Send(args) => send(&args).await,
             Command::Check { config } => check(&config).await,
+            Command::Explain {
+                config,
+                event,
+                json,
+            } => explain(&config, &event, json).await,
             Command::Serve {
                 config,
                 listen,
@@ -113,6 +118,30 @@ async fn serve(
     );
     server.run(listener, shutdown_signal()).await;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn explain(
+    config: &std::path::Path,
+    event: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let (_, runtime) = match Runtime::load(config).await {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bytes = std::fs::read(event).with_context(|| format!("cannot read {}", event.display()))?;
+    let event = router::event::json::decode_structured(&bytes.into())
+        .with_context(|| format!("{} is not a valid CloudEvent", event.display()))?;
+    let explanation = router::explain::explain(&runtime, &event).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&explanation)?);
+    } else {
+        print!("{explanation}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

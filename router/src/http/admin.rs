@@ -79,3 +79,20 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default()
 }
+
+/// `POST /admin/explain`: a structured-mode event in, its explanation out.
+pub async fn explain(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    match crate::event::json::decode_structured(&body) {
+        Ok(event) => {
+            let runtime = state.dispatcher.runtime();
+            Json(crate::explain::explain(&runtime, &event).await).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(
+                json!({ "error": format!("invalid CloudEvent: {e}"), "attribute": e.attribute() }),
+            ),
+        )
+            .into_response(),
+    }
+}

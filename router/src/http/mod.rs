@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/plugins", get(admin::plugins))
         .route("/admin/routes", get(admin::routes))
         .route("/admin/reload", post(admin::reload))
+        .route("/admin/explain", post(admin::explain))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -252,6 +252,23 @@ impl DataFilter {
         }
     }
 
+    /// What the data holds where this filter looks, for explain.
+    pub fn explain(&self, subject: &Subject<'_>) -> String {
+        let wanted = self.to_json();
+        let op = wanted["data"]
+            .as_object()
+            .and_then(|m| m.iter().find(|(k, _)| *k != "pointer"))
+            .map(|(k, v)| format!("{k} {v}"))
+            .unwrap_or_default();
+        match subject.data_at(&self.pointer) {
+            Some(v) => format!("{} is {v}, which fails {op}", self.pointer),
+            None => format!(
+                "{} is absent (or the data is not JSON), which fails {op}",
+                self.pointer
+            ),
+        }
+    }
+
     /// The filter in TOML-like JSON, for the admin API.
     pub fn to_json(&self) -> Value {
         let (name, value) = match &self.op {

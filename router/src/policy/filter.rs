@@ -171,6 +171,57 @@ impl Filter {
         }
     }
 
+    /// Why `subject` does not pass, naming the first failing clause by its path in
+    /// the filter (`filter.all[1].exact`); `None` when it passes.
+    pub fn explain(&self, subject: &Subject<'_>) -> Option<String> {
+        self.explain_at(subject, "filter")
+    }
+
+    fn explain_at(&self, subject: &Subject<'_>, path: &str) -> Option<String> {
+        if self.matches_subject(subject) {
+            return None;
+        }
+        let actual = |attribute: &str| match subject.event.attribute(attribute) {
+            Some(v) => format!("{v:?}"),
+            None => "absent".to_owned(),
+        };
+        Some(match self {
+            Self::Exact { attribute, value } => {
+                format!(
+                    "{path}.exact.{attribute}: wanted {value:?}, got {}",
+                    actual(attribute)
+                )
+            }
+            Self::Prefix { attribute, value } => format!(
+                "{path}.prefix.{attribute}: wanted a value starting with {value:?}, got {}",
+                actual(attribute)
+            ),
+            Self::Suffix { attribute, value } => format!(
+                "{path}.suffix.{attribute}: wanted a value ending with {value:?}, got {}",
+                actual(attribute)
+            ),
+            Self::All(filters) => {
+                return filters
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, f)| f.explain_at(subject, &format!("{path}.all[{i}]")));
+            }
+            Self::Any(filters) => {
+                let reasons: Vec<String> = filters
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, f)| f.explain_at(subject, &format!("{path}.any[{i}]")))
+                    .collect();
+                format!(
+                    "{path}.any: no alternative matched ({})",
+                    reasons.join("; ")
+                )
+            }
+            Self::Not(_) => format!("{path}.not: the negated filter matched"),
+            Self::Data(f) => format!("{path}.data: {}", f.explain(subject)),
+        })
+    }
+
     /// The filter in the Subscriptions API's JSON form, for the admin API.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;

@@ -7,6 +7,7 @@ mod config_ui;
 mod delivery;
 mod demo;
 mod docs;
+mod explain;
 mod ingest;
 mod ops;
 mod plugins;

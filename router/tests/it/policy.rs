@@ -165,3 +165,27 @@ forward = "{}"
     );
     assert_eq!(sink.received().len(), 1);
 }
+
+#[tokio::test]
+async fn admin_explain_says_which_clause_failed() {
+    let router = TestRouter::start(
+        "[[route]]\nname = \"orders\"\nfilter = { exact = { type = \"order\" } }\nforward = \"http://127.0.0.1:9/\"\n",
+    )
+    .await;
+    let event =
+        serde_json::json!({"specversion": "1.0", "id": "x-1", "source": "/s", "type": "refund"});
+    let response = client()
+        .post(format!("http://{}/admin/explain", router.addr))
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("explain");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("json");
+    assert_eq!(body["routes"][0]["matched"], false);
+    assert_eq!(
+        body["routes"][0]["failed_clause"],
+        "filter.exact.type: wanted \"order\", got \"refund\""
+    );
+}
