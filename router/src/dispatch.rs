@@ -174,9 +174,8 @@ impl Dispatcher {
         event: &Event,
         depth: u32,
     ) -> RouteReport {
-        let metrics = crate::metrics::metrics();
-        let labels = metrics.route(&route.name);
-        metrics.route_matched.get_or_create(&labels).inc();
+        let counters = &route.counters;
+        counters.matched.inc();
         let transformed;
         let event = if route.transforms.is_empty() {
             event
@@ -187,7 +186,7 @@ impl Dispatcher {
                     &transformed
                 }
                 Ok(None) => {
-                    metrics.route_delivered.get_or_create(&labels).inc();
+                    counters.delivered.inc();
                     return RouteReport {
                         route: route.name.clone(),
                         outcome: Outcome::Dropped,
@@ -197,7 +196,7 @@ impl Dispatcher {
                     };
                 }
                 Err(e) => {
-                    metrics.route_failed.get_or_create(&labels).inc();
+                    counters.failed.inc();
                     tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
                     return RouteReport {
                         route: route.name.clone(),
@@ -274,10 +273,10 @@ impl Dispatcher {
         }
         let failed = !errors.is_empty();
         if failed {
-            metrics.route_failed.get_or_create(&labels).inc();
+            counters.failed.inc();
             tracing::warn!(route = %route.name, event = %event, errors = ?errors, "route failed");
         } else {
-            metrics.route_delivered.get_or_create(&labels).inc();
+            counters.delivered.inc();
         }
         RouteReport {
             route: route.name.clone(),

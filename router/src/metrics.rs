@@ -223,6 +223,63 @@ impl Metrics {
     }
 }
 
+/// One route's counters, looked up once when the runtime is built so the
+/// per-event path neither allocates labels nor takes the family's lock.
+#[derive(Clone, Debug, Default)]
+pub struct RouteCounters {
+    /// Events matched.
+    pub matched: Counter,
+    /// Events delivered.
+    pub delivered: Counter,
+    /// Events failed.
+    pub failed: Counter,
+}
+
+impl RouteCounters {
+    /// The counters of route `route`.
+    pub fn new(route: &str) -> Self {
+        let m = metrics();
+        let labels = m.route(route);
+        Self {
+            matched: m.route_matched.get_or_create(&labels).clone(),
+            delivered: m.route_delivered.get_or_create(&labels).clone(),
+            failed: m.route_failed.get_or_create(&labels).clone(),
+        }
+    }
+}
+
+/// One plugin's metrics, looked up once per loaded plugin.
+#[derive(Clone, Debug)]
+pub struct PluginCounters {
+    /// Calls.
+    pub invocations: Counter,
+    /// Traps.
+    pub traps: Counter,
+    /// Timeouts.
+    pub timeouts: Counter,
+    /// Log bytes dropped.
+    pub log_dropped_bytes: Counter,
+    /// Call durations.
+    pub call_seconds: Histogram,
+}
+
+impl PluginCounters {
+    /// The metrics of plugin `plugin`.
+    pub fn new(plugin: &str) -> Self {
+        let m = metrics();
+        let labels = PluginLabels {
+            plugin: plugin.to_owned(),
+        };
+        Self {
+            invocations: m.plugin_invocations.get_or_create(&labels).clone(),
+            traps: m.plugin_traps.get_or_create(&labels).clone(),
+            timeouts: m.plugin_timeouts.get_or_create(&labels).clone(),
+            log_dropped_bytes: m.plugin_log_dropped_bytes.get_or_create(&labels).clone(),
+            call_seconds: m.plugin_call_seconds.get_or_create(&labels).clone(),
+        }
+    }
+}
+
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();

@@ -27,6 +27,8 @@ pub struct Route {
     pub forward: Option<String>,
     /// Steps applied before the targets.
     pub transforms: Vec<Step>,
+    /// The route's metrics.
+    pub counters: crate::metrics::RouteCounters,
 }
 
 /// Settings the dispatcher needs per event.
@@ -43,6 +45,10 @@ pub struct Runtime {
     routes: Vec<Route>,
     /// Routes whose filter pins one exact `type`, by that type.
     by_type: HashMap<String, Vec<usize>>,
+    /// Routes whose filter requires a `type` prefix, by that prefix.
+    by_prefix: HashMap<String, Vec<usize>>,
+    /// The lengths of those prefixes, so a lookup tries each length once.
+    prefix_lengths: Vec<usize>,
     /// Every other route, in declaration order.
     unindexed: Vec<usize>,
     plugins: Vec<Arc<Plugin>>,
@@ -140,19 +146,28 @@ impl Runtime {
                 handler,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
                 transforms,
+                counters: crate::metrics::RouteCounters::new(r.name.get_ref().as_str()),
             });
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
         let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
         let mut unindexed = Vec::new();
         for (i, r) in routes.iter().enumerate() {
-            match r.filter.as_ref().and_then(Filter::exact_type) {
-                Some(ty) => by_type.entry(ty.to_owned()).or_default().push(i),
-                None => unindexed.push(i),
+            let filter = r.filter.as_ref();
+            if let Some(ty) = filter.and_then(Filter::exact_type) {
+                by_type.entry(ty.to_owned()).or_default().push(i);
+            } else if let Some(prefix) = filter.and_then(Filter::type_prefix) {
+                by_prefix.entry(prefix.to_owned()).or_default().push(i);
+            } else {
+                unindexed.push(i);
             }
         }
+        let mut prefix_lengths: Vec<usize> = by_prefix.keys().map(String::len).collect();
+        prefix_lengths.sort_unstable();
+        prefix_lengths.dedup();
         let mut plugins: Vec<_> = plugins.into_values().collect();
         plugins.sort_by(|a, b| a.name().cmp(b.name()));
         let mut files = vec![config.source.file.clone()];
@@ -176,6 +191,8 @@ impl Runtime {
             schemas,
             routes,
             by_type,
+            by_prefix,
+            prefix_lengths,
             unindexed,
             plugins,
             settings: Settings {
@@ -186,15 +203,27 @@ impl Runtime {
     }
 
     /// The routes that `event` matches, in declaration order. Routes indexed
-    /// under another exact type are never looked at.
+    /// under another exact type, or under a type prefix the event's type does not
+    /// start with, are never looked at.
     pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
         let indexed = self
             .by_type
             .get(&event.ty)
             .map(Vec::as_slice)
             .unwrap_or_default();
+        let mut candidates: Vec<usize> = merge_sorted(indexed, &self.unindexed).collect();
+        if !self.prefix_lengths.is_empty() {
+            let ty = event.ty.as_str();
+            for &len in &self.prefix_lengths {
+                if let Some(routes) = ty.get(..len).and_then(|p| self.by_prefix.get(p)) {
+                    candidates.extend_from_slice(routes);
+                }
+            }
+            candidates.sort_unstable();
+        }
         let subject = crate::policy::data::Subject::new(event);
-        merge_sorted(indexed, &self.unindexed)
+        candidates
+            .into_iter()
             .map(|i| &self.routes[i])
             .filter(move |r| {
                 r.filter
@@ -289,7 +318,40 @@ fn merge_sorted<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usiz
 
 #[cfg(test)]
 mod tests {
-    use super::merge_sorted;
+    use super::{Runtime, merge_sorted};
+    use crate::config::{Config, Source};
+    use crate::event::Event;
+
+    #[tokio::test]
+    async fn indexed_and_scanned_routes_match_in_declaration_order() {
+        let route = |name: &str, filter: &str| {
+            format!(
+                "[[route]]\nname = \"{name}\"\nfilter = {filter}\nforward = \"http://127.0.0.1:9/\"\n"
+            )
+        };
+        let text = [
+            route("prefix", r#"{ prefix = { type = "com.shop." } }"#),
+            route("exact", r#"{ exact = { type = "com.shop.order" } }"#),
+            route("scanned", r#"{ suffix = { type = ".order" } }"#),
+            route("long-prefix", r#"{ all = [ { prefix = { type = "com.shop.or" } }, { exact = { source = "/s" } } ] }"#),
+            route("other-prefix", r#"{ prefix = { type = "org." } }"#),
+            route("other-exact", r#"{ exact = { type = "com.shop.refund" } }"#),
+        ]
+        .concat();
+        let config = Config::parse(Source::new("t.toml", text), |_| None).unwrap();
+        let runtime = Runtime::build(&config).await.unwrap();
+        let names = |ty: &str| -> Vec<String> {
+            let e = Event::new("1", "/s", ty);
+            runtime.matching(&e).map(|r| r.name.clone()).collect()
+        };
+        assert_eq!(
+            names("com.shop.order"),
+            ["prefix", "exact", "scanned", "long-prefix"]
+        );
+        assert_eq!(names("com.shop.refund"), ["prefix", "other-exact"]);
+        assert_eq!(names("org.x"), ["other-prefix"]);
+        assert!(names("net.order.x").is_empty());
+    }
 
     #[test]
     fn merge_keeps_declaration_order() {

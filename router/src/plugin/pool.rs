@@ -162,6 +162,7 @@ pub struct Plugin {
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
     breaker: Breaker,
+    counters: crate::metrics::PluginCounters,
 }
 
 impl Plugin {
@@ -216,6 +217,7 @@ impl Plugin {
             idle: Mutex::new(Vec::with_capacity(limits.instances.get() as usize)),
             permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
             breaker: Breaker::default(),
+            counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
             limits,
         };
         // One instance now: a component that cannot start under its limits (an
@@ -355,20 +357,16 @@ impl Plugin {
             .acquire()
             .await
             .map_err(|_| self.trap("the plugin is shutting down".into()))?;
-        let metrics = crate::metrics::metrics();
-        let labels = crate::metrics::PluginLabels {
-            plugin: self.name.to_string(),
-        };
-        metrics.plugin_invocations.get_or_create(&labels).inc();
+        let metrics = &self.counters;
+        metrics.invocations.inc();
         let started = Instant::now();
         let result = self.call(call).await;
         metrics
-            .plugin_call_seconds
-            .get_or_create(&labels)
+            .call_seconds
             .observe(started.elapsed().as_secs_f64());
         match &result {
-            Err(CallError::Trap { .. }) => metrics.plugin_traps.get_or_create(&labels).inc(),
-            Err(CallError::Timeout { .. }) => metrics.plugin_timeouts.get_or_create(&labels).inc(),
+            Err(CallError::Trap { .. }) => metrics.traps.inc(),
+            Err(CallError::Timeout { .. }) => metrics.timeouts.inc(),
             _ => 0,
         };
         self.record(&result);
@@ -409,12 +407,7 @@ impl Plugin {
         };
         let outcome = tokio::time::timeout(self.limits.timeout + 2 * EPOCH_TICK, invoke).await;
         if budget.dropped() > 0 {
-            crate::metrics::metrics()
-                .plugin_log_dropped_bytes
-                .get_or_create(&crate::metrics::PluginLabels {
-                    plugin: self.name.to_string(),
-                })
-                .inc_by(budget.dropped());
+            self.counters.log_dropped_bytes.inc_by(budget.dropped());
             tracing::warn!(
                 plugin = &*self.name,
                 dropped_bytes = budget.dropped(),

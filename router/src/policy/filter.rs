@@ -237,6 +237,16 @@ impl Filter {
         }
     }
 
+    /// The prefix every matching event type starts with, if the filter requires
+    /// one: the key of the prefix index.
+    pub fn type_prefix(&self) -> Option<&str> {
+        match self {
+            Self::Prefix { attribute, value } if attribute == "type" => Some(value),
+            Self::All(filters) => filters.iter().find_map(Filter::type_prefix),
+            _ => None,
+        }
+    }
+
     /// The event type this filter requires, if it can only match one exact type:
     /// the key of the route index.
     pub fn exact_type(&self) -> Option<&str> {
