@@ -1,0 +1,211 @@
+//! Load generator for the router's end-to-end benchmarks.
+//!
+//! `--mode max` is a closed loop: every connection sends its next request as soon
+//! as the previous one is answered (maximum throughput). `--mode rate` is an open
+//! loop: requests are scheduled at fixed intervals and latency is measured from the
+//! *scheduled* time, so a slow server cannot hide its latency by slowing the
+//! sender down (coordinated omission). Results go to stdout as one JSON object.
+
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How requests are paced.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Closed loop, as fast as answers come back.
+    Max,
+    /// Open loop at `--rate` requests per second.
+    Rate,
+}
+
+/// Load generator options.
+#[derive(Parser)]
+struct Args {
+    /// The server's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Closed or open loop.
+    #[arg(long, value_enum, default_value = "max")]
+    mode: Mode,
+    /// Requests per second in open-loop mode.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u64,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Events per request: 1 sends binary mode, more sends a batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Bytes of data per event.
+    #[arg(long, default_value_t = 256)]
+    event_size: usize,
+    /// The events' type.
+    #[arg(long = "type", default_value = "bench.event")]
+    ty: String,
+    /// A tag for the events' ids (`{run}-{sequence}`).
+    #[arg(long, default_value = "run")]
+    run: String,
+}
+
+#[derive(Default)]
+struct Counts {
+    ok_requests: AtomicU64,
+    acked_events: AtomicU64,
+    failed: AtomicU64,
+    sequence: AtomicU64,
+}
+
+fn request(args: &Args, counts: &Counts) -> Request<Full<Bytes>> {
+    let data = format!(
+        "{{\"pad\":\"{}\"}}",
+        "x".repeat(args.event_size.saturating_sub(10))
+    );
+    let builder = Request::post("/events").header("host", "bench");
+    if args.batch <= 1 {
+        let seq = counts.sequence.fetch_add(1, Ordering::Relaxed);
+        builder
+            .header("ce-specversion", "1.0")
+            .header("ce-id", format!("{}-{seq}", args.run))
+            .header("ce-source", "/loadgen")
+            .header("ce-type", &args.ty)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(data)))
+            .unwrap_or_default()
+    } else {
+        let first = counts
+            .sequence
+            .fetch_add(args.batch as u64, Ordering::Relaxed);
+        let events: Vec<String> = (0..args.batch as u64)
+            .map(|i| {
+                format!(
+                    "{{\"specversion\":\"1.0\",\"id\":\"{}-{}\",\"source\":\"/loadgen\",\"type\":\"{}\",\"datacontenttype\":\"application/json\",\"data\":{data}}}",
+                    args.run,
+                    first + i,
+                    args.ty
+                )
+            })
+            .collect();
+        builder
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(Full::new(Bytes::from(format!("[{}]", events.join(",")))))
+            .unwrap_or_default()
+    }
+}
+
+async fn connection(
+    args: Arc<Args>,
+    counts: Arc<Counts>,
+    index: u64,
+    started: Instant,
+) -> Histogram<u64> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let Ok(stream) = tokio::net::TcpStream::connect(args.addr).await else {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+        return histogram;
+    };
+    let _ = stream.set_nodelay(true);
+    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+        return histogram;
+    };
+    tokio::spawn(conn);
+    let deadline = started + Duration::from_secs_f64(args.duration);
+    // Open loop: this connection's share of the rate, offset so connections interleave.
+    let interval = Duration::from_secs_f64(args.connections as f64 / args.rate.max(1) as f64);
+    let mut scheduled = started + interval.mul_f64(index as f64 / args.connections as f64);
+    loop {
+        if args.mode == Mode::Rate {
+            if scheduled >= deadline {
+                break;
+            }
+            tokio::time::sleep_until(scheduled.into()).await;
+        } else if Instant::now() >= deadline {
+            break;
+        }
+        let sent = if args.mode == Mode::Rate {
+            scheduled
+        } else {
+            Instant::now()
+        };
+        let outcome = match sender.send_request(request(&args, &counts)).await {
+            Ok(response) => {
+                let ok = response.status().is_success();
+                let _ = response.into_body().collect().await;
+                ok
+            }
+            Err(_) => false,
+        };
+        if outcome {
+            counts.ok_requests.fetch_add(1, Ordering::Relaxed);
+            counts
+                .acked_events
+                .fetch_add(args.batch.max(1) as u64, Ordering::Relaxed);
+            let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let _ = histogram.record(micros.max(1));
+        } else {
+            counts.failed.fetch_add(1, Ordering::Relaxed);
+            if sender.ready().await.is_err() {
+                break;
+            }
+        }
+        scheduled += interval;
+    }
+    histogram
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Arc::new(Args::parse());
+    let counts = Arc::new(Counts::default());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..args.connections)
+        .map(|i| {
+            tokio::spawn(connection(
+                Arc::clone(&args),
+                Arc::clone(&counts),
+                i,
+                started,
+            ))
+        })
+        .collect();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    for task in tasks {
+        if let Ok(h) = task.await {
+            let _ = histogram.add(h);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = counts.ok_requests.load(Ordering::Relaxed);
+    let acked = counts.acked_events.load(Ordering::Relaxed);
+    let failed = counts.failed.load(Ordering::Relaxed);
+    let q = |p: f64| histogram.value_at_quantile(p);
+    let report = serde_json::json!({
+        "duration_s": elapsed,
+        "requests_per_s": ok as f64 / elapsed,
+        "events_per_s": acked as f64 / elapsed,
+        "acked_events": acked,
+        "failed": failed,
+        "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": histogram.max() },
+    });
+    eprintln!(
+        "{:.0} req/s, {:.0} events/s, {failed} failed, p50 {} us, p99 {} us, p99.9 {} us",
+        ok as f64 / elapsed,
+        acked as f64 / elapsed,
+        q(0.5),
+        q(0.99),
+        q(0.999)
+    );
+    println!("{report}");
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Runs the end-to-end benchmarks and writes BENCHMARKS.md (called by bench/run.sh).
+
+Servers run pinned to core 0 and the load generator to core 1. Every router figure
+is paired with the bare axum baseline measured in the same run, alternating, and
+reported as the median of the per-pair ratios with min and max. CPU time per event
+comes from the server's /proc/PID/stat (far steadier here than throughput).
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release")
+PLUGINS = os.path.join(ROOT, "target", "wasm-plugins", "wasm32-wasip2", "release")
+PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_ready(url, timeout=30):
+    """Seconds until `url` gives any HTTP answer (the baseline answers 405 to GET)."""
+    start = time.time()
+    while time.time() - start < timeout:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return time.time() - start
+        except urllib.error.HTTPError:
+            return time.time() - start
+        except OSError:
+            time.sleep(0.005)
+    raise RuntimeError(f"{url} never answered")
+
+
+class Server:
+    def __init__(self, argv, ready_url):
+        env = dict(os.environ, RUST_LOG="warn")
+        self.proc = subprocess.Popen(["taskset", "-c", "0", *argv], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.startup = wait_ready(ready_url)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def loadgen(addr, *extra):
+    out = subprocess.run(["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", addr, *extra],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def measured(server, addr, *extra):
+    before = cpu_seconds(server.proc.pid)
+    result = loadgen(addr, *extra)
+    result["cpu_us_per_event"] = (cpu_seconds(server.proc.pid) - before) * 1e6 / max(result["acked_events"], 1)
+    return result
+
+
+def router_config(directory):
+    path = os.path.join(directory, "bench.toml")
+    with open(path, "w") as f:
+        f.write(f"""[server]
+batch_limit = 1000
+[ingest]
+max_in_flight = 100000
+[[plugin]]
+name = "enricher"
+path = "{PLUGINS}/enricher.wasm"
+instances = 8
+[[route]]
+name = "bench"
+filter = {{ exact = {{ type = "bench.event" }} }}
+handler = "enricher"
+""")
+    return path
+
+
+def med(values):
+    return statistics.median(values)
+
+
+def main():
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = router_config(tmp)
+        router = lambda port: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
+                                      "--listen", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/healthz")
+        baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
+                                       f"http://127.0.0.1:{port}/events")
+
+        # (a) one event per request, closed loop, alternating baseline and router.
+        pairs = []
+        for i in range(PAIRS):
+            with baseline(18090) as s:
+                b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"b{i}")
+            with router(18080) as s:
+                r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"r{i}")
+            pairs.append((b, r))
+            print(f"pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
+                  file=sys.stderr)
+        ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
+        results["single"] = {
+            "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
+            "router_rps": med([r["requests_per_s"] for _, r in pairs]),
+            "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
+            "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
+            "failed": sum(r["failed"] for _, r in pairs),
+        }
+
+        # (b) batches of 100 events.
+        batch = []
+        for i in range(3):
+            with router(18080) as s:
+                batch.append(measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "16",
+                                      "--duration", "5", "--batch", "100", "--run", f"batch{i}"))
+        results["batch"] = {
+            "events_per_s": med([x["events_per_s"] for x in batch]),
+            "cpu_us": med([x["cpu_us_per_event"] for x in batch]),
+            "failed": sum(x["failed"] for x in batch),
+        }
+
+        # (c) open loop at half the router's maximum.
+        rate = int(results["single"]["router_rps"] / 2)
+        with router(18080) as s:
+            o = measured(s, "127.0.0.1:18080", "--mode", "rate", "--rate", str(rate), "--connections", "64",
+                         "--duration", "10", "--run", "open")
+        with baseline(18090) as s:
+            ob = measured(s, "127.0.0.1:18090", "--mode", "rate", "--rate", str(rate), "--connections", "64",
+                          "--duration", "10", "--run", "openb")
+        results["open"] = {"rate": rate, "router": o["latency_us"], "baseline": ob["latency_us"],
+                           "achieved": o["requests_per_s"], "failed": o["failed"]}
+
+        # (d) idle memory and start-up on the demo configuration. There is no on-disk
+        # compiled-code cache yet, so every start compiles the three components.
+        starts, rss = [], []
+        for _ in range(3):
+            with Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config",
+                         os.path.join(ROOT, "config", "router.toml"), "--listen", "127.0.0.1:18081"],
+                        "http://127.0.0.1:18081/healthz") as s:
+                starts.append(s.startup)
+                time.sleep(1)
+                rss.append(rss_mib(s.proc.pid))
+        results["idle"] = {"startup_s": med(starts), "rss_mib": med(rss)}
+
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the whole benchmark suite and writes BENCHMARKS.md at the repository root.
+# Needs taskset (util-linux) and python3. Takes about 10 minutes after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target/bench"
+
+cargo build --release -p loadgen -p baseline-server -p router --features router/examples
+python3 bench/run.py > "$target/bench/e2e.json"
+cargo bench -p router --bench pipeline 2>/dev/null | tee "$target/bench/pipeline.txt" | grep -E "time:" || true
+cargo bench -p router --bench instances 2>/dev/null | tee "$target/bench/instances.txt"
+cargo bench -p router --bench reload 2>/dev/null | tee "$target/bench/reload.txt"
+python3 bench/report.py "$target/bench" > BENCHMARKS.md
+echo "wrote BENCHMARKS.md"
