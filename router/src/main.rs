@@ -8,11 +8,6 @@ use router::server::Server;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-// Per-event work is allocation-heavy (events, reports, JSON): mimalloc's
-// thread-local free lists cost less than glibc's malloc on this path.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
