@@ -386,3 +386,19 @@ pub fn metric(text: &str, name: &str, label: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Compares `actual` with the expected-output file at `path`, or rewrites the file
+/// when `BLESS` is set; returns a report of the difference, if any.
+pub fn check_expected(path: &std::path::Path, actual: &str) -> Option<String> {
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(path, actual).expect("write expected output");
+        return None;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    (actual != expected).then(|| {
+        format!(
+            "{}:\n--- expected\n{expected}--- actual\n{actual}",
+            path.display()
+        )
+    })
+}

@@ -2,6 +2,7 @@
 //! is loaded (plugins included) and its errors compared with the `.stderr` beside
 //! it. Run with `BLESS=1` to rewrite the expected files after a deliberate change.
 
+use crate::common::check_expected;
 use router::runtime::Runtime;
 use std::path::Path;
 
@@ -22,22 +23,10 @@ async fn config_errors_match_their_expected_output() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 5, "the ui cases are there");
-    let bless = std::env::var_os("BLESS").is_some();
     let mut mismatches = Vec::new();
     for case in &cases {
         let actual = errors_of(case).await;
-        let expected_path = case.with_extension("stderr");
-        if bless {
-            std::fs::write(&expected_path, &actual).expect("write expected");
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if actual != expected {
-            mismatches.push(format!(
-                "{}:\n--- expected\n{expected}--- actual\n{actual}",
-                case.display()
-            ));
-        }
+        mismatches.extend(check_expected(&case.with_extension("stderr"), &actual));
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

@@ -2,6 +2,7 @@
 //! event is explained against `tests/explain/router.toml`, as text and as JSON, and
 //! compared with the `.txt` and `.out.json` beside it (`BLESS=1` rewrites them).
 
+use crate::common::check_expected;
 use std::process::Command;
 
 const ROUTER: &str = env!("CARGO_BIN_EXE_router");
@@ -20,7 +21,6 @@ fn explain_output_matches_the_expected_files() {
         .collect();
     events.sort();
     assert!(events.len() >= 3, "the explain cases are there");
-    let bless = std::env::var_os("BLESS").is_some();
     let mut mismatches = Vec::new();
     for event in &events {
         for (flag, expected_path) in [
@@ -37,18 +37,8 @@ fn explain_output_matches_the_expected_files() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let actual = String::from_utf8_lossy(&out.stdout).into_owned();
-            if bless {
-                std::fs::write(&expected_path, &actual).expect("write expected");
-                continue;
-            }
-            let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-            if actual != expected {
-                mismatches.push(format!(
-                    "{}:\n--- expected\n{expected}--- actual\n{actual}",
-                    expected_path.display()
-                ));
-            }
+            let actual = String::from_utf8_lossy(&out.stdout);
+            mismatches.extend(check_expected(&expected_path, &actual));
         }
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
