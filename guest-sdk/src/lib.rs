@@ -4,6 +4,7 @@
 pub mod config;
 mod error;
 mod event;
+pub mod kv;
 pub mod log;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -42,6 +43,7 @@ pub mod transform_bindings {
             "router:plugin/types@0.1.0": crate::bindings::router::plugin::types,
             "router:plugin/log@0.1.0": crate::bindings::router::plugin::log,
             "router:plugin/config@0.1.0": crate::bindings::router::plugin::config,
+            "router:plugin/kv@0.1.0": crate::bindings::router::plugin::kv,
         },
         pub_export_macro: true,
         export_macro_name: "export_transform",

@@ -28,6 +28,45 @@ thread_local! {
     // Per thread because the test harness runs each test on its own thread:
     // one test's configuration never leaks into another.
     static CONFIG: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    // The stand-in key-value store, per thread for the same reason. Expiry is
+    // ignored: a unit test runs in far less than any sensible TTL.
+    static KV: RefCell<HashMap<String, Vec<u8>>> = RefCell::new(HashMap::new());
+}
+
+/// Empties the stand-in [`kv`](crate::kv) store of the current thread.
+pub fn clear_kv() {
+    KV.with(|kv| kv.borrow_mut().clear());
+}
+
+pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, String> {
+    Ok(KV.with(|kv| kv.borrow().get(key).cloned()))
+}
+
+pub(crate) fn kv_set(key: &str, value: &[u8], _ttl_ms: Option<u64>) -> Result<(), String> {
+    KV.with(|kv| kv.borrow_mut().insert(key.to_owned(), value.to_vec()));
+    Ok(())
+}
+
+pub(crate) fn kv_delete(key: &str) -> Result<bool, String> {
+    Ok(KV.with(|kv| kv.borrow_mut().remove(key).is_some()))
+}
+
+pub(crate) fn kv_increment(key: &str, delta: i64) -> Result<i64, String> {
+    KV.with(|kv| {
+        let mut kv = kv.borrow_mut();
+        let current: i64 = match kv.get(key) {
+            Some(v) => std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("the value of {key:?} is not an integer"))?,
+            None => 0,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| format!("incrementing {key:?} overflows 64 bits"))?;
+        kv.insert(key.to_owned(), next.to_string().into_bytes());
+        Ok(next)
+    })
 }
 
 /// Sets the value [`config::get`](crate::config::get) returns for `key`, on the

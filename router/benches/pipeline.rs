@@ -1,5 +1,6 @@
 //! In-process costs (criterion): event decoding per content mode, route matching
-//! against 1, 100 and 1,000 routes, and a handler call through the whole
+//! against 1, 100 and 1,000 routes (Subscriptions API filters and CESQL), one CESQL
+//! filter next to the same filter in the native dialects, and a handler call through the whole
 //! dispatcher (reused and fresh instances) next to the same logic compiled
 //! natively. Run with `cargo bench -p router --bench pipeline`.
 
@@ -62,11 +63,18 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-/// `n` routes on distinct exact types (indexed) plus a few prefix routes (scanned).
-fn routes_config(n: usize) -> String {
+/// `n` routes on distinct exact types (indexed) plus a few prefix routes (scanned),
+/// written in the Subscriptions API dialects or, with `sql`, in CESQL.
+fn routes_config(n: usize, sql: bool) -> String {
     let mut text = String::new();
     for i in 0..n {
-        let filter = if i % 10 == 9 {
+        let filter = if sql {
+            if i % 10 == 9 {
+                format!("{{ sql = \"type LIKE 'other.{i}.%' AND NOT (subject = 'x')\" }}")
+            } else {
+                format!("{{ sql = \"type = 'bench.type.{i}'\" }}")
+            }
+        } else if i % 10 == 9 {
             format!(
                 "{{ all = [ {{ prefix = {{ type = \"other.{i}.\" }} }}, {{ not = {{ exact = {{ subject = \"x\" }} }} }} ] }}"
             )
@@ -83,16 +91,53 @@ fn routes_config(n: usize) -> String {
 fn matching(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("tokio");
     let mut g = c.benchmark_group("match");
-    for n in [1usize, 100, 1000] {
-        let config =
-            Config::parse(Source::new("bench.toml", routes_config(n)), |_| None).expect("config");
-        let runtime = rt.block_on(Runtime::build(&config)).expect("runtime");
-        let mut e = event();
-        e.ty = format!("bench.type.{}", n / 2);
-        g.bench_with_input(BenchmarkId::new("routes", n), &n, |b, _| {
-            b.iter(|| black_box(runtime.matching(black_box(&e)).count()))
-        });
+    for (label, sql) in [("routes", false), ("sql_routes", true)] {
+        for n in [1usize, 100, 1000] {
+            let source = Source::new("bench.toml", routes_config(n, sql));
+            let config = Config::parse(source, |_| None).expect("config");
+            let runtime = rt.block_on(Runtime::build(&config)).expect("runtime");
+            let mut e = event();
+            e.ty = format!("bench.type.{}", n / 2);
+            g.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
+                b.iter(|| black_box(runtime.matching(black_box(&e)).count()))
+            });
+        }
     }
+    g.finish();
+}
+
+/// One filter evaluated on its own: CESQL next to the same condition in the
+/// Subscriptions API dialects (the baseline).
+fn filter(c: &mut Criterion) {
+    use router::policy::filter::{Filter, FilterSpec};
+    let compile = |toml_text: &str| -> Filter {
+        #[derive(serde::Deserialize)]
+        struct Wrapper {
+            filter: FilterSpec,
+        }
+        let w: Wrapper = toml::from_str(toml_text).expect("filter TOML");
+        w.filter.compile().expect("filter")
+    };
+    let native = compile(
+        r#"filter = { all = [
+            { exact = { type = "order.created" } },
+            { prefix = { source = "shop/" } },
+            { any = [ { exact = { priority = "high" } }, { exact = { priority = "urgent" } } ] },
+        ] }"#,
+    );
+    let sql = compile(
+        r#"filter = { sql = "type = 'order.created' AND source LIKE 'shop/%' AND priority IN ('high', 'urgent')" }"#,
+    );
+    let mut e = Event::new("bench-1", "shop/eu-1", "order.created");
+    e.set_extension("priority", "urgent");
+    assert!(native.matches(&e) && sql.matches(&e));
+    let mut g = c.benchmark_group("filter");
+    g.bench_function("native", |b| {
+        b.iter(|| black_box(native.matches(black_box(&e))))
+    });
+    g.bench_function("cesql", |b| {
+        b.iter(|| black_box(sql.matches(black_box(&e))))
+    });
     g.finish();
 }
 
@@ -150,6 +195,6 @@ criterion_group! {
         .sample_size(30)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = decode, matching, handler
+    targets = decode, matching, filter, handler
 }
 criterion_main!(benches);

@@ -53,11 +53,49 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Inspect and redrive the dead letters of a running router (through its admin
+    /// API).
+    Dlq {
+        /// The router's base URL.
+        #[arg(long, env = "ROUTER_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: DlqAction,
+    },
     /// Load a configuration and every plugin it names, report every problem, and exit.
     Check {
         /// The TOML configuration file.
         #[arg(short, long, env = "ROUTER_CONFIG")]
         config: PathBuf,
+    },
+}
+
+/// `router dlq` actions.
+#[derive(Debug, Subcommand)]
+pub enum DlqAction {
+    /// List the dead letters, oldest first: id, route, attempts, reason, error.
+    List {
+        /// Only those of this route.
+        #[arg(long)]
+        route: Option<String>,
+        /// Print the JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one dead letter, with its event, as JSON.
+    Show {
+        /// The dead letter's id.
+        id: String,
+    },
+    /// Send dead letters back to their own route (only), and remove those that no
+    /// longer fail.
+    Redrive {
+        /// Only these dead letters (all when none is given).
+        ids: Vec<String>,
+        /// Only those of this route.
+        #[arg(long)]
+        route: Option<String>,
     },
 }
 

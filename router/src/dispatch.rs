@@ -2,9 +2,13 @@
 //! it to every matched route's targets, and routes the events that handlers emit.
 //!
 //! Delivery here is synchronous: a call returns when every matched route, and every
-//! route of every emitted event, has finished. The [`EventReport`] says what
-//! happened to each; retries and dead letters plug in at [`Dispatcher::deliver`].
+//! route of every emitted event, has finished, retries included. A route whose
+//! retries are spent puts the event in the dead-letter sink, if one is configured.
+//! The [`EventReport`] says what happened to each.
 
+use crate::delivery::deadletter::DeadLetter;
+use crate::delivery::dedup::{self, Seen};
+use crate::delivery::retry::{self, Attempts, GaveUp};
 use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
 use crate::runtime::{Route, Runtime};
@@ -18,6 +22,8 @@ use tracing::Instrument as _;
 pub struct Dispatcher {
     runtime: ArcSwap<Runtime>,
     forwarder: Forwarder,
+    /// Recently seen events, for dedup; kept across reloads.
+    seen: Seen,
 }
 
 /// What happened to one event.
@@ -32,6 +38,9 @@ pub struct EventReport {
     pub ty: String,
     /// One entry per matched route, in declaration order.
     pub routes: Vec<RouteReport>,
+    /// The event was dropped as a duplicate of one seen within the dedup window.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// What happened on one route.
@@ -39,8 +48,11 @@ pub struct EventReport {
 pub struct RouteReport {
     /// The route's name.
     pub route: String,
-    /// `delivered` or `failed`.
+    /// `delivered`, `failed`, `dropped`, `dead_lettered` or `duplicate`.
     pub outcome: Outcome,
+    /// Attempts made on the target that needed most, when there was more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
     /// Why it failed, naming the target.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -54,14 +66,18 @@ pub struct RouteReport {
 
 /// The outcome of a route.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every target took the event.
     Delivered,
-    /// A target failed.
+    /// A target failed, and no dead-letter sink took the event.
     Failed,
     /// A transform dropped the event: nothing to deliver, and nothing failed.
     Dropped,
+    /// A target failed, retries included, and the event is in the dead-letter sink.
+    DeadLettered,
+    /// The route saw this (`source`, `id`) within its dedup window.
+    Duplicate,
 }
 
 /// The worst failure in a report tree, which decides the HTTP status.
@@ -82,7 +98,13 @@ impl EventReport {
                 let own = match (r.outcome, r.retryable) {
                     (Outcome::Failed, Some(true)) => Some(Failure::Retryable),
                     (Outcome::Failed, _) => Some(Failure::Fatal),
-                    (Outcome::Delivered | Outcome::Dropped, _) => None,
+                    (
+                        Outcome::Delivered
+                        | Outcome::Dropped
+                        | Outcome::DeadLettered
+                        | Outcome::Duplicate,
+                        _,
+                    ) => None,
                 };
                 own.into_iter()
                     .chain(r.emitted.iter().filter_map(Self::failure))
@@ -112,6 +134,7 @@ impl Dispatcher {
         Self {
             runtime: ArcSwap::from_pointee(runtime),
             forwarder,
+            seen: Seen::default(),
         }
     }
 
@@ -126,10 +149,42 @@ impl Dispatcher {
         self.runtime.store(Arc::new(runtime));
     }
 
-    /// Routes `event` and everything it causes, and reports the outcome.
+    /// Routes `event` and everything it causes, and reports the outcome. With a
+    /// global dedup window, an event seen within it is reported as a duplicate and
+    /// not routed; an event that fails is forgotten, so that the sender's retry
+    /// is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        self.dispatch_on(&runtime, event, 0).await
+        let seen = runtime.settings.dedup.map(|(window, max_entries)| {
+            let key = dedup::key("", &event.source, &event.id);
+            let first = self.seen.first_sighting(&key, window, max_entries);
+            (key, first)
+        });
+        if let Some((_, false)) = seen {
+            crate::metrics::metrics().events_duplicate.inc();
+            return EventReport {
+                id: event.id,
+                source: event.source,
+                ty: event.ty,
+                routes: Vec::new(),
+                duplicate: true,
+            };
+        }
+        let report = self.dispatch_on(&runtime, event, 0).await;
+        if let Some((key, _)) = seen
+            && report.failure().is_some()
+        {
+            self.seen.forget(&key);
+        }
+        report
+    }
+
+    /// Delivers `event` to the route named `route` only, skipping its filter (a
+    /// dead letter sent back); `None` when no such route exists any more.
+    pub async fn redeliver(&self, route: &str, event: &Event) -> Option<RouteReport> {
+        let runtime = self.runtime.load_full();
+        let route = runtime.routes().iter().find(|r| r.name == route)?;
+        Some(self.deliver(&runtime, route, event, 0).await)
     }
 
     fn dispatch_on<'a>(
@@ -159,14 +214,16 @@ impl Dispatcher {
                     source: event.source,
                     ty: event.ty,
                     routes,
+                    duplicate: false,
                 }
             }
             .instrument(span),
         )
     }
 
-    /// Delivers `event` to the targets of one route, then routes what the
-    /// handler emitted.
+    /// Delivers `event` to the targets of one route, each retried by the route's
+    /// policy, then routes what the handler emitted; dead-letters the event when
+    /// a target failed for good.
     async fn deliver(
         &self,
         runtime: &Runtime,
@@ -176,6 +233,26 @@ impl Dispatcher {
     ) -> RouteReport {
         let counters = &route.counters;
         counters.matched.inc();
+        let report = |outcome, errors, retryable, attempts, emitted| RouteReport {
+            route: route.name.clone(),
+            outcome,
+            attempts,
+            errors,
+            retryable,
+            emitted,
+        };
+        let dedup_key = route
+            .dedup
+            .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
+        if let Some((key, window)) = &dedup_key
+            && !self
+                .seen
+                .first_sighting(key, *window, runtime.settings.dedup_max_entries)
+        {
+            counters.duplicates.inc();
+            return report(Outcome::Duplicate, Vec::new(), None, None, Vec::new());
+        }
+        let original = event;
         let transformed;
         let event = if route.transforms.is_empty() {
             event
@@ -187,32 +264,40 @@ impl Dispatcher {
                 }
                 Ok(None) => {
                     counters.delivered.inc();
-                    return RouteReport {
-                        route: route.name.clone(),
-                        outcome: Outcome::Dropped,
-                        errors: Vec::new(),
-                        retryable: None,
-                        emitted: Vec::new(),
-                    };
+                    return report(Outcome::Dropped, Vec::new(), None, None, Vec::new());
                 }
                 Err(e) => {
-                    counters.failed.inc();
                     tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
-                    return RouteReport {
-                        route: route.name.clone(),
-                        outcome: Outcome::Failed,
-                        errors: vec![e.to_string()],
-                        retryable: Some(e.retryable),
-                        emitted: Vec::new(),
+                    let now = std::time::SystemTime::now();
+                    let attempts = Attempts {
+                        count: 1,
+                        first: now,
+                        last: now,
+                        gave_up: Some(GaveUp::NotRetryable),
                     };
+                    let retryable = e.retryable;
+                    return self
+                        .give_up(
+                            runtime,
+                            route,
+                            original,
+                            vec![e.to_string()],
+                            retryable,
+                            attempts,
+                            dedup_key,
+                        )
+                        .await;
                 }
             }
         };
+        let policy = &route.retry;
+        let forward_timeout = policy
+            .attempt_timeout
+            .unwrap_or(runtime.settings.forward_timeout);
         let handled = async {
             match &route.handler {
                 Some(plugin) => Some(
-                    plugin
-                        .handle(event)
+                    retry::run(policy, &counters.retried, || plugin.handle(event))
                         .instrument(tracing::debug_span!("handler", plugin = plugin.name()))
                         .await,
                 ),
@@ -222,10 +307,11 @@ impl Dispatcher {
         let forwarded = async {
             match &route.forward {
                 Some(url) => Some(
-                    self.forwarder
-                        .send(url, event, runtime.settings.forward_timeout)
-                        .instrument(tracing::debug_span!("forward", url = %url))
-                        .await,
+                    retry::run(policy, &counters.retried, || {
+                        self.forwarder.send(url, event, forward_timeout)
+                    })
+                    .instrument(tracing::debug_span!("forward", url = %url))
+                    .await,
                 ),
                 None => None,
             }
@@ -237,16 +323,33 @@ impl Dispatcher {
         let mut errors = Vec::new();
         let mut retryable = true;
         let mut emitted = Vec::new();
-        if let Some(Err(e)) = forwarded {
+        let mut failed_attempts: Option<Attempts> = None;
+        let most_attempts = [
+            forwarded.as_ref().map(|(_, a)| a.count),
+            handled.as_ref().map(|(_, a)| a.count),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(1);
+        if let Some((Err(e), attempts)) = forwarded {
             retryable &= e.is_retryable();
             errors.push(format!("forward: {e}"));
+            failed_attempts = Some(attempts);
         }
         match handled {
-            Some(Err(e)) => {
+            Some((Err(e), attempts)) => {
                 retryable &= e.is_retryable();
                 errors.push(format!("handler: {e}"));
+                failed_attempts = Some(failed_attempts.map_or(attempts, |a| {
+                    if attempts.count > a.count {
+                        attempts
+                    } else {
+                        a
+                    }
+                }));
             }
-            Some(Ok(children)) if !children.is_empty() => {
+            Some((Ok(children), _)) if !children.is_empty() => {
                 if depth >= runtime.settings.hop_limit {
                     retryable = false;
                     errors.push(format!(
@@ -271,23 +374,75 @@ impl Dispatcher {
             }
             _ => {}
         }
-        let failed = !errors.is_empty();
-        if failed {
-            counters.failed.inc();
-            tracing::warn!(route = %route.name, event = %event, errors = ?errors, "route failed");
-        } else {
+        if errors.is_empty() {
             counters.delivered.inc();
+            let attempts = (most_attempts > 1).then_some(most_attempts);
+            return report(Outcome::Delivered, errors, None, attempts, emitted);
         }
+        let now = std::time::SystemTime::now();
+        let attempts = failed_attempts.unwrap_or(Attempts {
+            count: 1,
+            first: now,
+            last: now,
+            gave_up: Some(GaveUp::NotRetryable),
+        });
+        let mut failed = self
+            .give_up(
+                runtime, route, original, errors, retryable, attempts, dedup_key,
+            )
+            .await;
+        failed.emitted = emitted;
+        failed
+    }
+
+    /// A route failed for good: dead-letters the event if a sink is configured,
+    /// otherwise reports the failure; either way the route's dedup window forgets
+    /// the event.
+    #[allow(clippy::too_many_arguments)]
+    async fn give_up(
+        &self,
+        runtime: &Runtime,
+        route: &Route,
+        original: &Event,
+        mut errors: Vec<String>,
+        retryable: bool,
+        attempts: Attempts,
+        dedup_key: Option<(String, std::time::Duration)>,
+    ) -> RouteReport {
+        let counters = &route.counters;
+        let shown_attempts = (attempts.count > 1).then_some(attempts.count);
+        // Not delivered: a retry by the sender, or a redrive, must not be taken for
+        // a duplicate.
+        if let Some((key, _)) = &dedup_key {
+            self.seen.forget(key);
+        }
+        if let Some(sink) = &runtime.settings.dead_letter {
+            let letter = DeadLetter::new(&route.name, original, &attempts, errors.join("; "));
+            match sink.put(&letter).await {
+                Ok(()) => {
+                    counters.dead_lettered.inc();
+                    tracing::warn!(route = %route.name, event = %original, errors = ?errors, attempts = attempts.count, dead_letter = %letter.id, "route gave up: event dead-lettered");
+                    return RouteReport {
+                        route: route.name.clone(),
+                        outcome: Outcome::DeadLettered,
+                        attempts: shown_attempts,
+                        errors,
+                        retryable: None,
+                        emitted: Vec::new(),
+                    };
+                }
+                Err(e) => errors.push(format!("dead letter: {e}")),
+            }
+        }
+        counters.failed.inc();
+        tracing::warn!(route = %route.name, event = %original, errors = ?errors, attempts = attempts.count, "route failed");
         RouteReport {
             route: route.name.clone(),
-            outcome: if failed {
-                Outcome::Failed
-            } else {
-                Outcome::Delivered
-            },
+            outcome: Outcome::Failed,
+            attempts: shown_attempts,
             errors,
-            retryable: failed.then_some(retryable),
-            emitted,
+            retryable: Some(retryable),
+            emitted: Vec::new(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub enum ForwardError {
         url: String,
         /// Its answer.
         status: u16,
+        /// How long it asked the sender to wait (`Retry-After`), if it did.
+        retry_after: Option<Duration>,
     },
     /// No answer within the forward timeout.
     #[error("{url} did not answer within {timeout:?}")]
@@ -95,6 +97,11 @@ impl Forwarder {
             Ok(response) => Err(ForwardError::Status {
                 url: url.to_owned(),
                 status: response.status().as_u16(),
+                retry_after: response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after),
             }),
             Err(e) if e.is_timeout() => Err(ForwardError::Timeout {
                 url: url.to_owned(),
@@ -106,6 +113,19 @@ impl Forwarder {
             }),
         }
     }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -128,6 +148,7 @@ mod tests {
         let status = |s| ForwardError::Status {
             url: String::new(),
             status: s,
+            retry_after: None,
         };
         for s in [404, 409, 429, 500, 503] {
             assert!(status(s).is_retryable(), "{s}");
@@ -135,5 +156,18 @@ mod tests {
         for s in [400, 401, 403, 413] {
             assert!(!status(s).is_retryable(), "{s}");
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(parsed > Duration::from_secs(110) && parsed <= Duration::from_secs(120));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

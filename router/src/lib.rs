@@ -9,11 +9,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod dispatch;
 pub mod event;
 pub mod explain;
 pub mod forward;
 pub mod http;
+pub mod kv;
 pub mod metrics;
 pub mod plugin;
 pub mod policy;

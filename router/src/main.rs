@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Send(args) => send(&args).await,
             Command::Check { config } => check(&config).await,
+            Command::Dlq { url, action } => dlq(&url, action).await,
             Command::Explain {
                 config,
                 event,
@@ -60,6 +61,75 @@ fn init_logs(format: LogFormat) {
     #[cfg(feature = "otel")]
     let registry = registry.with(router::trace::otel::layer());
     registry.init();
+}
+
+/// `router dlq`: a client of `/admin/dlq`.
+async fn dlq(url: &str, action: router::cli::DlqAction) -> anyhow::Result<ExitCode> {
+    use router::cli::DlqAction;
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let request = match &action {
+        DlqAction::List { route, .. } => {
+            let mut request = client.get(format!("{base}/admin/dlq"));
+            if let Some(route) = route {
+                request = request.query(&[("route", route)]);
+            }
+            request
+        }
+        DlqAction::Show { id } => client.get(format!("{base}/admin/dlq/{id}")),
+        DlqAction::Redrive { ids, route } => client
+            .post(format!("{base}/admin/dlq/redrive"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({ "ids": ids, "route": route }).to_string()),
+    };
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the router at {base}"))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .context("cannot read the router's answer")?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes).context("the router's answer is not JSON")?;
+    if !status.is_success() {
+        eprintln!(
+            "error: {status}: {}",
+            body["error"].as_str().unwrap_or("(no message)")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    match action {
+        DlqAction::List { json: false, .. } => {
+            let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+            println!("{} dead letter(s)", letters.len());
+            for l in letters {
+                println!(
+                    "{}  route={}  event={}  attempts={}  reason={}  at={}  error={}",
+                    l["id"].as_str().unwrap_or_default(),
+                    l["route"].as_str().unwrap_or_default(),
+                    l["event"]["id"].as_str().unwrap_or_default(),
+                    l["attempts"],
+                    l["reason"].as_str().unwrap_or_default(),
+                    l["dead_lettered_at"].as_str().unwrap_or_default(),
+                    l["error"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        DlqAction::Redrive { .. } => {
+            println!("{} redriven", body["redriven"]);
+            for r in body["results"].as_array().into_iter().flatten() {
+                let outcome = r["report"]["outcome"]
+                    .as_str()
+                    .or(r["error"].as_str())
+                    .unwrap_or_default();
+                println!("{}  {outcome}", r["id"].as_str().unwrap_or_default());
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&body)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn check(path: &std::path::Path) -> anyhow::Result<ExitCode> {

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub route_retried: Family<RouteLabels, Counter>,
     /// Events dead-lettered, per route.
     pub route_dead_lettered: Family<RouteLabels, Counter>,
+    /// Duplicates a route's own window dropped.
+    pub route_duplicates: Family<RouteLabels, Counter>,
+    /// Events dropped at ingest as duplicates of one seen within the window.
+    pub events_duplicate: Counter,
     /// Calls into a plugin.
     pub plugin_invocations: Family<PluginLabels, Counter>,
     /// Calls that trapped.
@@ -88,6 +92,8 @@ impl Metrics {
             route_failed: Family::default(),
             route_retried: Family::default(),
             route_dead_lettered: Family::default(),
+            route_duplicates: Family::default(),
+            events_duplicate: Counter::default(),
             plugin_invocations: Family::default(),
             plugin_traps: Family::default(),
             plugin_timeouts: Family::default(),
@@ -143,6 +149,16 @@ impl Metrics {
             "route_dead_lettered",
             "Events dead-lettered by a route",
             metrics.route_dead_lettered.clone(),
+        );
+        r.register(
+            "route_duplicates",
+            "Duplicates dropped by a route's own dedup window",
+            metrics.route_duplicates.clone(),
+        );
+        r.register(
+            "events_duplicate",
+            "Events dropped as duplicates within the global dedup window",
+            metrics.events_duplicate.clone(),
         );
         r.register(
             "plugin_invocations",
@@ -233,6 +249,12 @@ pub struct RouteCounters {
     pub delivered: Counter,
     /// Events failed.
     pub failed: Counter,
+    /// Attempts retried.
+    pub retried: Counter,
+    /// Events dead-lettered.
+    pub dead_lettered: Counter,
+    /// Duplicates dropped by the route's own window.
+    pub duplicates: Counter,
 }
 
 impl RouteCounters {
@@ -244,6 +266,9 @@ impl RouteCounters {
             matched: m.route_matched.get_or_create(&labels).clone(),
             delivered: m.route_delivered.get_or_create(&labels).clone(),
             failed: m.route_failed.get_or_create(&labels).clone(),
+            retried: m.route_retried.get_or_create(&labels).clone(),
+            dead_lettered: m.route_dead_lettered.get_or_create(&labels).clone(),
+            duplicates: m.route_duplicates.get_or_create(&labels).clone(),
         }
     }
 }

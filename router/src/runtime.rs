@@ -29,6 +29,10 @@ pub struct Route {
     pub transforms: Vec<Step>,
     /// The route's metrics.
     pub counters: crate::metrics::RouteCounters,
+    /// How its targets are retried.
+    pub retry: crate::config::RetryPolicy,
+    /// Its own duplicate window, if any.
+    pub dedup: Option<Duration>,
 }
 
 /// Settings the dispatcher needs per event.
@@ -38,6 +42,12 @@ pub struct Settings {
     pub hop_limit: u32,
     /// Timeout of one forward request.
     pub forward_timeout: Duration,
+    /// Where routes put the events they gave up on.
+    pub dead_letter: Option<crate::delivery::deadletter::DeadLetterSink>,
+    /// The global duplicate window and the most keys remembered.
+    pub dedup: Option<(Duration, usize)>,
+    /// The most keys a route's duplicate window remembers.
+    pub dedup_max_entries: usize,
 }
 
 /// An immutable snapshot of everything routing needs.
@@ -101,7 +111,8 @@ impl Runtime {
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
-        for (i, r) in config.routes.iter().enumerate() {
+        for r in &config.routes {
+            let i = r.index;
             let handler = r
                 .handler
                 .as_ref()
@@ -147,6 +158,12 @@ impl Runtime {
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
                 transforms,
                 counters: crate::metrics::RouteCounters::new(r.name.get_ref().as_str()),
+                retry: r
+                    .retry
+                    .clone()
+                    .unwrap_or_default()
+                    .resolve(&config.delivery.retry),
+                dedup: r.dedup.map(|d| d.0),
             });
         }
         if !errors.is_empty() {
@@ -185,6 +202,7 @@ impl Runtime {
                 .unwrap_or(Path::new("."))
                 .join(s.path.get_ref())
         }));
+        let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
         Ok(Self {
             generation: 1,
             files,
@@ -198,6 +216,19 @@ impl Runtime {
             settings: Settings {
                 hop_limit: config.server.hop_limit,
                 forward_timeout: config.server.forward_timeout.0,
+                dead_letter: config.delivery.dead_letter.as_ref().map(|dl| {
+                    match (&dl.file, &dl.url) {
+                        (Some(file), _) => crate::delivery::deadletter::DeadLetterSink::file(
+                            &config_dir.join(file),
+                        ),
+                        (None, url) => crate::delivery::deadletter::DeadLetterSink::http(
+                            url.as_deref().unwrap_or_default(),
+                            config.server.forward_timeout.0,
+                        ),
+                    }
+                }),
+                dedup: config.delivery.dedup.map(|d| (d.window.0, d.max_entries)),
+                dedup_max_entries: config.delivery.dedup.map_or(1_000_000, |d| d.max_entries),
             },
         })
     }
@@ -276,7 +307,8 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     let mut errors = Vec::new();
     let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
-    for (i, p) in config.plugins.iter().enumerate() {
+    for p in &config.plugins {
+        let i = p.index;
         let path = p.resolved_path(&config.source.file);
         let limits = p.limits(&config.plugin_defaults);
         match host.load(p, limits, &path, config_dir).await {

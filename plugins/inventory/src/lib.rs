@@ -1,18 +1,28 @@
-//! The demo's inventory service: reserves stock for new orders.
+//! The demo's inventory service: reserves stock for new orders, keeping the stock
+//! in the plugin's key-value store.
 //!
 //! On `com.example.order.created` it emits `com.example.inventory.reserved` when the
-//! order has items and every quantity is positive, `com.example.order.rejected`
-//! with the reason otherwise. Ids derive from the incoming event and the order, so
-//! a redelivered order yields the same events and reservation ids.
+//! order has items, every quantity is positive and every product has the stock
+//! left, `com.example.order.rejected` with the reason otherwise. Ids derive from
+//! the incoming event and the order, so a redelivered order yields the same events
+//! and reservation ids, and reserves nothing twice: the outcome of each order is
+//! remembered.
 //!
-//! Config: `source`, the source of emitted events (default `/inventory`).
+//! Config: `source`, the source of emitted events (default `/inventory`);
+//! `stock`, the stock of every product (default 1000), and `stock.PRODUCT` for one
+//! product.
+//!
+//! Keys: `reserved:PRODUCT` (units reserved so far), `order:ORDER` (`reserved`, or
+//! `rejected:` and the reason).
 
-use router_guest::{Event, HandlerError, config, handler, log};
+use router_guest::{Event, HandlerError, config, handler, kv, log};
 use serde::{Deserialize, Serialize};
 
 const ORDER_CREATED: &str = "com.example.order.created";
 const RESERVED: &str = "com.example.inventory.reserved";
 const REJECTED: &str = "com.example.order.rejected";
+/// How long the outcome of an order is remembered.
+const ORDER_MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The part of an order this plugin reads; other fields are ignored.
 #[derive(Deserialize)]
@@ -64,7 +74,26 @@ fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
     }
     let source = config::get_or("source", "/inventory");
 
-    let reply = match rejection(&order) {
+    let outcome = match kv::get(&order_key(&order))? {
+        // Seen before (a redelivery): the same answer, and no second reservation.
+        Some(done) => String::from_utf8_lossy(&done)
+            .strip_prefix("rejected:")
+            .map(str::to_owned),
+        None => {
+            let outcome = match rejection(&order) {
+                Some(reason) => Some(reason),
+                None => take_stock(&order)?,
+            };
+            let record = match &outcome {
+                Some(reason) => format!("rejected:{reason}"),
+                None => "reserved".to_owned(),
+            };
+            // Remembered for a day, like a dedup window, so the keys do not pile up.
+            kv::set(&order_key(&order), record.as_bytes(), Some(ORDER_MEMORY))?;
+            outcome
+        }
+    };
+    let reply = match outcome {
         Some(reason) => {
             log::warn(format!("order {} rejected: {reason}", order.order_id));
             Event::new(format!("{}-rejected", event.id()), source, REJECTED).with_json_data(
@@ -78,6 +107,45 @@ fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
             .with_json_data(&reserve(&order))?,
     };
     Ok(vec![reply.with_subject(order.order_id)])
+}
+
+fn order_key(order: &Order) -> String {
+    format!("order:{}", order.order_id)
+}
+
+/// The stock of `product`: its own `stock.PRODUCT`, else `stock`, else 1000.
+fn stock_of(product: &str) -> Result<i64, HandlerError> {
+    let text = config::get(&format!("stock.{product}"))
+        .or_else(|| config::get("stock"))
+        .unwrap_or_else(|| "1000".to_owned());
+    text.parse().map_err(|_| {
+        HandlerError::fatal(format!("plugin config: stock {text:?} is not an integer"))
+    })
+}
+
+/// Reserves every item, or none: `Some(reason)` when a product lacks stock. Each
+/// reservation is one atomic increment, undone when the order cannot be served
+/// whole, so that concurrent orders never oversell.
+fn take_stock(order: &Order) -> Result<Option<String>, HandlerError> {
+    let mut taken: Vec<&OrderItem> = Vec::new();
+    for item in &order.items {
+        let key = format!("reserved:{}", item.product_id);
+        let reserved = kv::increment(&key, item.quantity)?;
+        let stock = stock_of(&item.product_id)?;
+        if reserved > stock {
+            kv::increment(&key, -item.quantity)?;
+            for done in taken {
+                kv::increment(&format!("reserved:{}", done.product_id), -done.quantity)?;
+            }
+            let left = (stock - (reserved - item.quantity)).max(0);
+            return Ok(Some(format!(
+                "insufficient stock of {}: {left} left, {} ordered",
+                item.product_id, item.quantity
+            )));
+        }
+        taken.push(item);
+    }
+    Ok(None)
 }
 
 /// Why `order` cannot be reserved, or `None` when it can.
@@ -118,6 +186,7 @@ mod tests {
     use router_guest::serde_json::{Value, json};
 
     fn order_created(data: Value) -> Event {
+        router_guest::testing::clear_kv();
         Event::new("e-1", "/shop", ORDER_CREATED)
             .with_json_data(&data)
             .expect("JSON")
@@ -190,6 +259,35 @@ mod tests {
             assert!(!error.is_retryable(), "{error}");
             assert!(error.message().contains(problem), "{error}");
         }
+    }
+
+    #[test]
+    fn stock_runs_out_and_a_redelivery_reserves_nothing_twice() {
+        router_guest::testing::set_config("stock", "5");
+        let order = |id: &str, qty: i64| {
+            let data = json!({"orderId": id, "items": [{"productId": "p-9", "quantity": qty}]});
+            Event::new(format!("e-{id}"), "/shop", ORDER_CREATED)
+                .with_json_data(&data)
+                .expect("JSON")
+        };
+        router_guest::testing::clear_kv();
+        let (first, _) = only(handle(order("o-1", 3)).expect("handled"));
+        assert_eq!(first.ty(), RESERVED);
+        let (again, _) = only(handle(order("o-1", 3)).expect("handled"));
+        assert_eq!(again.ty(), RESERVED, "the same answer for a redelivery");
+        let (second, data) = only(handle(order("o-2", 3)).expect("handled"));
+        assert_eq!(second.ty(), REJECTED);
+        assert_eq!(
+            data["reason"], "insufficient stock of p-9: 2 left, 3 ordered",
+            "o-1 was reserved once only"
+        );
+        let (third, _) = only(handle(order("o-3", 2)).expect("handled"));
+        assert_eq!(
+            third.ty(),
+            RESERVED,
+            "the rejected order gave its units back"
+        );
+        router_guest::testing::clear_config();
     }
 
     #[test]

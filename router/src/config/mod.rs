@@ -7,10 +7,14 @@
 //! cross-references between them (names, targets, filters). Plugins are compiled
 //! later, by [`crate::runtime::Runtime::build`], which reports in the same format.
 
+mod delivery;
 mod env;
 mod error;
 mod units;
 
+pub use delivery::{
+    BackoffKind, DeadLetterSpec, DedupSpec, DeliveryConfig, RetryPolicy, RetrySpec,
+};
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
 pub use units::{ByteSize, Duration};
@@ -37,6 +41,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[plugin_defaults]`.
     pub plugin_defaults: PluginDefaults,
+    /// `[delivery]`: retries, dead letters, dedup.
+    pub delivery: DeliveryConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -56,6 +62,10 @@ pub struct SchemaConfig {
     pub type_prefix: Option<Spanned<String>>,
     /// The schema file (JSON), relative to the configuration file.
     pub path: Spanned<String>,
+    /// Position in its `[[...]]` array as written, for error paths: entries that
+    /// fail to parse are dropped, so the position in the parsed list can differ.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 /// `[server]`: the listener and the limits of the HTTP ingest.
@@ -234,6 +244,10 @@ pub struct PluginConfig {
     /// Hosts (and methods) the guest may call over `wasi:http`.
     #[serde(default)]
     pub http: Vec<HttpGrant>,
+    /// Position in its `[[...]]` array as written, for error paths: entries that
+    /// fail to parse are dropped, so the position in the parsed list can differ.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 /// Whether a plugin's instances serve many events or one.
@@ -388,9 +402,19 @@ pub struct RouteConfig {
     /// Steps applied, in order, before the targets.
     #[serde(default)]
     pub transform: Vec<crate::policy::transform::StepSpec>,
+    /// Overrides of `[delivery.retry]` for this route.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
+    /// Drop an event whose (`source`, `id`) this route saw within this window.
+    #[serde(default)]
+    pub dedup: Option<Duration>,
     /// The compiled filter; filled in by validation.
     #[serde(skip)]
     pub compiled_filter: Option<Filter>,
+    /// Position in its `[[...]]` array as written, for error paths: entries that
+    /// fail to parse are dropped, so the position in the parsed list can differ.
+    #[serde(skip)]
+    pub index: usize,
 }
 
 /// A plugin or route name: letters, digits, `-`, `_` and `.`.
@@ -503,6 +527,7 @@ impl Config {
                 reload: ReloadConfig::default(),
                 ingest: IngestConfig::default(),
                 plugin_defaults: PluginDefaults::default(),
+                delivery: DeliveryConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -520,6 +545,7 @@ impl Config {
         let mut reload = ReloadConfig::default();
         let mut ingest = IngestConfig::default();
         let mut plugin_defaults = PluginDefaults::default();
+        let mut delivery = DeliveryConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         let mut schemas = Vec::new();
@@ -545,13 +571,18 @@ impl Config {
                         plugin_defaults = d;
                     }
                 }
+                "delivery" => {
+                    if let Some(d) = deserialize(&source, "delivery", value, &mut errors) {
+                        delivery = d;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -561,12 +592,63 @@ impl Config {
             reload,
             ingest,
             plugin_defaults,
+            delivery,
             plugins,
             routes,
             schemas,
         };
         config.validate(&unresolved, &mut errors);
         (config, errors)
+    }
+
+    /// `[delivery]` and the routes' `retry` tables.
+    fn validate_delivery(&self, errors: &mut Vec<ConfigError>) {
+        let source = &self.source;
+        let mut retry = |path: String, spec: &RetrySpec| {
+            if spec.max_attempts == Some(0) {
+                errors.push(source.error(
+                    None,
+                    format!("{path}.max_attempts"),
+                    "must be at least 1 (1 attempt means no retry)",
+                ));
+            }
+            if let (Some(base), Some(cap)) = (spec.backoff_base, spec.backoff_cap)
+                && base > cap
+            {
+                errors.push(source.error(
+                    None,
+                    format!("{path}.backoff_base"),
+                    format!("{base} is above backoff_cap ({cap})"),
+                ));
+            }
+        };
+        retry("delivery.retry".into(), &self.delivery.retry);
+        for r in &self.routes {
+            if let Some(spec) = &r.retry {
+                retry(format!("route[{}].retry", r.index), spec);
+            }
+        }
+        if let Some(dl) = &self.delivery.dead_letter {
+            match (&dl.file, &dl.url) {
+                (Some(_), None) => {}
+                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (None, Some(url)) => errors.push(source.error(
+                    None,
+                    "delivery.dead_letter.url",
+                    format!("{url:?} is not an http:// or https:// URL"),
+                )),
+                _ => errors.push(source.error(
+                    None,
+                    "delivery.dead_letter",
+                    "set exactly one of `file` and `url`",
+                )),
+            }
+        }
+        if let Some(d) = &self.delivery.dedup
+            && d.max_entries == 0
+        {
+            errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+        }
     }
 
     fn validate(&mut self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
@@ -614,7 +696,8 @@ impl Config {
             }
         }
 
-        for (i, schema) in self.schemas.iter().enumerate() {
+        for schema in &self.schemas {
+            let i = schema.index;
             if schema.ty.is_some() == schema.type_prefix.is_some() {
                 errors.push(source.error(
                     Some(schema.path.span()),
@@ -624,17 +707,20 @@ impl Config {
             }
         }
 
+        self.validate_delivery(errors);
+
         let mut plugin_names = HashSet::new();
-        for (i, p) in self.plugins.iter().enumerate() {
+        for p in &self.plugins {
             if !plugin_names.insert(p.name.get_ref().as_str()) {
                 errors.push(source.error(
                     Some(p.name.span()),
-                    format!("plugin[{i}].name"),
+                    format!("plugin[{}].name", p.index),
                     format!("duplicate plugin name {:?}", p.name.get_ref().as_str()),
                 ));
             }
         }
-        for (i, p) in self.plugins.iter().enumerate() {
+        for p in &self.plugins {
+            let i = p.index;
             let limits = p.limits(&self.plugin_defaults);
             let at = |key: &str| format!("plugin[{i}].{key}");
             if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
@@ -702,7 +788,8 @@ impl Config {
         };
 
         let mut route_names = HashSet::new();
-        for (i, r) in self.routes.iter_mut().enumerate() {
+        for r in &mut self.routes {
+            let i = r.index;
             let at = |field: &str| format!("route[{i}].{field}");
             if !route_names.insert(r.name.get_ref().clone()) {
                 errors.push(source.error(
@@ -717,7 +804,7 @@ impl Config {
                     Err(e) => errors.push(source.error(
                         Some(spec.span()),
                         format!("route[{i}].{}", e.path),
-                        e.message,
+                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
                     )),
                 }
             }
@@ -794,7 +881,30 @@ fn deserialize<T: serde::de::DeserializeOwned>(
     }
 }
 
-fn deserialize_array<T: serde::de::DeserializeOwned>(
+/// An element of a `[[...]]` array, which remembers its position as written.
+trait Positioned {
+    fn set_index(&mut self, index: usize);
+}
+
+impl Positioned for SchemaConfig {
+    fn set_index(&mut self, index: usize) {
+        self.index = index;
+    }
+}
+
+impl Positioned for PluginConfig {
+    fn set_index(&mut self, index: usize) {
+        self.index = index;
+    }
+}
+
+impl Positioned for RouteConfig {
+    fn set_index(&mut self, index: usize) {
+        self.index = index;
+    }
+}
+
+fn deserialize_array<T: serde::de::DeserializeOwned + Positioned>(
     source: &Source,
     key: &str,
     value: Spanned<DeValue<'_>>,
@@ -812,7 +922,11 @@ fn deserialize_array<T: serde::de::DeserializeOwned>(
     items
         .into_iter()
         .enumerate()
-        .filter_map(|(i, item)| deserialize(source, &format!("{key}[{i}]"), item, errors))
+        .filter_map(|(i, item)| {
+            let mut element: T = deserialize(source, &format!("{key}[{i}]"), item, errors)?;
+            element.set_index(i);
+            Some(element)
+        })
         .collect()
 }
 

@@ -96,3 +96,126 @@ pub async fn explain(State(state): State<AppState>, body: axum::body::Bytes) -> 
             .into_response(),
     }
 }
+
+/// Query of `GET /admin/dlq`.
+#[derive(serde::Deserialize)]
+pub struct DlqQuery {
+    /// Only the dead letters of this route.
+    route: Option<String>,
+}
+
+/// Body of `POST /admin/dlq/redrive`: the dead letters to send back, by id, or
+/// those of one route; all of them when both are absent.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedriveRequest {
+    /// Dead-letter ids.
+    #[serde(default)]
+    ids: Vec<String>,
+    /// A route name.
+    route: Option<String>,
+}
+
+fn dlq_error(e: crate::delivery::deadletter::DeadLetterError) -> Response {
+    use crate::delivery::deadletter::DeadLetterError as E;
+    let status = match e {
+        E::NotConfigured | E::NotListable(_) => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+async fn dead_letters(
+    state: &AppState,
+) -> Result<Vec<crate::delivery::deadletter::DeadLetter>, Response> {
+    let runtime = state.dispatcher.runtime();
+    let sink =
+        runtime.settings.dead_letter.as_ref().ok_or_else(|| {
+            dlq_error(crate::delivery::deadletter::DeadLetterError::NotConfigured)
+        })?;
+    sink.listable()
+        .map_err(dlq_error)?
+        .list()
+        .await
+        .map_err(dlq_error)
+}
+
+/// `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
+pub async fn dlq_list(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<DlqQuery>,
+) -> Response {
+    match dead_letters(&state).await {
+        Ok(mut letters) => {
+            if let Some(route) = &query.route {
+                letters.retain(|l| &l.route == route);
+            }
+            Json(json!({ "count": letters.len(), "dead_letters": letters })).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// `GET /admin/dlq/{id}`: one dead letter.
+pub async fn dlq_show(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match dead_letters(&state).await {
+        Ok(letters) => match letters.into_iter().find(|l| l.id == id) {
+            Some(letter) => Json(letter).into_response(),
+            None => (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": format!("no dead letter {id:?}") })),
+            )
+                .into_response(),
+        },
+        Err(response) => response,
+    }
+}
+
+/// `POST /admin/dlq/redrive`: sends dead letters back to their own route only
+/// (not through every route), and removes those that are no longer failing: the
+/// ones delivered, and the ones dead-lettered again (as a new entry).
+pub async fn dlq_redrive(
+    State(state): State<AppState>,
+    body: Option<Json<RedriveRequest>>,
+) -> Response {
+    let request = body.map(|Json(r)| r).unwrap_or_default();
+    let letters = match dead_letters(&state).await {
+        Ok(letters) => letters,
+        Err(response) => return response,
+    };
+    let chosen: Vec<_> = letters
+        .into_iter()
+        .filter(|l| request.ids.is_empty() || request.ids.contains(&l.id))
+        .filter(|l| request.route.as_ref().is_none_or(|r| &l.route == r))
+        .collect();
+    let mut done = Vec::new();
+    let mut results = Vec::new();
+    for letter in &chosen {
+        let outcome = match letter.event() {
+            Err(e) => json!({ "id": letter.id, "error": e.to_string() }),
+            Ok(event) => match state.dispatcher.redeliver(&letter.route, &event).await {
+                None => json!({
+                    "id": letter.id,
+                    "error": format!("route {:?} no longer exists", letter.route),
+                }),
+                Some(report) => {
+                    if report.outcome != crate::dispatch::Outcome::Failed {
+                        done.push(letter.id.clone());
+                    }
+                    json!({ "id": letter.id, "report": report })
+                }
+            },
+        };
+        results.push(outcome);
+    }
+    let runtime = state.dispatcher.runtime();
+    if let Some(Ok(file)) = runtime.settings.dead_letter.as_ref().map(|s| s.listable())
+        && let Err(e) = file.remove(&done).await
+    {
+        return dlq_error(e);
+    }
+    Json(json!({ "redriven": done.len(), "results": results })).into_response()
+}

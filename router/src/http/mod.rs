@@ -64,6 +64,9 @@ pub fn app(state: AppState) -> Router {
         .route("/admin/routes", get(admin::routes))
         .route("/admin/reload", post(admin::reload))
         .route("/admin/explain", post(admin::explain))
+        .route("/admin/dlq", get(admin::dlq_list))
+        .route("/admin/dlq/redrive", post(admin::dlq_redrive))
+        .route("/admin/dlq/{id}", get(admin::dlq_show))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

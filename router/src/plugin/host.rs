@@ -1,7 +1,7 @@
 //! The per-instance store data and the host side of the plugin interfaces: `log`,
 //! `config`, guest stdout/stderr, and outbound `wasi:http` behind an allow-list.
 
-use super::bindings::router::plugin::{config, log, types};
+use super::bindings::router::plugin::{config, kv, log, types};
 use crate::config::HttpGrant;
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -58,6 +58,8 @@ pub struct HostState {
     pub plugin: Arc<str>,
     /// The plugin's `config` values from TOML.
     pub config: Arc<BTreeMap<String, String>>,
+    /// The key-value store; the plugin sees its own namespace only.
+    pub kv: Arc<crate::kv::KvStore>,
     /// WASI with only what the configuration grants.
     pub wasi: WasiCtx,
     /// Resources the guest holds through WASI.
@@ -125,6 +127,31 @@ impl log::Host for HostState {
 impl config::Host for HostState {
     fn get(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        self.kv.get(&self.plugin, &key).map_err(|e| e.to_string())
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), String> {
+        let ttl = ttl_ms.map(Duration::from_millis);
+        self.kv
+            .set(&self.plugin, &key, value, ttl)
+            .map_err(|e| e.to_string())
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, String> {
+        self.kv
+            .delete(&self.plugin, &key)
+            .map_err(|e| e.to_string())
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
+        self.kv
+            .increment(&self.plugin, &key, delta)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -40,6 +40,7 @@ mod transform_bindings {
             "router:plugin/types": super::bindings::router::plugin::types,
             "router:plugin/log": super::bindings::router::plugin::log,
             "router:plugin/config": super::bindings::router::plugin::config,
+            "router:plugin/kv": super::bindings::router::plugin::kv,
         },
     });
 }

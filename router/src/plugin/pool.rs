@@ -546,6 +546,7 @@ impl Plugin {
         let state = HostState {
             plugin: Arc::clone(&self.name),
             config: Arc::clone(&self.config),
+            kv: crate::kv::KvStore::shared(),
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             limits: Limiter {

@@ -1,9 +1,11 @@
 //! Route filters: the CloudEvents Subscriptions API dialects `exact`, `prefix`,
-//! `suffix`, `all`, `any` and `not`, over context attributes and extensions.
+//! `suffix`, `all`, `any`, `not` and `sql` (CESQL), over context attributes and
+//! extensions, and `data` filters over the JSON data.
 //!
 //! A filter is written in TOML as a [`FilterSpec`] and compiled once, at load, into
-//! a [`Filter`]. New dialects (CESQL, data filters) become new variants of both.
+//! a [`Filter`].
 
+use super::cesql::Expression;
 use super::data::{DataFilter, DataFilterSpec, Subject};
 use crate::event::{Event, is_valid_extension_name};
 use serde::Deserialize;
@@ -27,6 +29,9 @@ pub enum FilterSpec {
     Not(Box<FilterSpec>),
     /// A condition on the JSON data (see [`DataFilterSpec`]).
     Data(Box<DataFilterSpec>),
+    /// A CloudEvents SQL expression; `cesql` is Knative's name for the dialect.
+    #[serde(alias = "cesql")]
+    Sql(String),
 }
 
 /// A compiled filter, evaluated per event without allocating.
@@ -61,6 +66,8 @@ pub enum Filter {
     Not(Box<Filter>),
     /// `data`: a condition on the JSON data.
     Data(DataFilter),
+    /// `sql`: a CESQL expression that must evaluate to `TRUE` without error.
+    Sql(Box<Expression>),
 }
 
 /// A filter that cannot be compiled, with the path inside the filter (`all[1].exact`).
@@ -142,7 +149,37 @@ impl FilterSpec {
                 path: format!("{path}.data"),
                 message,
             })?),
+            Self::Sql(text) => Filter::Sql(Box::new(compile_sql(text).map_err(|message| {
+                FilterError {
+                    path: format!("{path}.sql"),
+                    message,
+                }
+            })?)),
         })
+    }
+}
+
+/// Compiles a CESQL filter, refusing an expression whose value can only be an
+/// Integer or a String: it could never select an event.
+fn compile_sql(text: &str) -> Result<Expression, String> {
+    let expression = Expression::parse(text).map_err(|e| {
+        format!(
+            "CESQL {} at column {} of {text:?}: {}",
+            if e.kind == super::cesql::ErrorKind::MissingFunction {
+                "unknown function"
+            } else {
+                "syntax error"
+            },
+            e.column,
+            e.message
+        )
+    })?;
+    match expression.static_type() {
+        Some(ty @ ("Integer" | "String")) => Err(format!(
+            "the CESQL expression {text:?} yields {} {ty}, but a filter needs a Boolean",
+            if ty == "Integer" { "an" } else { "a" }
+        )),
+        _ => Ok(expression),
     }
 }
 
@@ -168,6 +205,7 @@ impl Filter {
             Self::Any(filters) => filters.iter().any(|f| f.matches_subject(subject)),
             Self::Not(filter) => !filter.matches_subject(subject),
             Self::Data(filter) => filter.matches(subject),
+            Self::Sql(expression) => expression.matches(event),
         }
     }
 
@@ -219,6 +257,11 @@ impl Filter {
             }
             Self::Not(_) => format!("{path}.not: the negated filter matched"),
             Self::Data(f) => format!("{path}.data: {}", f.explain(subject)),
+            Self::Sql(e) => format!(
+                "{path}.sql: {}",
+                e.explain(subject.event)
+                    .unwrap_or_else(|| "evaluated to TRUE".into())
+            ),
         })
     }
 
@@ -234,6 +277,7 @@ impl Filter {
             Self::Any(fs) => json!({ "any": all(fs) }),
             Self::Not(f) => json!({ "not": f.to_json() }),
             Self::Data(f) => f.to_json(),
+            Self::Sql(e) => json!({ "sql": e.text() }),
         }
     }
 
@@ -243,6 +287,7 @@ impl Filter {
         match self {
             Self::Prefix { attribute, value } if attribute == "type" => Some(value),
             Self::All(filters) => filters.iter().find_map(Filter::type_prefix),
+            Self::Sql(expression) => expression.required_type_prefix(),
             _ => None,
         }
     }
@@ -253,6 +298,7 @@ impl Filter {
         match self {
             Self::Exact { attribute, value } if attribute == "type" => Some(value),
             Self::All(filters) => filters.iter().find_map(Filter::exact_type),
+            Self::Sql(expression) => expression.required_type(),
             _ => None,
         }
     }

@@ -39,6 +39,7 @@ pub fn plugin_tables() -> String {
             "config = { emit_type = \"test.loop\" }",
         ),
         ("fail", plugin_artifacts::FAIL, ""),
+        ("flaky", plugin_artifacts::FAIL, "instances = 1"),
         ("redactor", plugin_artifacts::REDACTOR, ""),
     ];
     plugins

@@ -2,8 +2,9 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    Config, CredentialConfig, DirGrant, HttpGrant, IngestConfig, PluginConfig, PluginDefaults,
-    RateLimitConfig, ReloadConfig, RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
+    Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant, IngestConfig,
+    PluginConfig, PluginDefaults, RateLimitConfig, ReloadConfig, RetrySpec, RouteConfig,
+    SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -64,6 +65,9 @@ fn the_configuration_reference_matches_the_types() {
         ("ingest.rate_limit", fields::<RateLimitConfig>()),
         ("ingest.credential", fields::<CredentialConfig>()),
         ("plugin_defaults", fields::<PluginDefaults>()),
+        ("delivery.retry", fields::<RetrySpec>()),
+        ("delivery.dead_letter", fields::<DeadLetterSpec>()),
+        ("delivery.dedup", fields::<DedupSpec>()),
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),

@@ -3,11 +3,13 @@
 
 mod common;
 
+mod cesql;
 mod config_ui;
 mod delivery;
 mod demo;
 mod docs;
 mod explain;
+mod guarantees;
 mod ingest;
 mod ops;
 mod plugins;

@@ -1,0 +1,146 @@
+//! `[delivery]`: retries, the dead-letter sink and duplicate suppression, with the
+//! per-route `retry` and `dedup` overrides.
+
+use super::Duration;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// `[delivery]`: defaults for every route, and the process-wide sinks.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// `[delivery.retry]`: how every route retries unless it says otherwise.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// `[delivery.dead_letter]`: where events go once their retries are spent.
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterSpec>,
+    /// `[delivery.dedup]`: drop an event whose (`source`, `id`) was already seen.
+    #[serde(default)]
+    pub dedup: Option<DedupSpec>,
+}
+
+/// Retry settings; every key is optional so that a route's `retry` table overrides
+/// the `[delivery.retry]` defaults key by key.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Attempts in all, the first included (1: no retry).
+    pub max_attempts: Option<u32>,
+    /// No attempt starts later than this after the first one.
+    pub max_age: Option<Duration>,
+    /// `exponential` (base, 2 base, 4 base ...) or `linear` (base, 2 base, 3 base ...),
+    /// each capped and with full jitter.
+    pub backoff: Option<BackoffKind>,
+    /// The first delay before jitter.
+    pub backoff_base: Option<Duration>,
+    /// The largest delay before jitter.
+    pub backoff_cap: Option<Duration>,
+    /// The time limit of one attempt (a forward's request, a handler's call).
+    pub attempt_timeout: Option<Duration>,
+    /// The longest `Retry-After` from a forward target that is honoured.
+    pub retry_after_max: Option<Duration>,
+}
+
+/// How the delay grows between attempts.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackoffKind {
+    /// Doubles each time.
+    #[default]
+    Exponential,
+    /// Grows by the base each time.
+    Linear,
+}
+
+/// The resolved retry policy of one route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, at least 1.
+    pub max_attempts: u32,
+    /// No attempt starts later than this after the first.
+    pub max_age: std::time::Duration,
+    /// How delays grow.
+    pub backoff: BackoffKind,
+    /// The first delay.
+    pub base: std::time::Duration,
+    /// The largest delay.
+    pub cap: std::time::Duration,
+    /// The time limit of one attempt, if any beyond the targets' own.
+    pub attempt_timeout: Option<std::time::Duration>,
+    /// The longest honoured `Retry-After`.
+    pub retry_after_max: std::time::Duration,
+}
+
+impl RetrySpec {
+    /// This spec's values, falling back to `defaults`, then to the built-in ones:
+    /// one attempt (no retry, as Knative without `retry`), exponential from 100 ms
+    /// capped at 10 s, at most 5 minutes in all, `Retry-After` honoured up to 60 s.
+    pub fn resolve(&self, defaults: &RetrySpec) -> RetryPolicy {
+        let ms = std::time::Duration::from_millis;
+        let pick = |own: Option<Duration>, default: Option<Duration>, builtin| {
+            own.or(default).map_or(builtin, |d| d.0)
+        };
+        RetryPolicy {
+            max_attempts: self
+                .max_attempts
+                .or(defaults.max_attempts)
+                .unwrap_or(1)
+                .max(1),
+            max_age: pick(self.max_age, defaults.max_age, ms(300_000)),
+            backoff: self.backoff.or(defaults.backoff).unwrap_or_default(),
+            base: pick(self.backoff_base, defaults.backoff_base, ms(100)),
+            cap: pick(self.backoff_cap, defaults.backoff_cap, ms(10_000)),
+            attempt_timeout: self
+                .attempt_timeout
+                .or(defaults.attempt_timeout)
+                .map(|d| d.0),
+            retry_after_max: pick(self.retry_after_max, defaults.retry_after_max, ms(60_000)),
+        }
+    }
+}
+
+/// `[delivery.dead_letter]`: exactly one of `file` and `url`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterSpec {
+    /// An append-only JSON-lines file (relative to the configuration file); the
+    /// router can list, show and redrive its entries.
+    pub file: Option<PathBuf>,
+    /// An HTTP endpoint that receives each dead letter as a structured CloudEvent.
+    pub url: Option<String>,
+}
+
+/// `[delivery.dedup]`, and the per-route `dedup` window.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSpec {
+    /// How long an (`source`, `id`) pair is remembered, e.g. `24h`.
+    pub window: Duration,
+    /// The most pairs remembered; the oldest are forgotten first.
+    #[serde(default = "default_dedup_entries")]
+    pub max_entries: usize,
+}
+
+fn default_dedup_entries() -> usize {
+    1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_values_override_defaults_key_by_key() {
+        let defaults: RetrySpec =
+            toml::from_str("max_attempts = 5\nbackoff_base = \"1s\"").unwrap();
+        let route: RetrySpec = toml::from_str("max_attempts = 2\nbackoff = \"linear\"").unwrap();
+        let p = route.resolve(&defaults);
+        assert_eq!(p.max_attempts, 2);
+        assert_eq!(p.backoff, BackoffKind::Linear);
+        assert_eq!(p.base, std::time::Duration::from_secs(1));
+        assert_eq!(p.cap, std::time::Duration::from_secs(10));
+        let none = RetrySpec::default().resolve(&RetrySpec::default());
+        assert_eq!(none.max_attempts, 1);
+    }
+}

@@ -1,0 +1,281 @@
+//! Dead letters: events a route gave up on, kept with why and when, so that they
+//! can be inspected and sent back to their route.
+//!
+//! Two sinks. A JSON-lines file (one [`DeadLetter`] per line, appended with one
+//! write and synced) can be listed, shown and redriven. An HTTP URL receives each
+//! dead letter as a structured CloudEvent of type [`DEAD_LETTER_TYPE`] whose data is
+//! the [`DeadLetter`]; what happens next is the receiver's business.
+
+use crate::event::Event;
+use crate::event::json::{decode_structured, encode_structured};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+use tokio::io::AsyncWriteExt as _;
+
+/// The CloudEvents type of a dead letter sent to an HTTP sink.
+pub const DEAD_LETTER_TYPE: &str = "dev.router.deadletter";
+
+/// One dead letter.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeadLetter {
+    /// Unique id of this dead letter (not the event's).
+    pub id: String,
+    /// The route that gave up.
+    pub route: String,
+    /// The event as the route received it, before its transforms, in the
+    /// CloudEvents JSON format.
+    pub event: serde_json::Value,
+    /// How many attempts were made.
+    pub attempts: u32,
+    /// Why the route stopped: `not_retryable`, `max_attempts` or `max_age`.
+    pub reason: String,
+    /// The last attempt's error.
+    pub error: String,
+    /// When the first attempt started (RFC 3339).
+    pub first_attempt: String,
+    /// When the last attempt started (RFC 3339).
+    pub last_attempt: String,
+    /// When the dead letter was written (RFC 3339).
+    pub dead_lettered_at: String,
+}
+
+impl DeadLetter {
+    /// The event this dead letter carries.
+    pub fn event(&self) -> Result<Event, DeadLetterError> {
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&self.event).unwrap_or_default());
+        decode_structured(&bytes).map_err(|e| DeadLetterError::Corrupt {
+            id: self.id.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// A new dead letter for `event` on `route`.
+    pub fn new(
+        route: &str,
+        event: &Event,
+        attempts: &super::retry::Attempts,
+        error: String,
+    ) -> Self {
+        let rfc3339 = |t: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let reason = match attempts.gave_up {
+            Some(super::retry::GaveUp::MaxAttempts) => "max_attempts",
+            Some(super::retry::GaveUp::MaxAge) => "max_age",
+            Some(super::retry::GaveUp::NotRetryable) | None => "not_retryable",
+        };
+        Self {
+            id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            route: route.to_owned(),
+            event: serde_json::from_slice(&encode_structured(event)).unwrap_or_default(),
+            attempts: attempts.count,
+            reason: reason.to_owned(),
+            error,
+            first_attempt: rfc3339(attempts.first),
+            last_attempt: rfc3339(attempts.last),
+            dead_lettered_at: rfc3339(std::time::SystemTime::now()),
+        }
+    }
+}
+
+/// Why a dead letter could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// The file could not be written or read.
+    #[error("dead-letter file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP sink refused the dead letter or could not be reached.
+    #[error("dead-letter sink {url}: {reason}")]
+    Http {
+        /// The sink.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The sink cannot be listed (an HTTP sink).
+    #[error("the dead-letter sink is {0}, which the router cannot list; use a `file` sink")]
+    NotListable(String),
+    /// No dead-letter sink is configured.
+    #[error("no dead-letter sink is configured (set [delivery.dead_letter])")]
+    NotConfigured,
+    /// A stored dead letter does not hold a valid event.
+    #[error("dead letter {id} holds no valid event: {reason}")]
+    Corrupt {
+        /// The dead letter.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where dead letters go.
+#[derive(Clone, Debug)]
+pub enum DeadLetterSink {
+    /// An append-only JSON-lines file.
+    File(Arc<FileSink>),
+    /// An HTTP endpoint.
+    Http {
+        /// The endpoint.
+        url: String,
+        /// The client.
+        client: reqwest::Client,
+    },
+}
+
+impl DeadLetterSink {
+    /// The sink for a `file` path (shared by every runtime that names the same
+    /// file, so appends and rewrites never interleave across reloads).
+    pub fn file(path: &Path) -> Self {
+        static FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<FileSink>>>> =
+            LazyLock::new(Default::default);
+        let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
+        let sink = files
+            .entry(path.to_owned())
+            .or_insert_with(|| {
+                Arc::new(FileSink {
+                    path: path.to_owned(),
+                    lock: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone();
+        Self::File(sink)
+    }
+
+    /// The sink for an HTTP `url`.
+    pub fn http(url: &str, timeout: std::time::Duration) -> Self {
+        Self::Http {
+            url: url.to_owned(),
+            client: reqwest::Client::builder()
+                .timeout(timeout)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Stores `letter`.
+    pub async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        match self {
+            Self::File(file) => file.append(letter).await,
+            Self::Http { url, client } => {
+                let mut event = Event::new(&letter.id, "/router/dead-letters", DEAD_LETTER_TYPE);
+                event.subject = Some(letter.route.clone());
+                event.datacontenttype = Some("application/json".into());
+                event.data = Some(serde_json::to_vec(letter).unwrap_or_default().into());
+                let http_error = |reason: String| DeadLetterError::Http {
+                    url: url.clone(),
+                    reason,
+                };
+                let response = client
+                    .post(url)
+                    .header(http::header::CONTENT_TYPE, "application/cloudevents+json")
+                    .body(encode_structured(&event))
+                    .send()
+                    .await
+                    .map_err(|e| http_error(e.to_string()))?;
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(http_error(format!("answered {}", response.status())))
+                }
+            }
+        }
+    }
+
+    /// The file sink, for listing and redriving.
+    pub fn listable(&self) -> Result<&FileSink, DeadLetterError> {
+        match self {
+            Self::File(file) => Ok(file),
+            Self::Http { url, .. } => Err(DeadLetterError::NotListable(url.clone())),
+        }
+    }
+}
+
+/// A JSON-lines file of dead letters.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    /// Serialises appends and rewrites.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl FileSink {
+    fn io(&self, source: std::io::Error) -> DeadLetterError {
+        DeadLetterError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    async fn append(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let mut line = serde_json::to_vec(letter).unwrap_or_default();
+        line.push(b'\n');
+        let _guard = self.lock.lock().await;
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .await
+            .map_err(|e| self.io(e))?;
+        file.write_all(&line).await.map_err(|e| self.io(e))?;
+        // A dead letter replaces an answer of failure to the sender: it must be on
+        // disk before the sender hears that all is well.
+        file.sync_data().await.map_err(|e| self.io(e))
+    }
+
+    /// Every dead letter in the file, oldest first. Lines that do not parse (a
+    /// line cut short by a crash) are skipped with a warning.
+    pub async fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let _guard = self.lock.lock().await;
+        self.read().await
+    }
+
+    async fn read(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let text = match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(e)),
+        };
+        Ok(text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .filter_map(|(n, line)| match serde_json::from_str(line) {
+                Ok(letter) => Some(letter),
+                Err(e) => {
+                    tracing::warn!(file = %self.path.display(), line = n + 1, error = %e, "skipping an unreadable dead letter");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// Removes the dead letters whose ids are in `ids`, rewriting the file through a
+    /// temporary file and a rename so a crash leaves the old or the new file whole.
+    pub async fn remove(&self, ids: &[String]) -> Result<usize, DeadLetterError> {
+        let _guard = self.lock.lock().await;
+        let letters = self.read().await?;
+        let before = letters.len();
+        let mut text = Vec::new();
+        for letter in letters.iter().filter(|l| !ids.contains(&l.id)) {
+            text.extend(serde_json::to_vec(letter).unwrap_or_default());
+            text.push(b'\n');
+        }
+        let kept = text.iter().filter(|&&b| b == b'\n').count();
+        let temp = self.path.with_extension("jsonl.tmp");
+        tokio::fs::write(&temp, &text)
+            .await
+            .map_err(|e| self.io(e))?;
+        tokio::fs::rename(&temp, &self.path)
+            .await
+            .map_err(|e| self.io(e))?;
+        Ok(before - kept)
+    }
+}
