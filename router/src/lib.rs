@@ -19,6 +19,7 @@ pub mod kv;
 pub mod metrics;
 pub mod plugin;
 pub mod policy;
+pub mod queue;
 pub mod reload;
 pub mod runtime;
 pub mod send;

@@ -74,6 +74,14 @@ pub struct Metrics {
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
     /// Events being routed right now.
     pub events_in_flight: Gauge,
+    /// Entries in the Redis stream (durable mode).
+    pub queue_length: Gauge,
+    /// Entries delivered to a consumer and not yet acknowledged (durable mode).
+    pub queue_pending: Gauge,
+    /// Entries this process routed from the Redis stream.
+    pub queue_routed: Counter,
+    /// Events appended to the Redis stream at ingest.
+    pub queue_enqueued: Counter,
     /// Successful reloads.
     pub reloads: Counter,
     /// Failed reloads.
@@ -105,6 +113,10 @@ impl Metrics {
                 ])
             }),
             events_in_flight: Gauge::default(),
+            queue_length: Gauge::default(),
+            queue_pending: Gauge::default(),
+            queue_routed: Counter::default(),
+            queue_enqueued: Counter::default(),
             reloads: Counter::default(),
             reload_errors: Counter::default(),
             registry: Registry::default(),
@@ -184,6 +196,26 @@ impl Metrics {
             "events_in_flight",
             "Events being routed now",
             metrics.events_in_flight.clone(),
+        );
+        r.register(
+            "queue_length",
+            "Entries in the Redis stream",
+            metrics.queue_length.clone(),
+        );
+        r.register(
+            "queue_pending",
+            "Entries delivered to a consumer and not yet acknowledged",
+            metrics.queue_pending.clone(),
+        );
+        r.register(
+            "queue_routed",
+            "Entries this process routed from the Redis stream",
+            metrics.queue_routed.clone(),
+        );
+        r.register(
+            "queue_enqueued",
+            "Events appended to the Redis stream at ingest",
+            metrics.queue_enqueued.clone(),
         );
         r.register(
             "reloads",

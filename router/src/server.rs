@@ -50,6 +50,12 @@ impl Server {
                 dispatcher,
                 reloader,
                 guard: Arc::new(Guard::new(&config.ingest)),
+                queue: (config.queue.kind == crate::config::QueueKind::Redis)
+                    .then(|| crate::queue::RedisQueue::new(&config.queue))
+                    .and_then(|q| {
+                        q.inspect_err(|e| tracing::error!(error = %e, "durable mode is off"))
+                            .ok()
+                    }),
                 limits: Limits {
                     body: server.body_limit.0,
                     batch: server.batch_limit,
@@ -96,6 +102,14 @@ impl Server {
         let reloads = tokio::spawn(Arc::clone(&self.state.reloader).run(async {
             let _ = reloads_stopped.await;
         }));
+        let (stop_queue, queue_stopped) = tokio::sync::watch::channel(false);
+        let workers = self.state.queue.as_ref().map(|queue| {
+            tracing::info!(
+                consumer = queue.consumer(),
+                "durable mode: consuming the Redis stream"
+            );
+            queue.start(Arc::clone(&self.state.dispatcher), queue_stopped)
+        });
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -147,6 +161,16 @@ impl Server {
         drop(listener);
         let _ = stop_reloads.send(());
         let _ = reloads.await;
+        // Stop taking entries; those in hand are finished and acknowledged, the
+        // rest stay pending for the other consumers.
+        let _ = stop_queue.send(true);
+        if let Some(workers) = workers
+            && tokio::time::timeout(self.shutdown_timeout, workers)
+                .await
+                .is_err()
+        {
+            tracing::warn!("queue workers still busy after the shutdown timeout");
+        }
         tracing::info!("shutting down: waiting for requests in flight");
         if tokio::time::timeout(self.shutdown_timeout, graceful.shutdown())
             .await

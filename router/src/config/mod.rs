@@ -10,6 +10,7 @@
 mod delivery;
 mod env;
 mod error;
+mod queue;
 mod units;
 
 pub use delivery::{
@@ -17,6 +18,7 @@ pub use delivery::{
 };
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
+pub use queue::{QueueConfig, QueueKind};
 pub use units::{ByteSize, Duration};
 
 use crate::policy::filter::{Filter, FilterSpec};
@@ -43,6 +45,8 @@ pub struct Config {
     pub plugin_defaults: PluginDefaults,
     /// `[delivery]`: retries, dead letters, dedup.
     pub delivery: DeliveryConfig,
+    /// `[queue]`: in-request routing, or Redis Streams.
+    pub queue: QueueConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -528,6 +532,7 @@ impl Config {
                 ingest: IngestConfig::default(),
                 plugin_defaults: PluginDefaults::default(),
                 delivery: DeliveryConfig::default(),
+                queue: QueueConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -546,6 +551,7 @@ impl Config {
         let mut ingest = IngestConfig::default();
         let mut plugin_defaults = PluginDefaults::default();
         let mut delivery = DeliveryConfig::default();
+        let mut queue = QueueConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         let mut schemas = Vec::new();
@@ -576,13 +582,18 @@ impl Config {
                         delivery = d;
                     }
                 }
+                "queue" => {
+                    if let Some(q) = deserialize(&source, "queue", value, &mut errors) {
+                        queue = q;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -593,6 +604,7 @@ impl Config {
             ingest,
             plugin_defaults,
             delivery,
+            queue,
             plugins,
             routes,
             schemas,
@@ -708,6 +720,21 @@ impl Config {
         }
 
         self.validate_delivery(errors);
+        if self.queue.kind == QueueKind::Redis {
+            if self.queue.concurrency == 0 {
+                errors.push(source.error(None, "queue.concurrency", "must be at least 1"));
+            }
+            if self.queue.max_deliveries == 0 {
+                errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
+            }
+            if let Err(e) = redis::Client::open(self.queue.url.as_str()) {
+                errors.push(source.error(
+                    None,
+                    "queue.url",
+                    format!("{:?} is not a Redis URL: {e}", self.queue.url),
+                ));
+            }
+        }
 
         let mut plugin_names = HashSet::new();
         for p in &self.plugins {

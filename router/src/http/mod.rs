@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Credentials, rate limits and load shedding.
     pub guard: Arc<Guard>,
+    /// The Redis stream accepted events go to, in durable mode.
+    pub queue: Option<Arc<crate::queue::RedisQueue>>,
 }
 
 /// Limits applied to every ingest request.
@@ -90,10 +92,23 @@ fn method_not_allowed(method: &Method) -> Response {
     response
 }
 
-/// Ready once a runtime is loaded (which a running server always has); durable
-/// mode adds its own checks here.
+/// Ready once a runtime is loaded (which a running server always has) and, in
+/// durable mode, Redis answers.
 async fn readyz(State(state): State<AppState>) -> Response {
     let generation = state.dispatcher.runtime().generation();
+    if let Some(queue) = &state.queue
+        && !queue.ready().await
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "ready": false,
+                "generation": generation,
+                "reason": "Redis does not answer",
+            })),
+        )
+            .into_response();
+    }
     Json(serde_json::json!({ "ready": true, "generation": generation })).into_response()
 }
 
@@ -167,6 +182,9 @@ async fn ingest(
         }
     };
     let (events, _permit) = admitted;
+    if let Some(queue) = &state.queue {
+        return enqueue(queue, events, &headers).await;
+    }
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
     metrics.events_in_flight.inc_by(n);
@@ -181,6 +199,49 @@ async fn ingest(
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
     metrics.events_accepted.inc_by(delivered as u64);
     respond(reports)
+}
+
+/// Durable mode: 202 once Redis has every event; 503 with `Retry-After` (and
+/// nothing kept) when it cannot take them in time.
+async fn enqueue(
+    queue: &crate::queue::RedisQueue,
+    mut events: Vec<Event>,
+    headers: &HeaderMap,
+) -> Response {
+    let metrics = crate::metrics::metrics();
+    let n = events.len() as u64;
+    metrics.events_received.inc_by(n);
+    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    for event in &mut events {
+        crate::trace::adopt(event, traceparent, tracestate);
+    }
+    match queue.enqueue(&events).await {
+        Ok(ids) => {
+            metrics.events_accepted.inc_by(n);
+            metrics.queue_enqueued.inc_by(n);
+            (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "accepted": ids.len(), "entries": ids })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            metrics.rejected("unavailable");
+            tracing::warn!(error = %e, "cannot append to the Redis stream");
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "error": format!("the event store is unavailable ({e}); nothing was accepted, retry later"),
+                })),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
 }
 
 /// Who is sending, for rate limits: the webhook origin, else `Origin`, else the

@@ -3,8 +3,8 @@
 
 use router::config::{
     Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant, IngestConfig,
-    PluginConfig, PluginDefaults, RateLimitConfig, ReloadConfig, RetrySpec, RouteConfig,
-    SchemaConfig, ServerConfig, Source, TlsConfig,
+    PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec,
+    RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -68,6 +68,7 @@ fn the_configuration_reference_matches_the_types() {
         ("delivery.retry", fields::<RetrySpec>()),
         ("delivery.dead_letter", fields::<DeadLetterSpec>()),
         ("delivery.dedup", fields::<DedupSpec>()),
+        ("queue", fields::<QueueConfig>()),
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),

@@ -8,6 +8,7 @@ mod config_ui;
 mod delivery;
 mod demo;
 mod docs;
+mod durable;
 mod explain;
 mod guarantees;
 mod ingest;

@@ -9,15 +9,15 @@ const ROUTER: &str = env!("CARGO_BIN_EXE_router");
 
 /// A `router serve` process, its address (from its log), and its log lines once
 /// it has exited.
-struct Served {
-    child: std::process::Child,
-    addr: String,
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: String,
     log: std::thread::JoinHandle<Vec<String>>,
 }
 
 /// Starts `router serve` with `args` on 127.0.0.1:0 and waits until it logs where
 /// it listens.
-fn serve(args: &[&std::ffi::OsStr]) -> Served {
+pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
     let mut child = Command::new(ROUTER)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
@@ -45,7 +45,7 @@ fn serve(args: &[&std::ffi::OsStr]) -> Served {
     Served { child, addr, log }
 }
 
-fn signal(child: &std::process::Child, signal: &str) {
+pub(crate) fn signal(child: &std::process::Child, signal: &str) {
     let sent = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

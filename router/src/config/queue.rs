@@ -1,0 +1,59 @@
+//! `[queue]`: where accepted events wait to be routed. `memory` (the default)
+//! routes them in the request; `redis` appends them to a Redis stream first and
+//! answers 202, and workers in every router process consume the stream.
+
+use super::Duration;
+use serde::Deserialize;
+
+/// `[queue]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// `memory` or `redis`.
+    pub kind: QueueKind,
+    /// The Redis server: `redis://host:port/db` or `redis+unix:///path.sock`.
+    pub url: String,
+    /// The stream events are appended to.
+    pub stream: String,
+    /// The consumer group every router process joins.
+    pub group: String,
+    /// This process's consumer name; by default the host name and process id.
+    pub consumer: Option<String>,
+    /// Events routed at once by this process.
+    pub concurrency: usize,
+    /// An entry a consumer has not acknowledged nor renewed for this long is taken
+    /// over by another consumer.
+    pub visibility_timeout: Duration,
+    /// Deliveries after which an entry goes to the dead-letter stream.
+    pub max_deliveries: u32,
+    /// The longest ingest waits for Redis before answering 503.
+    pub timeout: Duration,
+}
+
+/// Where accepted events wait.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueKind {
+    /// Routed within the request (the embedded default).
+    #[default]
+    Memory,
+    /// Redis Streams.
+    Redis,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        let ms = |n| Duration(std::time::Duration::from_millis(n));
+        Self {
+            kind: QueueKind::Memory,
+            url: "redis://127.0.0.1:6379".into(),
+            stream: "router:events".into(),
+            group: "router".into(),
+            consumer: None,
+            concurrency: 16,
+            visibility_timeout: ms(30_000),
+            max_deliveries: 5,
+            timeout: ms(1000),
+        }
+    }
+}

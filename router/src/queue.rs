@@ -1,0 +1,645 @@
+//! Durable mode: accepted events go to a Redis stream, and workers in every router
+//! process pointed at the same Redis consume it through one consumer group.
+//!
+//! One stream for all events (not one per route): an event is appended once, and
+//! fans out to its routes in the process that takes it, so ingest costs one `XADD`
+//! per event whatever the number of routes. Per-route failures are handled by the
+//! routes' retries and dead letters; the entry is acknowledged once the event has
+//! been routed. An entry is left pending (for another delivery) only when routing
+//! failed in a way a retry may fix and no dead-letter sink took it.
+//!
+//! Leases: a worker reads one entry (`XREADGROUP ... COUNT 1`) only when it is free
+//! to route it, so nothing waits in a local buffer while its lease ages; while the
+//! event is routed, the lease is renewed (`XCLAIM ... JUSTID` by its owner, which
+//! resets the idle time) every third of the visibility timeout. Entries idle past
+//! the timeout (their consumer died) are taken over with `XAUTOCLAIM`, one at a
+//! time, by a free worker; past `max_deliveries` they go to the dead-letter stream
+//! `<stream>:dead` with the reason. Trimming removes only entries every group has
+//! acknowledged (`XTRIM MINID` below the oldest pending or undelivered entry).
+
+use crate::config::QueueConfig;
+use crate::dispatch::{Dispatcher, Failure};
+use crate::event::Event;
+use crate::event::json::{decode_structured, encode_structured};
+use redis::aio::ConnectionManager;
+use redis::{Value, cmd};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+/// Why the queue could not take or give an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Redis did not answer in time.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Redis answered with an error, or the connection failed.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// The Redis stream and this process's place in its consumer group.
+pub struct RedisQueue {
+    conn: ConnectionManager,
+    client: redis::Client,
+    stream: String,
+    dead: String,
+    group: String,
+    consumer: String,
+    concurrency: usize,
+    visibility: Duration,
+    max_deliveries: u32,
+    timeout: Duration,
+}
+
+/// One entry read from the stream.
+struct Entry {
+    id: String,
+    event: Result<Event, String>,
+}
+
+impl RedisQueue {
+    /// A queue for `config`. The connection is made lazily and remade after
+    /// failures, so the router starts (not ready) while Redis is down.
+    pub fn new(config: &QueueConfig) -> Result<Arc<Self>, QueueError> {
+        let client = redis::Client::open(config.url.as_str())?;
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            manager_config(config.timeout.0, None),
+        )?;
+        let consumer = config.consumer.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "router".into());
+            format!("{host}-{}", std::process::id())
+        });
+        Ok(Arc::new(Self {
+            conn,
+            client,
+            dead: format!("{}:dead", config.stream),
+            stream: config.stream.clone(),
+            group: config.group.clone(),
+            consumer,
+            concurrency: config.concurrency,
+            visibility: config.visibility_timeout.0,
+            max_deliveries: config.max_deliveries,
+            timeout: config.timeout.0,
+        }))
+    }
+
+    /// This process's consumer name.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, QueueError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, command.query_async(&mut conn)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(QueueError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Whether Redis answers `PING` within the timeout.
+    pub async fn ready(&self) -> bool {
+        self.run::<String>(&cmd("PING")).await.is_ok()
+    }
+
+    /// Appends `events`, in one pipeline, and returns their entry ids once Redis has
+    /// acknowledged every one: only then may ingest answer 2xx.
+    pub async fn enqueue(&self, events: &[Event]) -> Result<Vec<String>, QueueError> {
+        let mut pipe = redis::pipe();
+        for event in events {
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("*")
+                .arg("event")
+                .arg(encode_structured(event));
+        }
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(QueueError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Creates the stream and the consumer group if they do not exist.
+    async fn ensure_group(&self) -> Result<(), QueueError> {
+        let created = self
+            .run::<String>(
+                cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(&self.stream)
+                    .arg(&self.group)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(QueueError::Redis(e)) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the workers, the claimer and the trimmer; they stop taking entries
+    /// when `stop` turns true, finish (and acknowledge) what they hold, and end.
+    pub fn start(
+        self: &Arc<Self>,
+        dispatcher: Arc<Dispatcher>,
+        stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = Arc::clone(self);
+        tokio::spawn(async move {
+            let permits = Arc::new(Semaphore::new(queue.concurrency));
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..queue.concurrency {
+                let (queue, dispatcher, stop, permits) = (
+                    Arc::clone(&queue),
+                    Arc::clone(&dispatcher),
+                    stop.clone(),
+                    Arc::clone(&permits),
+                );
+                tasks.spawn(async move { queue.worker(dispatcher, stop, permits).await });
+            }
+            {
+                let (queue, dispatcher, stop, permits) = (
+                    Arc::clone(&queue),
+                    Arc::clone(&dispatcher),
+                    stop.clone(),
+                    Arc::clone(&permits),
+                );
+                tasks.spawn(async move { queue.claimer(dispatcher, stop, permits).await });
+            }
+            {
+                let (queue, stop) = (Arc::clone(&queue), stop.clone());
+                tasks.spawn(async move { queue.trimmer(stop).await });
+            }
+            while tasks.join_next().await.is_some() {}
+        })
+    }
+
+    /// Reads and routes one new entry at a time.
+    async fn worker(
+        self: Arc<Self>,
+        dispatcher: Arc<Dispatcher>,
+        mut stop: watch::Receiver<bool>,
+        permits: Arc<Semaphore>,
+    ) {
+        // A blocking read holds its connection: each worker has its own, with a
+        // response timeout above the block time.
+        let block = Duration::from_millis(500);
+        let reader = match ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(self.timeout, Some(block + self.timeout)),
+        ) {
+            Ok(reader) => reader,
+            Err(e) => return tracing::error!(error = %e, "queue worker cannot start"),
+        };
+        let mut group_ready = false;
+        while !*stop.borrow() {
+            if !group_ready {
+                match self.ensure_group().await {
+                    Ok(()) => group_ready = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach the Redis stream; retrying");
+                        pause(&mut stop, Duration::from_millis(500)).await;
+                        continue;
+                    }
+                }
+            }
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let read = cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(1)
+                .arg("BLOCK")
+                .arg(block.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.stream)
+                .arg(">")
+                .to_owned();
+            let mut conn = reader.clone();
+            let value: Result<Value, _> = tokio::select! {
+                v = read.query_async(&mut conn) => v,
+                _ = stop.changed() => break,
+            };
+            match value {
+                Ok(value) => {
+                    for entry in read_entries(&value) {
+                        self.route(&dispatcher, entry).await;
+                    }
+                }
+                Err(e) => {
+                    if e.code() == Some("NOGROUP") {
+                        group_ready = false;
+                    }
+                    tracing::warn!(error = %e, "reading the Redis stream failed; retrying");
+                    pause(&mut stop, Duration::from_millis(200)).await;
+                }
+            }
+            drop(permit);
+        }
+    }
+
+    /// Takes over entries whose consumer stopped renewing them, one at a time and
+    /// only when a worker slot is free.
+    async fn claimer(
+        self: Arc<Self>,
+        dispatcher: Arc<Dispatcher>,
+        mut stop: watch::Receiver<bool>,
+        permits: Arc<Semaphore>,
+    ) {
+        let idle_ms = self.visibility.as_millis() as u64;
+        let every = (self.visibility / 4).max(Duration::from_millis(50));
+        while !*stop.borrow() {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            let claimed = self
+                .run::<Value>(
+                    cmd("XAUTOCLAIM")
+                        .arg(&self.stream)
+                        .arg(&self.group)
+                        .arg(&self.consumer)
+                        .arg(idle_ms)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(1),
+                )
+                .await;
+            let entry = match claimed {
+                Ok(Value::Array(parts)) => parts
+                    .get(1)
+                    .and_then(|list| entry_list(list).into_iter().next()),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "XAUTOCLAIM failed");
+                    None
+                }
+            };
+            match entry {
+                Some(entry) => {
+                    let deliveries = self.deliveries(&entry.id).await.unwrap_or(0);
+                    if deliveries > u64::from(self.max_deliveries) {
+                        self.bury(&entry, &format!(
+                            "delivered {deliveries} times without success (max_deliveries = {})",
+                            self.max_deliveries
+                        ))
+                        .await;
+                    } else {
+                        tracing::info!(entry = %entry.id, deliveries, "took over an abandoned entry");
+                        let (queue, dispatcher) = (Arc::clone(&self), Arc::clone(&dispatcher));
+                        tokio::spawn(async move {
+                            queue.route(&dispatcher, entry).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                None => {
+                    drop(permit);
+                    pause(&mut stop, every).await;
+                }
+            }
+        }
+    }
+
+    /// How many times the entry was delivered (`XPENDING` of one id).
+    async fn deliveries(&self, id: &str) -> Option<u64> {
+        let pending: Value = self
+            .run(
+                cmd("XPENDING")
+                    .arg(&self.stream)
+                    .arg(&self.group)
+                    .arg(id)
+                    .arg(id)
+                    .arg(1),
+            )
+            .await
+            .ok()?;
+        let Value::Array(rows) = pending else {
+            return None;
+        };
+        let Some(Value::Array(row)) = rows.first() else {
+            return None;
+        };
+        redis::from_redis_value::<u64>(row.get(3)?.clone()).ok()
+    }
+
+    /// Moves an entry to the dead-letter stream, then acknowledges it.
+    async fn bury(&self, entry: &Entry, reason: &str) {
+        let event = match &entry.event {
+            Ok(event) => encode_structured(event),
+            Err(raw) => raw.clone().into_bytes(),
+        };
+        let added = self
+            .run::<String>(
+                cmd("XADD")
+                    .arg(&self.dead)
+                    .arg("*")
+                    .arg("event")
+                    .arg(event)
+                    .arg("entry")
+                    .arg(&entry.id)
+                    .arg("reason")
+                    .arg(reason),
+            )
+            .await;
+        match added {
+            Ok(_) => {
+                tracing::warn!(entry = %entry.id, reason, stream = %self.dead, "entry dead-lettered");
+                self.ack(&entry.id).await;
+            }
+            Err(e) => {
+                tracing::error!(entry = %entry.id, error = %e, "cannot dead-letter the entry; it stays pending")
+            }
+        }
+    }
+
+    async fn ack(&self, id: &str) {
+        if let Err(e) = self
+            .run::<u64>(cmd("XACK").arg(&self.stream).arg(&self.group).arg(id))
+            .await
+        {
+            // Not acknowledged: it will be delivered again (at least once).
+            tracing::warn!(entry = %id, error = %e, "XACK failed");
+        }
+    }
+
+    /// Routes one entry, renewing its lease meanwhile, then acknowledges it unless
+    /// routing failed in a way another delivery may fix.
+    async fn route(&self, dispatcher: &Dispatcher, entry: Entry) {
+        let event = match &entry.event {
+            Ok(event) => event.clone(),
+            Err(why) => {
+                let reason = format!("the entry holds no valid event: {why}");
+                return self.bury(&entry, &reason).await;
+            }
+        };
+        let renew = async {
+            let every = (self.visibility / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(every).await;
+                let renewed = self
+                    .run::<Value>(
+                        cmd("XCLAIM")
+                            .arg(&self.stream)
+                            .arg(&self.group)
+                            .arg(&self.consumer)
+                            .arg(0)
+                            .arg(&entry.id)
+                            .arg("JUSTID"),
+                    )
+                    .await;
+                if let Err(e) = renewed {
+                    tracing::warn!(entry = %entry.id, error = %e, "cannot renew the lease");
+                }
+            }
+        };
+        let report = tokio::select! {
+            report = dispatcher.dispatch(event) => report,
+            () = renew => unreachable!("the renewal loop never ends"),
+        };
+        crate::metrics::metrics().queue_routed.inc();
+        if report.failure() == Some(Failure::Retryable) {
+            // Left pending: after the visibility timeout a worker takes it over.
+            tracing::warn!(entry = %entry.id, routes = ?report.failed_routes(), "routing failed; the entry will be delivered again");
+            return;
+        }
+        self.ack(&entry.id).await;
+    }
+
+    /// Removes what every group has acknowledged, and publishes the stream's length
+    /// and pending count.
+    async fn trimmer(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            if let Err(e) = self.trim().await {
+                tracing::debug!(error = %e, "trimming the stream failed");
+            }
+            pause(&mut stop, Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn trim(&self) -> Result<(), QueueError> {
+        let groups: Value = self
+            .run(cmd("XINFO").arg("GROUPS").arg(&self.stream))
+            .await?;
+        let Value::Array(groups) = groups else {
+            return Ok(());
+        };
+        let mut floor: Option<StreamId> = None;
+        let mut pending_total = 0;
+        for group in &groups {
+            let fields = map(group);
+            let name = fields.get("name").cloned().unwrap_or_default();
+            let pending: u64 = fields
+                .get("pending")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            pending_total += pending;
+            // Everything up to the last delivered id is acknowledged unless pending.
+            let mut keep = fields
+                .get("last-delivered-id")
+                .and_then(|id| StreamId::parse(id))
+                .map(StreamId::next);
+            if pending > 0 {
+                let summary: Value = self
+                    .run(cmd("XPENDING").arg(&self.stream).arg(&name))
+                    .await?;
+                if let Value::Array(parts) = summary
+                    && let Some(min) = parts
+                        .get(1)
+                        .and_then(text)
+                        .and_then(|id| StreamId::parse(&id))
+                {
+                    keep = Some(keep.map_or(min, |k| k.min(min)));
+                }
+            }
+            floor = match (floor, keep) {
+                (Some(f), Some(k)) => Some(f.min(k)),
+                (None, k) => k,
+                (f, None) => f,
+            };
+        }
+        if let Some(floor) = floor {
+            self.run::<u64>(
+                cmd("XTRIM")
+                    .arg(&self.stream)
+                    .arg("MINID")
+                    .arg(floor.to_string()),
+            )
+            .await?;
+        }
+        let length: i64 = self.run(cmd("XLEN").arg(&self.stream)).await?;
+        let metrics = crate::metrics::metrics();
+        metrics.queue_length.set(length);
+        metrics
+            .queue_pending
+            .set(i64::try_from(pending_total).unwrap_or(i64::MAX));
+        Ok(())
+    }
+}
+
+fn manager_config(
+    connect: Duration,
+    response: Option<Duration>,
+) -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(response.unwrap_or(connect)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// Sleeps for `duration`, or less when `stop` changes.
+async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => {}
+        _ = stop.changed() => {}
+    }
+}
+
+/// The entries of an `XREADGROUP` answer: `[[stream, [entry ...]] ...]` (a map in
+/// RESP3), or nil when the read timed out.
+fn read_entries(value: &Value) -> Vec<Entry> {
+    let lists: Vec<&Value> = match value {
+        Value::Array(streams) => streams
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(pair) => pair.get(1),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(streams) => streams.iter().map(|(_, list)| list).collect(),
+        _ => Vec::new(),
+    };
+    lists.into_iter().flat_map(entry_list).collect()
+}
+
+/// A list of entries, `[[id, [field, value ...]] ...]` (as in `XAUTOCLAIM`).
+fn entry_list(value: &Value) -> Vec<Entry> {
+    let Value::Array(list) = value else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let id = text(pair.first()?)?;
+            let fields: &[Value] = match pair.get(1) {
+                Some(Value::Array(fields)) => fields,
+                // An entry deleted while pending comes back without fields.
+                _ => &[],
+            };
+            let mut event = Err("the entry has no `event` field".to_owned());
+            for kv in fields.chunks(2) {
+                if let [k, v] = kv
+                    && text(k).as_deref() == Some("event")
+                {
+                    let bytes = match v {
+                        Value::BulkString(b) => bytes::Bytes::from(b.clone()),
+                        other => bytes::Bytes::from(text(other).unwrap_or_default()),
+                    };
+                    event = decode_structured(&bytes)
+                        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)));
+                }
+            }
+            Some(Entry { id, event })
+        })
+        .collect()
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A flat `[key, value, ...]` reply (or a map) as string pairs.
+fn map(value: &Value) -> std::collections::HashMap<String, String> {
+    match value {
+        Value::Array(items) => items
+            .chunks(2)
+            .filter_map(|kv| Some((text(kv.first()?)?, text(kv.get(1)?).unwrap_or_default())))
+            .collect(),
+        Value::Map(pairs) => pairs
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v).unwrap_or_default())))
+            .collect(),
+        _ => Default::default(),
+    }
+}
+
+/// A stream entry id, `ms-seq`, ordered as Redis orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct StreamId(u64, u64);
+
+impl StreamId {
+    fn parse(text: &str) -> Option<Self> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(Self(ms.parse().ok()?, seq.parse().ok()?))
+    }
+
+    /// The smallest id after this one.
+    fn next(self) -> Self {
+        match self.1.checked_add(1) {
+            Some(seq) => Self(self.0, seq),
+            None => Self(self.0.saturating_add(1), 0),
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_are_read_from_both_answer_shapes() {
+        let event = String::from_utf8(encode_structured(&Event::new("e-1", "/s", "t"))).unwrap();
+        let entry = Value::Array(vec![
+            bulk("5-1"),
+            Value::Array(vec![bulk("event"), bulk(&event)]),
+        ]);
+        let read = Value::Array(vec![Value::Array(vec![
+            bulk("router:events"),
+            Value::Array(vec![entry.clone()]),
+        ])]);
+        let got = read_entries(&read);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].id, "5-1");
+        assert_eq!(got[0].event.as_ref().unwrap().id, "e-1");
+        let claimed = Value::Array(vec![entry]);
+        assert_eq!(entry_list(&claimed)[0].id, "5-1");
+        let deleted = Value::Array(vec![Value::Array(vec![bulk("6-0"), Value::Nil])]);
+        assert!(entry_list(&deleted)[0].event.is_err());
+        assert!(read_entries(&Value::Nil).is_empty());
+    }
+
+    #[test]
+    fn stream_ids_order_and_step() {
+        let a = StreamId::parse("5-9").unwrap();
+        assert!(a < StreamId::parse("6-0").unwrap());
+        assert_eq!(a.next().to_string(), "5-10");
+        assert_eq!(StreamId(5, u64::MAX).next(), StreamId(6, 0));
+        assert_eq!(StreamId::parse("nope"), None);
+    }
+}

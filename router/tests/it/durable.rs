@@ -1,0 +1,443 @@
+//! Durable mode against real `redis-server` processes that each test starts on its
+//! own port (with an append-only file synced on every write), kills and restarts.
+
+use crate::common::*;
+use axum::http::StatusCode;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A `redis-server` of this test's own. A test that needs one fails loudly when it
+/// cannot be started: it is never skipped.
+pub struct RedisServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self {
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts (again) on the same port and data directory: what was acknowledged
+    /// before a kill comes back from the append-only file.
+    pub async fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server (apt-get install redis-server): {e}")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while self.ping().await.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not come up on {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn ping(&self) -> Option<()> {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .ok()?;
+        stream.write_all(b"PING\r\n").await.ok()?;
+        let mut answer = [0u8; 7];
+        stream.read_exact(&mut answer).await.ok()?;
+        (&answer == b"+PONG\r\n").then_some(())
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A command's answer, for the test's own checks.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        let client = redis::Client::open(self.url()).expect("client");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the test's redis-server");
+        command.query_async(&mut conn).await.expect("redis command")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn durable(redis: &RedisServer, stream: &str, extra: &str) -> String {
+    format!(
+        "[queue]\nkind = \"redis\"\nurl = \"{}\"\nstream = \"{stream}\"\n{extra}\n",
+        redis.url()
+    )
+}
+
+async fn wait_ready(router: &TestRouter) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = client()
+            .get(format!("http://{}/readyz", router.addr))
+            .send()
+            .await
+            .map(|r| r.status());
+        if matches!(status, Ok(StatusCode::OK)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never ready: {status:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether the group `router` has no pending entry on `stream`.
+async fn all_acknowledged(redis: &RedisServer, stream: &str) -> bool {
+    let pending: redis::Value = redis
+        .query(redis::cmd("XPENDING").arg(stream).arg("router"))
+        .await;
+    matches!(pending, redis::Value::Array(ref p) if p.first() == Some(&redis::Value::Int(0)))
+}
+
+fn ids(received: &[Received]) -> BTreeSet<String> {
+    received.iter().filter_map(|r| r.ce("id")).collect()
+}
+
+#[tokio::test]
+async fn accepted_events_are_acknowledged_after_xadd_delivered_and_trimmed() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+        durable(&redis, "t:flow", "concurrency = 4"),
+        sink.url()
+    ))
+    .await;
+    wait_ready(&router).await;
+    let mut expected = BTreeSet::new();
+    for i in 0..50 {
+        let id = format!("single-{i}");
+        let (status, body) =
+            post_binary(&router.events_url(), &ce_headers(&id, "test.durable"), "{}").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["accepted"], 1);
+        expected.insert(id);
+    }
+    let batch: Vec<serde_json::Value> = (0..50)
+        .map(|i| {
+            expected.insert(format!("batch-{i}"));
+            serde_json::json!({"specversion": "1.0", "id": format!("batch-{i}"), "source": "/tests", "type": "test.durable"})
+        })
+        .collect();
+    let (status, body) = post(
+        &router.events_url(),
+        "application/cloudevents-batch+json",
+        serde_json::to_vec(&batch).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["entries"].as_array().map(Vec::len), Some(50));
+
+    let got = sink.wait_for(100).await;
+    assert_eq!(ids(&got), expected, "every accepted event reached the sink");
+    until("every entry is acknowledged and trimmed", || async {
+        let length: u64 = redis.query(redis::cmd("XLEN").arg("t:flow")).await;
+        all_acknowledged(&redis, "t:flow").await && length == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_redis_outage_answers_503_loses_nothing_and_heals() {
+    let mut redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    // Held at the sink: accepted entries are still in Redis when it dies.
+    sink.close();
+    let router = TestRouter::start(&format!(
+        "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+        durable(
+            &redis,
+            "t:outage",
+            "concurrency = 2\nvisibility_timeout = \"1s\""
+        ),
+        sink.url()
+    ))
+    .await;
+    wait_ready(&router).await;
+    let mut accepted = BTreeSet::new();
+    for i in 0..5 {
+        let id = format!("before-{i}");
+        let (status, _) =
+            post_binary(&router.events_url(), &ce_headers(&id, "test.outage"), "{}").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        accepted.insert(id);
+    }
+    redis.kill();
+    let started = Instant::now();
+    let answer = client()
+        .post(router.events_url())
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "during")
+        .header("ce-source", "/tests")
+        .header("ce-type", "test.outage")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.headers()["retry-after"], "1");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the answer came after {:?}",
+        started.elapsed()
+    );
+    let ready = client()
+        .get(format!("http://{}/readyz", router.addr))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    redis.restart().await;
+    wait_ready(&router).await;
+    for i in 0..5 {
+        let id = format!("after-{i}");
+        until("ingest takes events again", || {
+            let url = router.events_url();
+            let id = id.clone();
+            async move {
+                post_binary(&url, &ce_headers(&id, "test.outage"), "{}")
+                    .await
+                    .0
+                    == StatusCode::ACCEPTED
+            }
+        })
+        .await;
+        accepted.insert(id);
+    }
+    sink.open();
+    until("every accepted event reached the sink", || async {
+        ids(&sink.received()).is_superset(&accepted)
+    })
+    .await;
+    assert!(
+        !ids(&sink.received()).contains("during"),
+        "the event answered 503 was not kept"
+    );
+}
+
+#[tokio::test]
+async fn entries_past_max_deliveries_go_to_the_dead_letter_stream() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    sink.answer(StatusCode::SERVICE_UNAVAILABLE);
+    let router = TestRouter::start(&format!(
+        "{}\n[[route]]\nname = \"down\"\nforward = \"{}\"\n",
+        durable(
+            &redis,
+            "t:poison",
+            "visibility_timeout = \"300ms\"\nmax_deliveries = 2"
+        ),
+        sink.url()
+    ))
+    .await;
+    wait_ready(&router).await;
+    let (status, _) = post_binary(
+        &router.events_url(),
+        &ce_headers("poison", "test.poison"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    until("the entry is in the dead-letter stream", || async {
+        redis
+            .query::<u64>(redis::cmd("XLEN").arg("t:poison:dead"))
+            .await
+            == 1
+    })
+    .await;
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "delivered max_deliveries times, then dead-lettered"
+    );
+    let dead: redis::Value = redis
+        .query(redis::cmd("XRANGE").arg("t:poison:dead").arg("-").arg("+"))
+        .await;
+    let text = format!("{dead:?}");
+    assert!(
+        text.contains("max_deliveries") && text.contains("poison"),
+        "{text}"
+    );
+    until("the entry is acknowledged", || {
+        all_acknowledged(&redis, "t:poison")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_long_handling_keeps_its_lease_so_no_one_else_takes_the_entry() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    sink.close();
+    let router = TestRouter::start(&format!(
+        "{}\n[[route]]\nname = \"slow\"\nforward = \"{}\"\n",
+        durable(
+            &redis,
+            "t:lease",
+            "concurrency = 4\nvisibility_timeout = \"400ms\""
+        ),
+        sink.url()
+    ))
+    .await;
+    wait_ready(&router).await;
+    for i in 0..3 {
+        let (status, _) = post_binary(
+            &router.events_url(),
+            &ce_headers(&format!("slow-{i}"), "test.lease"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    until("the three deliveries are held at the sink", || async {
+        sink.waiting() == 3
+    })
+    .await;
+    // Four visibility timeouts: an entry whose lease were not renewed would be
+    // taken over by the claimer and delivered a second time meanwhile.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(sink.waiting(), 3, "no entry was delivered twice");
+    sink.open();
+    let got = sink.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    until("all acknowledged", || all_acknowledged(&redis, "t:lease")).await;
+    assert_eq!(sink.received().len(), 3, "and none after the sink opened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_the_stream_and_a_kill_9_loses_nothing() {
+    use crate::process::{serve, signal};
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(
+                &redis,
+                "t:kill",
+                "concurrency = 8\nvisibility_timeout = \"1s\""
+            ),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let mut a = serve(&args);
+    let b = serve(&args);
+    let mut accepted = BTreeSet::new();
+    let mut refused = 0;
+    for batch in 0..100 {
+        if batch == 30 {
+            // Hold the sink so that A dies with entries in hand.
+            sink.close();
+            let pid = format!("-{}", a.child.id());
+            until("A holds pending entries", || async {
+                let summary: redis::Value = redis
+                    .query(redis::cmd("XPENDING").arg("t:kill").arg("router"))
+                    .await;
+                format!("{summary:?}").contains(&pid)
+            })
+            .await;
+            signal(&a.child, "-9");
+            let _ = a.child.wait();
+            sink.open();
+        }
+        if batch == 60 {
+            a = serve(&args);
+        }
+        let target = if batch % 2 == 0 && !(30..60).contains(&batch) {
+            &a.addr
+        } else {
+            &b.addr
+        };
+        let events: Vec<serde_json::Value> = (0..100)
+            .map(|i| serde_json::json!({"specversion": "1.0", "id": format!("k-{batch}-{i}"), "source": "/kill", "type": "test.kill"}))
+            .collect();
+        let answer = client()
+            .post(format!("http://{target}/events"))
+            .header("content-type", "application/cloudevents-batch+json")
+            .body(serde_json::to_vec(&events).unwrap())
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                accepted.extend(events.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            }
+            _ => refused += 1,
+        }
+    }
+    assert!(
+        accepted.len() >= 9_000,
+        "{} accepted, {refused} batches refused",
+        accepted.len()
+    );
+    until("every accepted event reached the sink", || async {
+        ids(&sink.received()).is_superset(&accepted)
+    })
+    .await;
+    let received = sink.received().len();
+    let distinct = ids(&sink.received()).len();
+    eprintln!(
+        "kill -9 test: {} accepted, {refused} batches refused, {received} deliveries, {} duplicates, 0 lost",
+        accepted.len(),
+        received - distinct
+    );
+    for served in [a, b] {
+        signal(&served.child, "-TERM");
+    }
+}
