@@ -155,11 +155,14 @@ impl Dispatcher {
     /// is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        let seen = runtime.settings.dedup.map(|(window, max_entries)| {
-            let key = dedup::key("", &event.source, &event.id);
-            let first = self.seen.first_sighting(&key, window, max_entries);
-            (key, first)
-        });
+        let seen = match runtime.settings.dedup {
+            Some((window, _)) => {
+                let key = dedup::key("", &event.source, &event.id);
+                let first = self.first_sighting(&runtime, &key, window).await;
+                Some((key, first))
+            }
+            None => None,
+        };
         if let Some((_, false)) = seen {
             crate::metrics::metrics().events_duplicate.inc();
             return EventReport {
@@ -174,9 +177,32 @@ impl Dispatcher {
         if let Some((key, _)) = seen
             && report.failure().is_some()
         {
-            self.seen.forget(&key);
+            self.forget(&runtime, &key).await;
         }
         report
+    }
+
+    /// Marks `key` as seen in the configured store; false for a duplicate.
+    async fn first_sighting(
+        &self,
+        runtime: &Runtime,
+        key: &str,
+        window: std::time::Duration,
+    ) -> bool {
+        match &runtime.settings.dedup_redis {
+            Some(store) => store.first_sighting(key, window).await,
+            None => self
+                .seen
+                .first_sighting(key, window, runtime.settings.dedup_max_entries),
+        }
+    }
+
+    /// Forgets `key` in the configured store.
+    async fn forget(&self, runtime: &Runtime, key: &str) {
+        match &runtime.settings.dedup_redis {
+            Some(store) => store.forget(key).await,
+            None => self.seen.forget(key),
+        }
     }
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
@@ -245,9 +271,7 @@ impl Dispatcher {
             .dedup
             .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
         if let Some((key, window)) = &dedup_key
-            && !self
-                .seen
-                .first_sighting(key, *window, runtime.settings.dedup_max_entries)
+            && !self.first_sighting(runtime, key, *window).await
         {
             counters.duplicates.inc();
             return report(Outcome::Duplicate, Vec::new(), None, None, Vec::new());
@@ -414,7 +438,7 @@ impl Dispatcher {
         // Not delivered: a retry by the sender, or a redrive, must not be taken for
         // a duplicate.
         if let Some((key, _)) = &dedup_key {
-            self.seen.forget(key);
+            self.forget(runtime, key).await;
         }
         if let Some(sink) = &runtime.settings.dead_letter {
             let letter = DeadLetter::new(&route.name, original, &attempts, errors.join("; "));

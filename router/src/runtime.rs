@@ -48,6 +48,8 @@ pub struct Settings {
     pub dedup: Option<(Duration, usize)>,
     /// The most keys a route's duplicate window remembers.
     pub dedup_max_entries: usize,
+    /// The shared dedup store, when `[delivery.dedup] store = "redis"`.
+    pub dedup_redis: Option<Arc<crate::delivery::dedup::RedisSeen>>,
 }
 
 /// An immutable snapshot of everything routing needs.
@@ -216,19 +218,45 @@ impl Runtime {
             settings: Settings {
                 hop_limit: config.server.hop_limit,
                 forward_timeout: config.server.forward_timeout.0,
-                dead_letter: config.delivery.dead_letter.as_ref().map(|dl| {
-                    match (&dl.file, &dl.url) {
-                        (Some(file), _) => crate::delivery::deadletter::DeadLetterSink::file(
-                            &config_dir.join(file),
-                        ),
-                        (None, url) => crate::delivery::deadletter::DeadLetterSink::http(
-                            url.as_deref().unwrap_or_default(),
-                            config.server.forward_timeout.0,
-                        ),
+                dead_letter: config.delivery.dead_letter.as_ref().and_then(|dl| {
+                    use crate::delivery::deadletter::DeadLetterSink;
+                    match (&dl.file, &dl.url, &dl.stream) {
+                        (Some(file), _, _) => Some(DeadLetterSink::file(&config_dir.join(file))),
+                        (None, Some(url), _) => {
+                            Some(DeadLetterSink::http(url, config.server.forward_timeout.0))
+                        }
+                        (None, None, Some(stream)) => DeadLetterSink::stream(
+                            dl.redis.as_deref().unwrap_or(&config.queue.url),
+                            stream,
+                        )
+                        .inspect_err(|e| tracing::error!(error = %e, "dead-letter stream unusable"))
+                        .ok(),
+                        (None, None, None) => None,
                     }
                 }),
-                dedup: config.delivery.dedup.map(|d| (d.window.0, d.max_entries)),
-                dedup_max_entries: config.delivery.dedup.map_or(1_000_000, |d| d.max_entries),
+                dedup: config
+                    .delivery
+                    .dedup
+                    .as_ref()
+                    .map(|d| (d.window.0, d.max_entries)),
+                dedup_max_entries: config
+                    .delivery
+                    .dedup
+                    .as_ref()
+                    .map_or(1_000_000, |d| d.max_entries),
+                dedup_redis: config
+                    .delivery
+                    .dedup
+                    .as_ref()
+                    .filter(|d| d.store == crate::config::DedupStore::Redis)
+                    .and_then(|d| {
+                        let url = d.url.as_deref().unwrap_or(&config.queue.url);
+                        let prefix = format!("{}:seen:", config.queue.stream);
+                        crate::delivery::dedup::RedisSeen::new(url, &prefix)
+                            .inspect_err(|e| tracing::error!(error = %e, "dedup store unusable"))
+                            .ok()
+                            .map(Arc::new)
+                    }),
             },
         })
     }
@@ -307,12 +335,30 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     let mut errors = Vec::new();
     let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
+    let kv = match config.kv.store {
+        crate::config::DedupStore::Memory => crate::kv::Kv::default(),
+        crate::config::DedupStore::Redis => {
+            let url = config.kv.url.as_deref().unwrap_or(&config.queue.url);
+            match crate::kv::RedisKv::new(url, &config.kv.prefix) {
+                Ok(store) => crate::kv::Kv::Redis(Arc::new(store)),
+                Err(e) => {
+                    errors.push(config.source.error(
+                        None,
+                        "kv.url",
+                        format!("{url:?} is not a usable Redis URL: {e}"),
+                    ));
+                    crate::kv::Kv::default()
+                }
+            }
+        }
+    };
     for p in &config.plugins {
         let i = p.index;
         let path = p.resolved_path(&config.source.file);
         let limits = p.limits(&config.plugin_defaults);
         match host.load(p, limits, &path, config_dir).await {
             Ok(plugin) => {
+                let plugin = plugin.with_kv(kv.clone());
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));
             }
             Err(e) => errors.push(config.source.error(

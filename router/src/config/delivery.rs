@@ -100,7 +100,7 @@ impl RetrySpec {
     }
 }
 
-/// `[delivery.dead_letter]`: exactly one of `file` and `url`.
+/// `[delivery.dead_letter]`: exactly one of `file`, `url` and `stream`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterSpec {
@@ -109,17 +109,39 @@ pub struct DeadLetterSpec {
     pub file: Option<PathBuf>,
     /// An HTTP endpoint that receives each dead letter as a structured CloudEvent.
     pub url: Option<String>,
+    /// A Redis stream, on `redis` (or `[queue] url`); listable and redrivable like a
+    /// file, and shared by every router process.
+    pub stream: Option<String>,
+    /// The Redis server of a `stream` sink.
+    pub redis: Option<String>,
 }
 
 /// `[delivery.dedup]`, and the per-route `dedup` window.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DedupSpec {
     /// How long an (`source`, `id`) pair is remembered, e.g. `24h`.
     pub window: Duration,
-    /// The most pairs remembered; the oldest are forgotten first.
+    /// The most pairs remembered in memory; the oldest are forgotten first.
     #[serde(default = "default_dedup_entries")]
     pub max_entries: usize,
+    /// `memory` (this process) or `redis` (shared by every router process).
+    #[serde(default)]
+    pub store: DedupStore,
+    /// The Redis server of a `redis` store; `[queue] url` when absent.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// Where seen (`source`, `id`) pairs are kept.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupStore {
+    /// In this process's memory: bounded, time-expiring, lost on restart.
+    #[default]
+    Memory,
+    /// In Redis (`SET NX PX`): shared by every router process, kept across restarts.
+    Redis,
 }
 
 fn default_dedup_entries() -> usize {

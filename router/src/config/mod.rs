@@ -14,11 +14,11 @@ mod queue;
 mod units;
 
 pub use delivery::{
-    BackoffKind, DeadLetterSpec, DedupSpec, DeliveryConfig, RetryPolicy, RetrySpec,
+    BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy, RetrySpec,
 };
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
-pub use queue::{QueueConfig, QueueKind};
+pub use queue::{KvConfig, QueueConfig, QueueKind};
 pub use units::{ByteSize, Duration};
 
 use crate::policy::filter::{Filter, FilterSpec};
@@ -47,6 +47,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `[queue]`: in-request routing, or Redis Streams.
     pub queue: QueueConfig,
+    /// `[kv]`: where plugins' key-value stores live.
+    pub kv: KvConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order, with compiled filters.
@@ -533,6 +535,7 @@ impl Config {
                 plugin_defaults: PluginDefaults::default(),
                 delivery: DeliveryConfig::default(),
                 queue: QueueConfig::default(),
+                kv: KvConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -552,6 +555,7 @@ impl Config {
         let mut plugin_defaults = PluginDefaults::default();
         let mut delivery = DeliveryConfig::default();
         let mut queue = QueueConfig::default();
+        let mut kv = KvConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         let mut schemas = Vec::new();
@@ -587,13 +591,18 @@ impl Config {
                         queue = q;
                     }
                 }
+                "kv" => {
+                    if let Some(k) = deserialize(&source, "kv", value, &mut errors) {
+                        kv = k;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -605,6 +614,7 @@ impl Config {
             plugin_defaults,
             delivery,
             queue,
+            kv,
             plugins,
             routes,
             schemas,
@@ -641,25 +651,48 @@ impl Config {
             }
         }
         if let Some(dl) = &self.delivery.dead_letter {
-            match (&dl.file, &dl.url) {
-                (Some(_), None) => {}
-                (None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
-                (None, Some(url)) => errors.push(source.error(
+            let set = [dl.file.is_some(), dl.url.is_some(), dl.stream.is_some()];
+            if set.iter().filter(|&&b| b).count() != 1 {
+                errors.push(source.error(
+                    None,
+                    "delivery.dead_letter",
+                    "set exactly one of `file`, `url` and `stream`",
+                ));
+            }
+            if let Some(url) = &dl.url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                errors.push(source.error(
                     None,
                     "delivery.dead_letter.url",
                     format!("{url:?} is not an http:// or https:// URL"),
-                )),
-                _ => errors.push(source.error(
+                ));
+            }
+            let redis_url = dl.redis.as_deref().unwrap_or(&self.queue.url);
+            if dl.stream.is_some()
+                && let Err(e) = redis::Client::open(redis_url)
+            {
+                errors.push(source.error(
                     None,
-                    "delivery.dead_letter",
-                    "set exactly one of `file` and `url`",
-                )),
+                    "delivery.dead_letter.redis",
+                    format!("{redis_url:?} is not a Redis URL: {e}"),
+                ));
             }
         }
-        if let Some(d) = &self.delivery.dedup
-            && d.max_entries == 0
-        {
-            errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+        if let Some(d) = &self.delivery.dedup {
+            if d.max_entries == 0 {
+                errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+            }
+            let url = d.url.as_deref().unwrap_or(&self.queue.url);
+            if d.store == DedupStore::Redis
+                && let Err(e) = redis::Client::open(url)
+            {
+                errors.push(source.error(
+                    None,
+                    "delivery.dedup.url",
+                    format!("{url:?} is not a Redis URL: {e}"),
+                ));
+            }
         }
     }
 

@@ -1,8 +1,9 @@
 //! Dead letters: events a route gave up on, kept with why and when, so that they
 //! can be inspected and sent back to their route.
 //!
-//! Two sinks. A JSON-lines file (one [`DeadLetter`] per line, appended with one
-//! write and synced) can be listed, shown and redriven. An HTTP URL receives each
+//! Three sinks. A JSON-lines file (one [`DeadLetter`] per line, appended with one
+//! write and synced) and a Redis stream (one entry per dead letter, shared by every
+//! router process) can be listed, shown and redriven. An HTTP URL receives each
 //! dead letter as a structured CloudEvent of type [`DEAD_LETTER_TYPE`] whose data is
 //! the [`DeadLetter`]; what happens next is the receiver's business.
 
@@ -92,7 +93,8 @@ pub enum DeadLetterError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The HTTP sink refused the dead letter or could not be reached.
+    /// The HTTP sink (or the Redis stream) refused the dead letter or could not be
+    /// reached.
     #[error("dead-letter sink {url}: {reason}")]
     Http {
         /// The sink.
@@ -101,7 +103,9 @@ pub enum DeadLetterError {
         reason: String,
     },
     /// The sink cannot be listed (an HTTP sink).
-    #[error("the dead-letter sink is {0}, which the router cannot list; use a `file` sink")]
+    #[error(
+        "the dead-letter sink is {0}, which the router cannot list; use a `file` or `stream` sink"
+    )]
     NotListable(String),
     /// No dead-letter sink is configured.
     #[error("no dead-letter sink is configured (set [delivery.dead_letter])")]
@@ -121,6 +125,8 @@ pub enum DeadLetterError {
 pub enum DeadLetterSink {
     /// An append-only JSON-lines file.
     File(Arc<FileSink>),
+    /// A Redis stream.
+    Stream(Arc<StreamSink>),
     /// An HTTP endpoint.
     Http {
         /// The endpoint.
@@ -160,10 +166,27 @@ impl DeadLetterSink {
         }
     }
 
+    /// The sink for the Redis stream `stream` at `url`.
+    pub fn stream(url: &str, stream: &str) -> Result<Self, redis::RedisError> {
+        let timeout = std::time::Duration::from_secs(1);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        Ok(Self::Stream(Arc::new(StreamSink {
+            conn: redis::aio::ConnectionManager::new_lazy_with_config(
+                redis::Client::open(url)?,
+                config,
+            )?,
+            stream: stream.to_owned(),
+        })))
+    }
+
     /// Stores `letter`.
     pub async fn put(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
         match self {
             Self::File(file) => file.append(letter).await,
+            Self::Stream(stream) => stream.append(letter).await,
             Self::Http { url, client } => {
                 let mut event = Event::new(&letter.id, "/router/dead-letters", DEAD_LETTER_TYPE);
                 event.subject = Some(letter.route.clone());
@@ -189,12 +212,112 @@ impl DeadLetterSink {
         }
     }
 
-    /// The file sink, for listing and redriving.
-    pub fn listable(&self) -> Result<&FileSink, DeadLetterError> {
+    /// Every dead letter, oldest first (file and stream sinks).
+    pub async fn list(&self) -> Result<Vec<DeadLetter>, DeadLetterError> {
         match self {
-            Self::File(file) => Ok(file),
+            Self::File(file) => file.list().await,
+            Self::Stream(stream) => Ok(stream
+                .entries()
+                .await?
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect()),
             Self::Http { url, .. } => Err(DeadLetterError::NotListable(url.clone())),
         }
+    }
+
+    /// Removes the dead letters whose ids are in `ids`; how many went.
+    pub async fn remove(&self, ids: &[String]) -> Result<usize, DeadLetterError> {
+        match self {
+            Self::File(file) => file.remove(ids).await,
+            Self::Stream(stream) => stream.remove(ids).await,
+            Self::Http { url, .. } => Err(DeadLetterError::NotListable(url.clone())),
+        }
+    }
+}
+
+/// A Redis stream of dead letters: field `letter` holds the [`DeadLetter`] as JSON.
+pub struct StreamSink {
+    conn: redis::aio::ConnectionManager,
+    stream: String,
+}
+
+impl std::fmt::Debug for StreamSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSink")
+            .field("stream", &self.stream)
+            .finish()
+    }
+}
+
+impl StreamSink {
+    fn error(&self, e: redis::RedisError) -> DeadLetterError {
+        DeadLetterError::Http {
+            url: format!("redis stream {}", self.stream),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn append(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("XADD")
+            .arg(&self.stream)
+            .arg("*")
+            .arg("letter")
+            .arg(serde_json::to_vec(letter).unwrap_or_default())
+            .arg("route")
+            .arg(&letter.route)
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| self.error(e))
+    }
+
+    /// (entry id, dead letter) for every entry.
+    async fn entries(&self) -> Result<Vec<(String, DeadLetter)>, DeadLetterError> {
+        let mut conn = self.conn.clone();
+        /// `XRANGE`: (entry id, field-value pairs) per entry.
+        type Rows = Vec<(String, Vec<(String, Vec<u8>)>)>;
+        let rows: Rows = redis::cmd("XRANGE")
+            .arg(&self.stream)
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, fields)| {
+                let (_, json) = fields.into_iter().find(|(k, _)| k == "letter")?;
+                match serde_json::from_slice(&json) {
+                    Ok(letter) => Some((id, letter)),
+                    Err(e) => {
+                        tracing::warn!(stream = %self.stream, entry = %id, error = %e, "skipping an unreadable dead letter");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn remove(&self, ids: &[String]) -> Result<usize, DeadLetterError> {
+        let doomed: Vec<String> = self
+            .entries()
+            .await?
+            .into_iter()
+            .filter(|(_, l)| ids.contains(&l.id))
+            .map(|(entry, _)| entry)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        redis::cmd("XDEL")
+            .arg(&self.stream)
+            .arg(&doomed)
+            .query_async::<usize>(&mut conn)
+            .await
+            .map_err(|e| self.error(e))
     }
 }
 

@@ -92,6 +92,85 @@ impl Inner {
     }
 }
 
+/// Seen pairs kept in Redis (`SET key 1 NX PX window`), shared by every router
+/// process that points at the same server.
+#[derive(Clone)]
+pub struct RedisSeen {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSeen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSeen")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RedisSeen {
+    /// A store on the Redis at `url`; keys are `prefix` followed by the pair's key.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+        let timeout = Duration::from_secs(1);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        Ok(Self {
+            conn: redis::aio::ConnectionManager::new_lazy_with_config(
+                redis::Client::open(url)?,
+                config,
+            )?,
+            prefix: prefix.to_owned(),
+            timeout,
+        })
+    }
+
+    /// Marks `key` for `window`; false when it was already marked. When Redis
+    /// cannot answer, the event counts as new: delivering twice is better than
+    /// dropping it.
+    pub async fn first_sighting(&self, key: &str, window: Duration) -> bool {
+        let mut conn = self.conn.clone();
+        let command = redis::cmd("SET")
+            .arg(format!("{}{key}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
+            .to_owned();
+        match tokio::time::timeout(self.timeout, command.query_async::<redis::Value>(&mut conn))
+            .await
+        {
+            Ok(Ok(redis::Value::Nil)) => false,
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "dedup store unavailable; treating the event as new");
+                true
+            }
+            Err(_) => {
+                tracing::warn!("dedup store timed out; treating the event as new");
+                true
+            }
+        }
+    }
+
+    /// Forgets `key`.
+    pub async fn forget(&self, key: &str) {
+        let mut conn = self.conn.clone();
+        let command = redis::cmd("DEL")
+            .arg(format!("{}{key}", self.prefix))
+            .to_owned();
+        if let Ok(Err(e)) | Err(e) =
+            tokio::time::timeout(self.timeout, command.query_async::<u64>(&mut conn))
+                .await
+                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
+        {
+            tracing::warn!(error = %e, "cannot forget a dedup key");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,11 +133,7 @@ async fn dead_letters(
         runtime.settings.dead_letter.as_ref().ok_or_else(|| {
             dlq_error(crate::delivery::deadletter::DeadLetterError::NotConfigured)
         })?;
-    sink.listable()
-        .map_err(dlq_error)?
-        .list()
-        .await
-        .map_err(dlq_error)
+    sink.list().await.map_err(dlq_error)
 }
 
 /// `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
@@ -212,8 +208,8 @@ pub async fn dlq_redrive(
         results.push(outcome);
     }
     let runtime = state.dispatcher.runtime();
-    if let Some(Ok(file)) = runtime.settings.dead_letter.as_ref().map(|s| s.listable())
-        && let Err(e) = file.remove(&done).await
+    if let Some(sink) = &runtime.settings.dead_letter
+        && let Err(e) = sink.remove(&done).await
     {
         return dlq_error(e);
     }

@@ -1,9 +1,11 @@
 //! The key-value store behind the `kv` interface of plugins: one namespace per
 //! plugin, so that no plugin can read or change another's keys.
 //!
-//! In memory, shared by every runtime of the process (it outlives instances and
-//! reloads, not restarts), with per-key expiry and limits on key size, value size
-//! and keys per plugin, so that a guest cannot grow the host without bound.
+//! In memory by default, shared by every runtime of the process (it outlives
+//! instances and reloads, not restarts), with per-key expiry and limits on key
+//! size, value size and keys per plugin, so that a guest cannot grow the host
+//! without bound. With `[kv] store = "redis"` the keys live in Redis
+//! (`<prefix><plugin>:<key>`), shared by every router process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -34,6 +36,151 @@ pub enum KvError {
     /// `increment` past the 64-bit range.
     #[error("incrementing {0:?} overflows 64 bits")]
     Overflow(String),
+    /// The Redis store did not answer, or failed.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The store a plugin's `kv` calls reach.
+#[derive(Clone, Debug)]
+pub enum Kv {
+    /// This process's memory.
+    Memory(Arc<KvStore>),
+    /// Redis.
+    Redis(Arc<RedisKv>),
+}
+
+impl Default for Kv {
+    fn default() -> Self {
+        Self::Memory(KvStore::shared())
+    }
+}
+
+impl Kv {
+    /// The value of `key` in `plugin`'s namespace.
+    pub async fn get(&self, plugin: &Arc<str>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        match self {
+            Self::Memory(m) => m.get(plugin, key),
+            Self::Redis(r) => {
+                check_key(key)?;
+                r.run(redis::cmd("GET").arg(r.key(plugin, key))).await
+            }
+        }
+    }
+
+    /// Sets `key`, expiring after `ttl` when given.
+    pub async fn set(
+        &self,
+        plugin: &Arc<str>,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        match self {
+            Self::Memory(m) => m.set(plugin, key, value, ttl),
+            Self::Redis(r) => {
+                check_key(key)?;
+                if value.len() > MAX_VALUE_BYTES {
+                    return Err(KvError::Value(value.len()));
+                }
+                let mut command = redis::cmd("SET");
+                command.arg(r.key(plugin, key)).arg(value);
+                if let Some(ttl) = ttl {
+                    command
+                        .arg("PX")
+                        .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+                }
+                r.run::<()>(&command).await
+            }
+        }
+    }
+
+    /// Removes `key`; true when it was set.
+    pub async fn delete(&self, plugin: &Arc<str>, key: &str) -> Result<bool, KvError> {
+        match self {
+            Self::Memory(m) => m.delete(plugin, key),
+            Self::Redis(r) => {
+                check_key(key)?;
+                let n: u64 = r.run(redis::cmd("DEL").arg(r.key(plugin, key))).await?;
+                Ok(n > 0)
+            }
+        }
+    }
+
+    /// Adds `delta` to the integer at `key` (0 when unset), keeping its expiry.
+    pub async fn increment(
+        &self,
+        plugin: &Arc<str>,
+        key: &str,
+        delta: i64,
+    ) -> Result<i64, KvError> {
+        match self {
+            Self::Memory(m) => m.increment(plugin, key, delta),
+            Self::Redis(r) => {
+                check_key(key)?;
+                r.run(redis::cmd("INCRBY").arg(r.key(plugin, key)).arg(delta))
+                    .await
+                    .map_err(|e| match e {
+                        KvError::Unavailable(m) if m.contains("not an integer") => {
+                            KvError::NotInteger(key.to_owned())
+                        }
+                        KvError::Unavailable(m) if m.contains("overflow") => {
+                            KvError::Overflow(key.to_owned())
+                        }
+                        other => other,
+                    })
+            }
+        }
+    }
+}
+
+/// Keys in Redis: `<prefix><plugin>:<key>`.
+pub struct RedisKv {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisKv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisKv")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl RedisKv {
+    /// A store on the Redis at `url` (connected lazily, reconnected after failures).
+    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
+        let timeout = Duration::from_secs(1);
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1);
+        Ok(Self {
+            conn: redis::aio::ConnectionManager::new_lazy_with_config(
+                redis::Client::open(url)?,
+                config,
+            )?,
+            prefix: prefix.to_owned(),
+            timeout,
+        })
+    }
+
+    fn key(&self, plugin: &str, key: &str) -> String {
+        format!("{}{plugin}:{key}", self.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, KvError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, command.query_async(&mut conn)).await {
+            Ok(result) => result.map_err(|e| KvError::Unavailable(e.to_string())),
+            Err(_) => Err(KvError::Unavailable(format!(
+                "no answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
 }
 
 #[derive(Debug)]

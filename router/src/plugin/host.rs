@@ -59,7 +59,7 @@ pub struct HostState {
     /// The plugin's `config` values from TOML.
     pub config: Arc<BTreeMap<String, String>>,
     /// The key-value store; the plugin sees its own namespace only.
-    pub kv: Arc<crate::kv::KvStore>,
+    pub kv: crate::kv::Kv,
     /// WASI with only what the configuration grants.
     pub wasi: WasiCtx,
     /// Resources the guest holds through WASI.
@@ -131,26 +131,37 @@ impl config::Host for HostState {
 }
 
 impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.kv.get(&self.plugin, &key).map_err(|e| e.to_string())
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        self.kv
+            .get(&self.plugin, &key)
+            .await
+            .map_err(|e| e.to_string())
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), String> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), String> {
         let ttl = ttl_ms.map(Duration::from_millis);
         self.kv
             .set(&self.plugin, &key, value, ttl)
+            .await
             .map_err(|e| e.to_string())
     }
 
-    fn delete(&mut self, key: String) -> Result<bool, String> {
+    async fn delete(&mut self, key: String) -> Result<bool, String> {
         self.kv
             .delete(&self.plugin, &key)
+            .await
             .map_err(|e| e.to_string())
     }
 
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
+    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
         self.kv
             .increment(&self.plugin, &key, delta)
+            .await
             .map_err(|e| e.to_string())
     }
 }

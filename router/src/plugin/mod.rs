@@ -27,6 +27,8 @@ mod bindings {
         path: "../wit",
         world: "handler",
         exports: { default: async },
+        // A Redis-backed store does I/O: its calls yield instead of blocking.
+        imports: { "router:plugin/kv": async },
     });
 }
 

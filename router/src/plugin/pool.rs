@@ -163,9 +163,20 @@ pub struct Plugin {
     permits: Arc<Semaphore>,
     breaker: Breaker,
     counters: crate::metrics::PluginCounters,
+    kv: crate::kv::Kv,
 }
 
 impl Plugin {
+    /// Makes the plugin's `kv` calls reach `kv` (the in-memory store otherwise).
+    pub fn with_kv(mut self, kv: crate::kv::Kv) -> Self {
+        // Instances already warmed up hold the old store in their data.
+        for instance in self.idle.get_mut().unwrap_or_else(|e| e.into_inner()) {
+            instance.store.data_mut().kv = kv.clone();
+        }
+        self.kv = kv;
+        self
+    }
+
     pub(super) async fn new(
         config: &PluginConfig,
         limits: PluginLimits,
@@ -218,6 +229,7 @@ impl Plugin {
             permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
             breaker: Breaker::default(),
             counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
+            kv: crate::kv::Kv::default(),
             limits,
         };
         // One instance now: a component that cannot start under its limits (an
@@ -546,7 +558,7 @@ impl Plugin {
         let state = HostState {
             plugin: Arc::clone(&self.name),
             config: Arc::clone(&self.config),
-            kv: crate::kv::KvStore::shared(),
+            kv: self.kv.clone(),
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             limits: Limiter {

@@ -3,7 +3,7 @@
 
 use router::config::{
     Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant, IngestConfig,
-    PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec,
+    KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec,
     RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
@@ -69,6 +69,7 @@ fn the_configuration_reference_matches_the_types() {
         ("delivery.dead_letter", fields::<DeadLetterSpec>()),
         ("delivery.dedup", fields::<DedupSpec>()),
         ("queue", fields::<QueueConfig>()),
+        ("kv", fields::<KvConfig>()),
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),

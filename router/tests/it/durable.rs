@@ -441,3 +441,135 @@ async fn two_processes_share_the_stream_and_a_kill_9_loses_nothing() {
         signal(&served.child, "-TERM");
     }
 }
+
+#[tokio::test]
+async fn a_redis_dedup_window_is_shared_by_every_router() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let config = format!(
+        "[delivery.dedup]\nwindow = \"1h\"\nstore = \"redis\"\nurl = \"{}\"\n\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+        redis.url(),
+        sink.url()
+    );
+    let (one, two) = (
+        TestRouter::start(&config).await,
+        TestRouter::start(&config).await,
+    );
+    let (status, first) = post_binary(
+        &one.events_url(),
+        &ce_headers("shared-1", "test.dedup"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(first["events"][0].get("duplicate").is_none(), "{first}");
+    let (status, again) = post_binary(
+        &two.events_url(),
+        &ce_headers("shared-1", "test.dedup"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["events"][0]["duplicate"], true,
+        "seen by the other router: {again}"
+    );
+    assert_eq!(sink.received().len(), 1);
+    let ttl: i64 = redis
+        .query(redis::cmd("PTTL").arg("router:events:seen:\0/tests\0shared-1"))
+        .await;
+    assert!(ttl > 3_500_000, "the key expires with the window: {ttl} ms");
+}
+
+#[tokio::test]
+async fn dead_letters_in_a_redis_stream_are_listed_and_redriven() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    sink.answer(StatusCode::BAD_REQUEST);
+    let router = TestRouter::start(&format!(
+        "[delivery.dead_letter]\nstream = \"t:dlq\"\nredis = \"{}\"\n\n[[route]]\nname = \"picky\"\nforward = \"{}\"\n",
+        redis.url(),
+        sink.url()
+    ))
+    .await;
+    let (status, body) =
+        post_binary(&router.events_url(), &ce_headers("dl-r", "test.dlq"), "{}").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["routes"][0]["outcome"], "dead_lettered");
+    assert_eq!(redis.query::<u64>(redis::cmd("XLEN").arg("t:dlq")).await, 1);
+    let listed = router.admin("dlq").await;
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(
+        listed["dead_letters"][0]["reason"], "not_retryable",
+        "400 is not retried"
+    );
+    assert_eq!(listed["dead_letters"][0]["event"]["id"], "dl-r");
+
+    sink.answer(StatusCode::OK);
+    let answer = client()
+        .post(format!("http://{}/admin/dlq/redrive", router.addr))
+        .send()
+        .await
+        .expect("redrive");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(redis.query::<u64>(redis::cmd("XLEN").arg("t:dlq")).await, 0);
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "the first refusal, then the redrive"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_kv_store_is_shared_by_routers_and_namespaced_per_plugin() {
+    let redis = RedisServer::start().await;
+    let config = format!(
+        r#"
+[kv]
+store = "redis"
+url = "{url}"
+
+[[plugin]]
+name = "stock-r"
+path = {path:?}
+config = {{ stock = 5 }}
+
+[[route]]
+name = "orders"
+filter = {{ exact = {{ type = "com.example.order.created" }} }}
+handler = "stock-r"
+"#,
+        url = redis.url(),
+        path = plugin_artifacts::INVENTORY
+    );
+    let (one, two) = (
+        TestRouter::start(&config).await,
+        TestRouter::start(&config).await,
+    );
+    let place = |router: &TestRouter, id: &'static str, qty: i64| {
+        let url = router.events_url();
+        async move {
+            let mut headers = ce_headers(id, "com.example.order.created");
+            headers.push(("content-type", "application/json"));
+            let (status, body) = post_binary(&url, &headers, order(id, &[("p-r", qty)])).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["events"][0]["routes"][0]["emitted"][0]["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    assert_eq!(
+        place(&one, "r-1", 4).await,
+        "com.example.inventory.reserved"
+    );
+    assert_eq!(
+        place(&two, "r-2", 4).await,
+        "com.example.order.rejected",
+        "the other router sees the same stock"
+    );
+    let reserved: String = redis
+        .query(redis::cmd("GET").arg("router:kv:stock-r:reserved:p-r"))
+        .await;
+    assert_eq!(reserved, "4", "keys live under the plugin's own prefix");
+}

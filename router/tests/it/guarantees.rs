@@ -301,8 +301,9 @@ forward = "{}"
     );
     assert_eq!(again["events"][0]["duplicate"], true, "{again}");
     assert_eq!(sink.received().len(), 1);
+    // The counter is process-wide, and other tests drop duplicates too.
     let metrics = router.metrics().await;
-    assert_eq!(metric(&metrics, "router_events_duplicate_total", ""), 1.0);
+    assert!(metric(&metrics, "router_events_duplicate_total", "") >= 1.0);
 
     // A failed event is forgotten: the sender's retry goes through.
     sink.answer(StatusCode::SERVICE_UNAVAILABLE);
