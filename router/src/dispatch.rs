@@ -8,7 +8,7 @@
 
 use crate::delivery::deadletter::DeadLetter;
 use crate::delivery::dedup::{self, Seen};
-use crate::delivery::retry::{self, Attempts, GaveUp};
+use crate::delivery::retry::{self, Attempts};
 use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
 use crate::runtime::{Route, Runtime};
@@ -292,13 +292,7 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
-                    let now = std::time::SystemTime::now();
-                    let attempts = Attempts {
-                        count: 1,
-                        first: now,
-                        last: now,
-                        gave_up: Some(GaveUp::NotRetryable),
-                    };
+                    let attempts = Attempts::once();
                     let retryable = e.retryable;
                     return self
                         .give_up(
@@ -403,13 +397,7 @@ impl Dispatcher {
             let attempts = (most_attempts > 1).then_some(most_attempts);
             return report(Outcome::Delivered, errors, None, attempts, emitted);
         }
-        let now = std::time::SystemTime::now();
-        let attempts = failed_attempts.unwrap_or(Attempts {
-            count: 1,
-            first: now,
-            last: now,
-            gave_up: Some(GaveUp::NotRetryable),
-        });
+        let attempts = failed_attempts.unwrap_or_else(Attempts::once);
         let mut failed = self
             .give_up(
                 runtime, route, original, errors, retryable, attempts, dedup_key,

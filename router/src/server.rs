@@ -158,12 +158,13 @@ impl Server {
                 }
             });
         }
+        // Stop taking entries (before the listener closes, so that a closed port
+        // means no new entry is taken); those in hand are finished and
+        // acknowledged, the rest stay in the stream for the other consumers.
+        let _ = stop_queue.send(true);
         drop(listener);
         let _ = stop_reloads.send(());
         let _ = reloads.await;
-        // Stop taking entries; those in hand are finished and acknowledged, the
-        // rest stay pending for the other consumers.
-        let _ = stop_queue.send(true);
         if let Some(workers) = workers
             && tokio::time::timeout(self.shutdown_timeout, workers)
                 .await

@@ -42,6 +42,20 @@ pub struct Attempts {
     pub gave_up: Option<GaveUp>,
 }
 
+impl Attempts {
+    /// One attempt, just now, that cannot be retried (a failed transform, a
+    /// handler past the hop limit).
+    pub fn once() -> Self {
+        let now = SystemTime::now();
+        Self {
+            count: 1,
+            first: now,
+            last: now,
+            gave_up: Some(GaveUp::NotRetryable),
+        }
+    }
+}
+
 /// The delay before the attempt after failed attempt number `attempt` (1-based),
 /// before jitter: `base * 2^(attempt-1)` or `base * attempt`, capped.
 pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {

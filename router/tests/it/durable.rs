@@ -573,3 +573,65 @@ handler = "stock-r"
         .await;
     assert_eq!(reserved, "4", "keys live under the plugin's own prefix");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_what_is_in_hand_and_leaves_the_rest_for_others() {
+    use crate::process::{serve, signal};
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    sink.close();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(&redis, "t:term", "concurrency = 2"),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let mut a = serve(&args);
+    for i in 0..6 {
+        let (status, _) = post_binary(
+            &format!("http://{}/events", a.addr),
+            &ce_headers(&format!("term-{i}"), "test.term"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    until("A holds two entries at the sink", || async {
+        sink.waiting() == 2
+    })
+    .await;
+    signal(&a.child, "-TERM");
+    // A closed port means A has stopped taking entries.
+    let port = a.addr.clone();
+    until("A stops listening", || {
+        let port = port.clone();
+        async move { tokio::net::TcpStream::connect(port).await.is_err() }
+    })
+    .await;
+    sink.open();
+    let status = tokio::task::spawn_blocking(move || a.child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "A exits 0 after SIGTERM: {status:?}");
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "A finished what it held, and took nothing more"
+    );
+    assert!(
+        all_acknowledged(&redis, "t:term").await,
+        "and acknowledged it"
+    );
+
+    let b = serve(&args);
+    let got = sink.wait_for(6).await;
+    assert_eq!(ids(&got).len(), 6, "B routed the four A left in the stream");
+    signal(&b.child, "-TERM");
+}
