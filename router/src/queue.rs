@@ -50,10 +50,12 @@ pub struct RedisQueue {
     visibility: Duration,
     max_deliveries: u32,
     timeout: Duration,
+    partitions: u32,
 }
 
-/// One entry read from the stream.
+/// One entry read from a stream.
 struct Entry {
+    stream: String,
     id: String,
     event: Result<Event, String>,
 }
@@ -84,6 +86,7 @@ impl RedisQueue {
             visibility: config.visibility_timeout.0,
             max_deliveries: config.max_deliveries,
             timeout: config.timeout.0,
+            partitions: config.partitions,
         }))
     }
 
@@ -111,7 +114,7 @@ impl RedisQueue {
         let mut pipe = redis::pipe();
         for event in events {
             pipe.cmd("XADD")
-                .arg(&self.stream)
+                .arg(self.stream_of(event))
                 .arg("*")
                 .arg("event")
                 .arg(encode_structured(event));
@@ -123,13 +126,33 @@ impl RedisQueue {
         }
     }
 
+    /// The stream an event goes to: its partition's when it has a `partitionkey`
+    /// (so that one consumer at a time routes that key's events, in order), the
+    /// shared stream otherwise.
+    fn stream_of(&self, event: &Event) -> String {
+        match event.extension(PARTITION_KEY) {
+            Some(key) if self.partitions > 0 => {
+                self.partition_stream(partition_of(key, self.partitions))
+            }
+            _ => self.stream.clone(),
+        }
+    }
+
+    fn partition_stream(&self, n: u32) -> String {
+        format!("{}:p{n}", self.stream)
+    }
+
     /// Creates the stream and the consumer group if they do not exist.
     async fn ensure_group(&self) -> Result<(), QueueError> {
+        self.ensure_group_of(&self.stream).await
+    }
+
+    async fn ensure_group_of(&self, stream: &str) -> Result<(), QueueError> {
         let created = self
             .run::<String>(
                 cmd("XGROUP")
                     .arg("CREATE")
-                    .arg(&self.stream)
+                    .arg(stream)
                     .arg(&self.group)
                     .arg("0")
                     .arg("MKSTREAM"),
@@ -174,6 +197,11 @@ impl RedisQueue {
             {
                 let (queue, stop) = (Arc::clone(&queue), stop.clone());
                 tasks.spawn(async move { queue.trimmer(stop).await });
+            }
+            if queue.partitions > 0 {
+                let (queue, dispatcher, stop) =
+                    (Arc::clone(&queue), Arc::clone(&dispatcher), stop.clone());
+                tasks.spawn(async move { queue.partition_owner(dispatcher, stop).await });
             }
             while tasks.join_next().await.is_some() {}
         })
@@ -275,7 +303,7 @@ impl RedisQueue {
             let entry = match claimed {
                 Ok(Value::Array(parts)) => parts
                     .get(1)
-                    .and_then(|list| entry_list(list).into_iter().next()),
+                    .and_then(|list| entry_list(list, &self.stream).into_iter().next()),
                 Ok(_) => None,
                 Err(e) => {
                     tracing::debug!(error = %e, "XAUTOCLAIM failed");
@@ -284,7 +312,7 @@ impl RedisQueue {
             };
             match entry {
                 Some(entry) => {
-                    let deliveries = self.deliveries(&entry.id).await.unwrap_or(0);
+                    let deliveries = self.deliveries(&entry.stream, &entry.id).await.unwrap_or(0);
                     if deliveries > u64::from(self.max_deliveries) {
                         self.bury(&entry, &format!(
                             "delivered {deliveries} times without success (max_deliveries = {})",
@@ -309,11 +337,11 @@ impl RedisQueue {
     }
 
     /// How many times the entry was delivered (`XPENDING` of one id).
-    async fn deliveries(&self, id: &str) -> Option<u64> {
+    async fn deliveries(&self, stream: &str, id: &str) -> Option<u64> {
         let pending: Value = self
             .run(
                 cmd("XPENDING")
-                    .arg(&self.stream)
+                    .arg(stream)
                     .arg(&self.group)
                     .arg(id)
                     .arg(id)
@@ -344,7 +372,7 @@ impl RedisQueue {
                     .arg("event")
                     .arg(event)
                     .arg("entry")
-                    .arg(&entry.id)
+                    .arg(format!("{} {}", entry.stream, entry.id))
                     .arg("reason")
                     .arg(reason),
             )
@@ -352,7 +380,7 @@ impl RedisQueue {
         match added {
             Ok(_) => {
                 tracing::warn!(entry = %entry.id, reason, stream = %self.dead, "entry dead-lettered");
-                self.ack(&entry.id).await;
+                self.ack(&entry.stream, &entry.id).await;
             }
             Err(e) => {
                 tracing::error!(entry = %entry.id, error = %e, "cannot dead-letter the entry; it stays pending")
@@ -360,9 +388,9 @@ impl RedisQueue {
         }
     }
 
-    async fn ack(&self, id: &str) {
+    async fn ack(&self, stream: &str, id: &str) {
         if let Err(e) = self
-            .run::<u64>(cmd("XACK").arg(&self.stream).arg(&self.group).arg(id))
+            .run::<u64>(cmd("XACK").arg(stream).arg(&self.group).arg(id))
             .await
         {
             // Not acknowledged: it will be delivered again (at least once).
@@ -371,13 +399,14 @@ impl RedisQueue {
     }
 
     /// Routes one entry, renewing its lease meanwhile, then acknowledges it unless
-    /// routing failed in a way another delivery may fix.
-    async fn route(&self, dispatcher: &Dispatcher, entry: Entry) {
+    /// routing failed in a way another delivery may fix; true when acknowledged.
+    async fn route(&self, dispatcher: &Dispatcher, entry: Entry) -> bool {
         let event = match &entry.event {
             Ok(event) => event.clone(),
             Err(why) => {
                 let reason = format!("the entry holds no valid event: {why}");
-                return self.bury(&entry, &reason).await;
+                self.bury(&entry, &reason).await;
+                return true;
             }
         };
         let renew = async {
@@ -387,7 +416,7 @@ impl RedisQueue {
                 let renewed = self
                     .run::<Value>(
                         cmd("XCLAIM")
-                            .arg(&self.stream)
+                            .arg(&entry.stream)
                             .arg(&self.group)
                             .arg(&self.consumer)
                             .arg(0)
@@ -408,9 +437,10 @@ impl RedisQueue {
         if report.failure() == Some(Failure::Retryable) {
             // Left pending: after the visibility timeout a worker takes it over.
             tracing::warn!(entry = %entry.id, routes = ?report.failed_routes(), "routing failed; the entry will be delivered again");
-            return;
+            return false;
         }
-        self.ack(&entry.id).await;
+        self.ack(&entry.stream, &entry.id).await;
+        true
     }
 
     /// Removes what every group has acknowledged, and publishes the stream's length
@@ -425,11 +455,32 @@ impl RedisQueue {
     }
 
     async fn trim(&self) -> Result<(), QueueError> {
-        let groups: Value = self
-            .run(cmd("XINFO").arg("GROUPS").arg(&self.stream))
-            .await?;
+        let (mut length, mut pending) = (0, 0);
+        let partitions = (0..self.partitions).map(|n| self.partition_stream(n));
+        for stream in std::iter::once(self.stream.clone()).chain(partitions) {
+            match self.trim_stream(&stream).await {
+                Ok((l, p)) => {
+                    length += l;
+                    pending += p;
+                }
+                // A partition that no event went to yet has no stream.
+                Err(QueueError::Redis(e)) if e.to_string().contains("no such key") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let metrics = crate::metrics::metrics();
+        metrics.queue_length.set(length);
+        metrics
+            .queue_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
+    /// Trims one stream; returns its length and pending count.
+    async fn trim_stream(&self, stream: &str) -> Result<(i64, u64), QueueError> {
+        let groups: Value = self.run(cmd("XINFO").arg("GROUPS").arg(stream)).await?;
         let Value::Array(groups) = groups else {
-            return Ok(());
+            return Ok((0, 0));
         };
         let mut floor: Option<StreamId> = None;
         let mut pending_total = 0;
@@ -447,9 +498,7 @@ impl RedisQueue {
                 .and_then(|id| StreamId::parse(id))
                 .map(StreamId::next);
             if pending > 0 {
-                let summary: Value = self
-                    .run(cmd("XPENDING").arg(&self.stream).arg(&name))
-                    .await?;
+                let summary: Value = self.run(cmd("XPENDING").arg(stream).arg(&name)).await?;
                 if let Value::Array(parts) = summary
                     && let Some(min) = parts
                         .get(1)
@@ -466,21 +515,208 @@ impl RedisQueue {
             };
         }
         if let Some(floor) = floor {
-            self.run::<u64>(
-                cmd("XTRIM")
-                    .arg(&self.stream)
-                    .arg("MINID")
-                    .arg(floor.to_string()),
-            )
-            .await?;
+            self.run::<u64>(cmd("XTRIM").arg(stream).arg("MINID").arg(floor.to_string()))
+                .await?;
         }
-        let length: i64 = self.run(cmd("XLEN").arg(&self.stream)).await?;
-        let metrics = crate::metrics::metrics();
-        metrics.queue_length.set(length);
-        metrics
-            .queue_pending
-            .set(i64::try_from(pending_total).unwrap_or(i64::MAX));
-        Ok(())
+        let length: i64 = self.run(cmd("XLEN").arg(stream)).await?;
+        Ok((length, pending_total))
+    }
+}
+
+/// The extension that orders events: those with the same value are routed one at
+/// a time, in the order they were accepted.
+pub const PARTITION_KEY: &str = "partitionkey";
+
+/// The partition of a key: FNV-1a, stable across processes and versions.
+fn partition_of(key: &str, partitions: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % partitions.max(1)
+}
+
+/// Renews `KEYS[1]` to owner `ARGV[1]` for `ARGV[2]` ms, only if that owner still
+/// holds it.
+const RENEW_LEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
+impl RedisQueue {
+    /// Holds partition leases: each partition stream is routed by one consumer at a
+    /// time (the holder of `<partition>:owner`), one entry after the other, so that
+    /// events with the same `partitionkey` are routed in order. A lease not renewed
+    /// within the visibility timeout (its process died) is taken by another process,
+    /// which routes the dead owner's pending entries first.
+    async fn partition_owner(
+        self: Arc<Self>,
+        dispatcher: Arc<Dispatcher>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let ttl = u64::try_from(self.visibility.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let owned: Vec<Arc<AtomicBool>> = (0..self.partitions).map(|_| Arc::default()).collect();
+        let mut workers = tokio::task::JoinSet::new();
+        while !*stop.borrow() {
+            for n in 0..self.partitions {
+                let key = format!("{}:owner", self.partition_stream(n));
+                let flag = &owned[n as usize];
+                if flag.load(SeqCst) {
+                    let renewed: Result<i64, _> = self
+                        .run(
+                            cmd("EVAL")
+                                .arg(RENEW_LEASE)
+                                .arg(1)
+                                .arg(&key)
+                                .arg(&self.consumer)
+                                .arg(ttl),
+                        )
+                        .await;
+                    if !matches!(renewed, Ok(1)) {
+                        tracing::warn!(partition = n, "lost the partition lease");
+                        flag.store(false, SeqCst);
+                    }
+                    continue;
+                }
+                let taken: Result<Value, _> = self
+                    .run(
+                        cmd("SET")
+                            .arg(&key)
+                            .arg(&self.consumer)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ttl),
+                    )
+                    .await;
+                if matches!(taken, Ok(ref v) if *v != Value::Nil) {
+                    tracing::info!(partition = n, "took the partition lease");
+                    flag.store(true, SeqCst);
+                    let (queue, dispatcher, stop, flag) = (
+                        Arc::clone(&self),
+                        Arc::clone(&dispatcher),
+                        stop.clone(),
+                        Arc::clone(flag),
+                    );
+                    workers.spawn(async move {
+                        queue.partition_worker(n, dispatcher, stop, flag).await
+                    });
+                }
+            }
+            pause(
+                &mut stop,
+                (self.visibility / 3).max(Duration::from_millis(10)),
+            )
+            .await;
+        }
+        while workers.join_next().await.is_some() {}
+        // Hand the partitions over at once rather than when the leases expire.
+        for n in 0..self.partitions {
+            if owned[n as usize].load(SeqCst) {
+                let key = format!("{}:owner", self.partition_stream(n));
+                let _: Result<i64, _> = self
+                    .run(
+                        cmd("EVAL")
+                            .arg(RENEW_LEASE)
+                            .arg(1)
+                            .arg(&key)
+                            .arg(&self.consumer)
+                            .arg(1),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Routes partition `n` while this process holds its lease: pending entries
+    /// first (oldest first), then new ones, one at a time.
+    async fn partition_worker(
+        self: Arc<Self>,
+        n: u32,
+        dispatcher: Arc<Dispatcher>,
+        mut stop: watch::Receiver<bool>,
+        owned: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let stream = self.partition_stream(n);
+        if let Err(e) = self.ensure_group_of(&stream).await {
+            tracing::warn!(partition = n, error = %e, "cannot create the partition's group");
+        }
+        let block = Duration::from_millis(200);
+        let reader = match ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(self.timeout, Some(block + self.timeout)),
+        ) {
+            Ok(reader) => reader,
+            Err(e) => return tracing::error!(error = %e, "partition worker cannot start"),
+        };
+        while !*stop.borrow() && owned.load(std::sync::atomic::Ordering::SeqCst) {
+            // The lease makes this consumer the only one on the partition, so any
+            // pending entry (a dead owner's, or one that failed here) is taken at
+            // once, oldest first.
+            let pending = self
+                .run::<Value>(
+                    cmd("XAUTOCLAIM")
+                        .arg(&stream)
+                        .arg(&self.group)
+                        .arg(&self.consumer)
+                        .arg(0)
+                        .arg("0-0")
+                        .arg("COUNT")
+                        .arg(1),
+                )
+                .await;
+            let claimed = match pending {
+                Ok(Value::Array(parts)) => parts
+                    .get(1)
+                    .and_then(|list| entry_list(list, &stream).into_iter().next()),
+                _ => None,
+            };
+            let entry = match claimed {
+                Some(entry) => {
+                    let deliveries = self.deliveries(&stream, &entry.id).await.unwrap_or(0);
+                    if deliveries > u64::from(self.max_deliveries) {
+                        let reason = format!(
+                            "delivered {deliveries} times without success (max_deliveries = {})",
+                            self.max_deliveries
+                        );
+                        self.bury(&entry, &reason).await;
+                        continue;
+                    }
+                    Some(entry)
+                }
+                None => {
+                    let read = cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg(&self.group)
+                        .arg(&self.consumer)
+                        .arg("COUNT")
+                        .arg(1)
+                        .arg("BLOCK")
+                        .arg(block.as_millis() as u64)
+                        .arg("STREAMS")
+                        .arg(&stream)
+                        .arg(">")
+                        .to_owned();
+                    let mut conn = reader.clone();
+                    match read.query_async::<Value>(&mut conn).await {
+                        Ok(value) => read_entries(&value).into_iter().next(),
+                        Err(e) => {
+                            if e.code() == Some("NOGROUP") {
+                                let _ = self.ensure_group_of(&stream).await;
+                            }
+                            pause(&mut stop, Duration::from_millis(200)).await;
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(entry) = entry
+                && !self.route(&dispatcher, entry).await
+            {
+                // Order first: the failed entry is retried before any later one.
+                pause(&mut stop, (self.visibility / 3).min(Duration::from_secs(1))).await;
+            }
+        }
     }
 }
 
@@ -506,22 +742,28 @@ async fn pause(stop: &mut watch::Receiver<bool>, duration: Duration) {
 /// The entries of an `XREADGROUP` answer: `[[stream, [entry ...]] ...]` (a map in
 /// RESP3), or nil when the read timed out.
 fn read_entries(value: &Value) -> Vec<Entry> {
-    let lists: Vec<&Value> = match value {
+    let lists: Vec<(String, &Value)> = match value {
         Value::Array(streams) => streams
             .iter()
             .filter_map(|s| match s {
-                Value::Array(pair) => pair.get(1),
+                Value::Array(pair) => Some((text(pair.first()?)?, pair.get(1)?)),
                 _ => None,
             })
             .collect(),
-        Value::Map(streams) => streams.iter().map(|(_, list)| list).collect(),
+        Value::Map(streams) => streams
+            .iter()
+            .filter_map(|(name, list)| Some((text(name)?, list)))
+            .collect(),
         _ => Vec::new(),
     };
-    lists.into_iter().flat_map(entry_list).collect()
+    lists
+        .into_iter()
+        .flat_map(|(stream, list)| entry_list(list, &stream))
+        .collect()
 }
 
 /// A list of entries, `[[id, [field, value ...]] ...]` (as in `XAUTOCLAIM`).
-fn entry_list(value: &Value) -> Vec<Entry> {
+fn entry_list(value: &Value, stream: &str) -> Vec<Entry> {
     let Value::Array(list) = value else {
         return Vec::new();
     };
@@ -549,7 +791,11 @@ fn entry_list(value: &Value) -> Vec<Entry> {
                         .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)));
                 }
             }
-            Some(Entry { id, event })
+            Some(Entry {
+                stream: stream.to_owned(),
+                id,
+                event,
+            })
         })
         .collect()
 }
@@ -628,9 +874,9 @@ mod tests {
         assert_eq!(got[0].id, "5-1");
         assert_eq!(got[0].event.as_ref().unwrap().id, "e-1");
         let claimed = Value::Array(vec![entry]);
-        assert_eq!(entry_list(&claimed)[0].id, "5-1");
+        assert_eq!(entry_list(&claimed, "s")[0].id, "5-1");
         let deleted = Value::Array(vec![Value::Array(vec![bulk("6-0"), Value::Nil])]);
-        assert!(entry_list(&deleted)[0].event.is_err());
+        assert!(entry_list(&deleted, "s")[0].event.is_err());
         assert!(read_entries(&Value::Nil).is_empty());
     }
 

@@ -28,6 +28,9 @@ pub struct QueueConfig {
     pub max_deliveries: u32,
     /// The longest ingest waits for Redis before answering 503.
     pub timeout: Duration,
+    /// Partition streams for events with a `partitionkey`: each is routed by one
+    /// consumer at a time, in order. 0 puts every event in the shared stream.
+    pub partitions: u32,
 }
 
 /// Where accepted events wait.
@@ -54,6 +57,7 @@ impl Default for QueueConfig {
             visibility_timeout: ms(30_000),
             max_deliveries: 5,
             timeout: ms(1000),
+            partitions: 8,
         }
     }
 }

@@ -635,3 +635,86 @@ async fn sigterm_finishes_what_is_in_hand_and_leaves_the_rest_for_others() {
     assert_eq!(ids(&got).len(), 6, "B routed the four A left in the stream");
     signal(&b.child, "-TERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_with_one_partition_key_are_routed_in_order_across_processes() {
+    use crate::process::{serve, signal};
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(
+                &redis,
+                "t:order",
+                "concurrency = 8\nvisibility_timeout = \"1s\"\npartitions = 4"
+            ),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let mut a = serve(&args);
+    let b = serve(&args);
+    let keys = ["acct-1", "acct-2", "acct-3"];
+    // Every partition has an owner (A, the first up) before events flow.
+    until("every partition has an owner", || async {
+        let owners: Vec<Option<String>> = redis
+            .query(
+                redis::cmd("MGET")
+                    .arg("t:order:p0:owner")
+                    .arg("t:order:p1:owner")
+                    .arg("t:order:p2:owner")
+                    .arg("t:order:p3:owner"),
+            )
+            .await;
+        owners.iter().all(Option::is_some)
+    })
+    .await;
+    for seq in 0..300 {
+        if seq == 150 {
+            // Whichever partitions A holds move to B after the lease expires.
+            signal(&a.child, "-9");
+            let _ = a.child.wait();
+        }
+        let target = if seq % 2 == 0 && seq < 150 {
+            &a.addr
+        } else {
+            &b.addr
+        };
+        let key = keys[seq % keys.len()];
+        let id = format!("{key}-{seq:04}");
+        let (status, body) = post_binary(
+            &format!("http://{target}/events"),
+            &[
+                ("ce-specversion", "1.0"),
+                ("ce-id", &id),
+                ("ce-source", "/order"),
+                ("ce-type", "test.order"),
+                ("ce-partitionkey", key),
+            ],
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    until("all 300 reached the sink", || async {
+        ids(&sink.received()).len() == 300
+    })
+    .await;
+    let arrivals: Vec<String> = sink.received().iter().filter_map(|r| r.ce("id")).collect();
+    for key in keys {
+        let mut seen = BTreeSet::new();
+        let firsts: Vec<&String> = arrivals
+            .iter()
+            .filter(|id| id.starts_with(key) && seen.insert(id.as_str()))
+            .collect();
+        let mut sorted = firsts.clone();
+        sorted.sort();
+        assert_eq!(firsts, sorted, "events of {key} arrived out of order");
+    }
+    signal(&b.child, "-TERM");
+}
