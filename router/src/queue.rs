@@ -65,10 +65,7 @@ impl RedisQueue {
     /// failures, so the router starts (not ready) while Redis is down.
     pub fn new(config: &QueueConfig) -> Result<Arc<Self>, QueueError> {
         let client = redis::Client::open(config.url.as_str())?;
-        let conn = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            manager_config(config.timeout.0, None),
-        )?;
+        let conn = lazy_connection(&client, config.timeout.0, None)?;
         let consumer = config.consumer.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_owned())
@@ -217,10 +214,7 @@ impl RedisQueue {
         // A blocking read holds its connection: each worker has its own, with a
         // response timeout above the block time.
         let block = Duration::from_millis(500);
-        let reader = match ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            manager_config(self.timeout, Some(block + self.timeout)),
-        ) {
+        let reader = match lazy_connection(&self.client, self.timeout, Some(block + self.timeout)) {
             Ok(reader) => reader,
             Err(e) => return tracing::error!(error = %e, "queue worker cannot start"),
         };
@@ -239,18 +233,7 @@ impl RedisQueue {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let read = cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&self.group)
-                .arg(&self.consumer)
-                .arg("COUNT")
-                .arg(1)
-                .arg("BLOCK")
-                .arg(block.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(">")
-                .to_owned();
+            let read = self.read_one(&self.stream, block);
             let mut conn = reader.clone();
             let value: Result<Value, _> = tokio::select! {
                 v = read.query_async(&mut conn) => v,
@@ -288,28 +271,7 @@ impl RedisQueue {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let claimed = self
-                .run::<Value>(
-                    cmd("XAUTOCLAIM")
-                        .arg(&self.stream)
-                        .arg(&self.group)
-                        .arg(&self.consumer)
-                        .arg(idle_ms)
-                        .arg("0-0")
-                        .arg("COUNT")
-                        .arg(1),
-                )
-                .await;
-            let entry = match claimed {
-                Ok(Value::Array(parts)) => parts
-                    .get(1)
-                    .and_then(|list| entry_list(list, &self.stream).into_iter().next()),
-                Ok(_) => None,
-                Err(e) => {
-                    tracing::debug!(error = %e, "XAUTOCLAIM failed");
-                    None
-                }
-            };
+            let entry = self.claim_one(&self.stream, idle_ms).await;
             match entry {
                 Some(entry) => {
                     let deliveries = self.deliveries(&entry.stream, &entry.id).await.unwrap_or(0);
@@ -332,6 +294,49 @@ impl RedisQueue {
                     drop(permit);
                     pause(&mut stop, every).await;
                 }
+            }
+        }
+    }
+
+    /// `XREADGROUP` of one new entry of `stream`, blocking up to `block`.
+    fn read_one(&self, stream: &str, block: Duration) -> redis::Cmd {
+        cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .to_owned()
+    }
+
+    /// Takes over (`XAUTOCLAIM`) the oldest entry of `stream` idle for at least
+    /// `min_idle_ms`, if any.
+    async fn claim_one(&self, stream: &str, min_idle_ms: u64) -> Option<Entry> {
+        let claimed = self
+            .run::<Value>(
+                cmd("XAUTOCLAIM")
+                    .arg(stream)
+                    .arg(&self.group)
+                    .arg(&self.consumer)
+                    .arg(min_idle_ms)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await;
+        match claimed {
+            Ok(Value::Array(parts)) => parts
+                .get(1)
+                .and_then(|list| entry_list(list, stream).into_iter().next()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "XAUTOCLAIM failed");
+                None
             }
         }
     }
@@ -642,10 +647,7 @@ impl RedisQueue {
             tracing::warn!(partition = n, error = %e, "cannot create the partition's group");
         }
         let block = Duration::from_millis(200);
-        let reader = match ConnectionManager::new_lazy_with_config(
-            self.client.clone(),
-            manager_config(self.timeout, Some(block + self.timeout)),
-        ) {
+        let reader = match lazy_connection(&self.client, self.timeout, Some(block + self.timeout)) {
             Ok(reader) => reader,
             Err(e) => return tracing::error!(error = %e, "partition worker cannot start"),
         };
@@ -653,25 +655,7 @@ impl RedisQueue {
             // The lease makes this consumer the only one on the partition, so any
             // pending entry (a dead owner's, or one that failed here) is taken at
             // once, oldest first.
-            let pending = self
-                .run::<Value>(
-                    cmd("XAUTOCLAIM")
-                        .arg(&stream)
-                        .arg(&self.group)
-                        .arg(&self.consumer)
-                        .arg(0)
-                        .arg("0-0")
-                        .arg("COUNT")
-                        .arg(1),
-                )
-                .await;
-            let claimed = match pending {
-                Ok(Value::Array(parts)) => parts
-                    .get(1)
-                    .and_then(|list| entry_list(list, &stream).into_iter().next()),
-                _ => None,
-            };
-            let entry = match claimed {
+            let entry = match self.claim_one(&stream, 0).await {
                 Some(entry) => {
                     let deliveries = self.deliveries(&stream, &entry.id).await.unwrap_or(0);
                     if deliveries > u64::from(self.max_deliveries) {
@@ -685,18 +669,7 @@ impl RedisQueue {
                     Some(entry)
                 }
                 None => {
-                    let read = cmd("XREADGROUP")
-                        .arg("GROUP")
-                        .arg(&self.group)
-                        .arg(&self.consumer)
-                        .arg("COUNT")
-                        .arg(1)
-                        .arg("BLOCK")
-                        .arg(block.as_millis() as u64)
-                        .arg("STREAMS")
-                        .arg(&stream)
-                        .arg(">")
-                        .to_owned();
+                    let read = self.read_one(&stream, block);
                     let mut conn = reader.clone();
                     match read.query_async::<Value>(&mut conn).await {
                         Ok(value) => read_entries(&value).into_iter().next(),
@@ -720,15 +693,20 @@ impl RedisQueue {
     }
 }
 
-fn manager_config(
+/// A Redis connection made on first use and remade after failures, so that the
+/// router starts (not ready) while Redis is down. Commands time out after
+/// `response` (`connect` when absent).
+pub fn lazy_connection(
+    client: &redis::Client,
     connect: Duration,
     response: Option<Duration>,
-) -> redis::aio::ConnectionManagerConfig {
-    redis::aio::ConnectionManagerConfig::new()
+) -> redis::RedisResult<ConnectionManager> {
+    let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(connect))
         .set_response_timeout(Some(response.unwrap_or(connect)))
         .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 /// Sleeps for `duration`, or less when `stop` changes.

@@ -169,15 +169,8 @@ impl DeadLetterSink {
     /// The sink for the Redis stream `stream` at `url`.
     pub fn stream(url: &str, stream: &str) -> Result<Self, redis::RedisError> {
         let timeout = std::time::Duration::from_secs(1);
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
         Ok(Self::Stream(Arc::new(StreamSink {
-            conn: redis::aio::ConnectionManager::new_lazy_with_config(
-                redis::Client::open(url)?,
-                config,
-            )?,
+            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
             stream: stream.to_owned(),
         })))
     }

@@ -153,15 +153,8 @@ impl RedisKv {
     /// A store on the Redis at `url` (connected lazily, reconnected after failures).
     pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
         let timeout = Duration::from_secs(1);
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1);
         Ok(Self {
-            conn: redis::aio::ConnectionManager::new_lazy_with_config(
-                redis::Client::open(url)?,
-                config,
-            )?,
+            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
             prefix: prefix.to_owned(),
             timeout,
         })
