@@ -25,6 +25,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import BIN, PLUGINS, Server, loadgen  # noqa: E402
 
 PAIRS = int(os.environ.get("BENCH_PAIRS", "3"))
+# Where the router runs: by default on core 0 with redis-server, the load generator
+# having core 1 (as redis-benchmark has in the baseline).
+ROUTER_CPUS = os.environ.get("DURABLE_ROUTER_CPUS", "0")
 
 
 def free_port():
@@ -99,7 +102,8 @@ filter = {{ exact = {{ type = "bench.event" }} }}
 handler = "enricher"
 """)
             router = lambda: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
-                                     "--listen", "127.0.0.1:18082"], "http://127.0.0.1:18082/healthz")
+                                     "--listen", "127.0.0.1:18082"], "http://127.0.0.1:18082/healthz",
+                                    cpus=ROUTER_CPUS)
             single, batch = [], []
             for i in range(PAIRS):
                 plain = xadd_rate(port, 1)

@@ -53,9 +53,9 @@ def wait_ready(url, timeout=30):
 
 
 class Server:
-    def __init__(self, argv, ready_url):
+    def __init__(self, argv, ready_url, cpus="0"):
         env = dict(os.environ, RUST_LOG="warn")
-        self.proc = subprocess.Popen(["taskset", "-c", "0", *argv], env=env,
+        self.proc = subprocess.Popen(["taskset", "-c", cpus, *argv], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.startup = wait_ready(ready_url)
 

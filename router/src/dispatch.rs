@@ -13,7 +13,7 @@ use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
 use crate::runtime::{Route, Runtime};
 use arc_swap::ArcSwap;
-use futures_util::future::{BoxFuture, join, join_all};
+use futures_util::future::{BoxFuture, join_all, join3};
 use serde::Serialize;
 use std::sync::Arc;
 use tracing::Instrument as _;
@@ -150,20 +150,20 @@ impl Dispatcher {
     }
 
     /// Routes `event` and everything it causes, and reports the outcome. With a
-    /// global dedup window, an event seen within it is reported as a duplicate and
-    /// not routed; an event that fails is forgotten, so that the sender's retry
-    /// is not taken for a duplicate.
+    /// global dedup window, an event delivered within it is reported as a
+    /// duplicate and not routed; only an event that was delivered is remembered,
+    /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        let seen = match runtime.settings.dedup {
+        let dedup = match runtime.settings.dedup {
             Some((window, _)) => {
                 let key = dedup::key("", &event.source, &event.id);
-                let first = self.first_sighting(&runtime, &key, window).await;
-                Some((key, first))
+                let seen = self.seen(&runtime, &key).await;
+                Some((key, window, seen))
             }
             None => None,
         };
-        if let Some((_, false)) = seen {
+        if let Some((_, _, true)) = dedup {
             crate::metrics::metrics().events_duplicate.inc();
             return EventReport {
                 id: event.id,
@@ -174,34 +174,29 @@ impl Dispatcher {
             };
         }
         let report = self.dispatch_on(&runtime, event, 0).await;
-        if let Some((key, _)) = seen
-            && report.failure().is_some()
+        if let Some((key, window, _)) = dedup
+            && report.failure().is_none()
         {
-            self.forget(&runtime, &key).await;
+            self.remember(&runtime, &key, window).await;
         }
         report
     }
 
-    /// Marks `key` as seen in the configured store; false for a duplicate.
-    async fn first_sighting(
-        &self,
-        runtime: &Runtime,
-        key: &str,
-        window: std::time::Duration,
-    ) -> bool {
+    /// Whether `key` was delivered within its window, in the configured store.
+    async fn seen(&self, runtime: &Runtime, key: &str) -> bool {
         match &runtime.settings.dedup_redis {
-            Some(store) => store.first_sighting(key, window).await,
-            None => self
-                .seen
-                .first_sighting(key, window, runtime.settings.dedup_max_entries),
+            Some(store) => store.seen(key).await,
+            None => self.seen.seen(key),
         }
     }
 
-    /// Forgets `key` in the configured store.
-    async fn forget(&self, runtime: &Runtime, key: &str) {
+    /// Remembers `key` as delivered for `window` in the configured store.
+    async fn remember(&self, runtime: &Runtime, key: &str, window: std::time::Duration) {
         match &runtime.settings.dedup_redis {
-            Some(store) => store.forget(key).await,
-            None => self.seen.forget(key),
+            Some(store) => store.remember(key, window).await,
+            None => self
+                .seen
+                .remember(key, window, runtime.settings.dedup_max_entries),
         }
     }
 
@@ -270,8 +265,8 @@ impl Dispatcher {
         let dedup_key = route
             .dedup
             .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
-        if let Some((key, window)) = &dedup_key
-            && !self.first_sighting(runtime, key, *window).await
+        if let Some((key, _)) = &dedup_key
+            && self.seen(runtime, key).await
         {
             counters.duplicates.inc();
             return report(Outcome::Duplicate, Vec::new(), None, None, Vec::new());
@@ -288,6 +283,9 @@ impl Dispatcher {
                 }
                 Ok(None) => {
                     counters.delivered.inc();
+                    if let Some((key, window)) = &dedup_key {
+                        self.remember(runtime, key, *window).await;
+                    }
                     return report(Outcome::Dropped, Vec::new(), None, None, Vec::new());
                 }
                 Err(e) => {
@@ -302,7 +300,6 @@ impl Dispatcher {
                             vec![e.to_string()],
                             retryable,
                             attempts,
-                            dedup_key,
                         )
                         .await;
                 }
@@ -334,7 +331,17 @@ impl Dispatcher {
                 None => None,
             }
         };
-        let (handled, forwarded) = join(handled, forwarded)
+        let appended = async {
+            match &route.append {
+                Some(journal) => Some(
+                    retry::run(policy, &counters.retried, || journal.append(event))
+                        .instrument(tracing::debug_span!("append", journal = %journal.describe()))
+                        .await,
+                ),
+                None => None,
+            }
+        };
+        let (handled, forwarded, appended) = join3(handled, forwarded, appended)
             .instrument(tracing::debug_span!("route", route = %route.name))
             .await;
 
@@ -344,6 +351,7 @@ impl Dispatcher {
         let mut failed_attempts: Option<Attempts> = None;
         let most_attempts = [
             forwarded.as_ref().map(|(_, a)| a.count),
+            appended.as_ref().map(|(_, a)| a.count),
             handled.as_ref().map(|(_, a)| a.count),
         ]
         .into_iter()
@@ -354,6 +362,16 @@ impl Dispatcher {
             retryable &= e.is_retryable();
             errors.push(format!("forward: {e}"));
             failed_attempts = Some(attempts);
+        }
+        if let Some((Err(e), attempts)) = appended {
+            errors.push(format!("append: {e}"));
+            failed_attempts = Some(failed_attempts.map_or(attempts, |a| {
+                if attempts.count > a.count {
+                    attempts
+                } else {
+                    a
+                }
+            }));
         }
         match handled {
             Some((Err(e), attempts)) => {
@@ -394,23 +412,23 @@ impl Dispatcher {
         }
         if errors.is_empty() {
             counters.delivered.inc();
+            if let Some((key, window)) = &dedup_key {
+                self.remember(runtime, key, *window).await;
+            }
             let attempts = (most_attempts > 1).then_some(most_attempts);
             return report(Outcome::Delivered, errors, None, attempts, emitted);
         }
         let attempts = failed_attempts.unwrap_or_else(Attempts::once);
         let mut failed = self
-            .give_up(
-                runtime, route, original, errors, retryable, attempts, dedup_key,
-            )
+            .give_up(runtime, route, original, errors, retryable, attempts)
             .await;
         failed.emitted = emitted;
         failed
     }
 
     /// A route failed for good: dead-letters the event if a sink is configured,
-    /// otherwise reports the failure; either way the route's dedup window forgets
-    /// the event.
-    #[allow(clippy::too_many_arguments)]
+    /// otherwise reports the failure. Its dedup window never remembered it, so a
+    /// retry by the sender, or a redrive, is not taken for a duplicate.
     async fn give_up(
         &self,
         runtime: &Runtime,
@@ -419,15 +437,9 @@ impl Dispatcher {
         mut errors: Vec<String>,
         retryable: bool,
         attempts: Attempts,
-        dedup_key: Option<(String, std::time::Duration)>,
     ) -> RouteReport {
         let counters = &route.counters;
         let shown_attempts = (attempts.count > 1).then_some(attempts.count);
-        // Not delivered: a retry by the sender, or a redrive, must not be taken for
-        // a duplicate.
-        if let Some((key, _)) = &dedup_key {
-            self.forget(runtime, key).await;
-        }
         if let Some(sink) = &runtime.settings.dead_letter {
             let letter = DeadLetter::new(&route.name, original, &attempts, errors.join("; "));
             match sink.put(&letter).await {

@@ -91,6 +91,11 @@ pub async fn explain(runtime: &Runtime, event: &Event) -> Explanation {
                 if let Some(url) = &route.forward {
                     explanation.targets.push(format!("forward {url}"));
                 }
+                if let Some(journal) = &route.append {
+                    explanation
+                        .targets
+                        .push(format!("append {}", journal.describe()));
+                }
             }
         }
         routes.push(explanation);

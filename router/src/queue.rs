@@ -8,14 +8,18 @@
 //! been routed. An entry is left pending (for another delivery) only when routing
 //! failed in a way a retry may fix and no dead-letter sink took it.
 //!
-//! Leases: a worker reads one entry (`XREADGROUP ... COUNT 1`) only when it is free
-//! to route it, so nothing waits in a local buffer while its lease ages; while the
+//! Leases: the reader asks for as many new entries as there are free worker slots
+//! right now (`XREADGROUP ... COUNT <free slots>`), and each entry it gets goes at
+//! once to a task holding one slot, so nothing waits in a local buffer while its
+//! lease ages; under load one read serves many slots. While the
 //! event is routed, the lease is renewed (`XCLAIM ... JUSTID` by its owner, which
 //! resets the idle time) every third of the visibility timeout. Entries idle past
 //! the timeout (their consumer died) are taken over with `XAUTOCLAIM`, one at a
 //! time, by a free worker; past `max_deliveries` they go to the dead-letter stream
-//! `<stream>:dead` with the reason. Trimming removes only entries every group has
-//! acknowledged (`XTRIM MINID` below the oldest pending or undelivered entry).
+//! `<stream>:dead` with the reason. Acknowledgements of entries routed at the same
+//! time share one `XACK`; each routing task still waits for its own before it
+//! counts as done. Trimming removes only entries every group has acknowledged
+//! (`XTRIM MINID` below the oldest pending or undelivered entry).
 
 use crate::config::QueueConfig;
 use crate::dispatch::{Dispatcher, Failure};
@@ -25,7 +29,13 @@ use redis::aio::ConnectionManager;
 use redis::{Value, cmd};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+/// An entry to acknowledge: its stream, its id, and who waits for the answer.
+type AckRequest = (String, String, oneshot::Sender<Result<(), QueueError>>);
+
+/// The most ids one `XACK` carries.
+const ACK_BATCH: usize = 256;
 
 /// Why the queue could not take or give an entry.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +61,10 @@ pub struct RedisQueue {
     max_deliveries: u32,
     timeout: Duration,
     partitions: u32,
+    /// Where routing tasks send their acknowledgements, to be batched.
+    acks: mpsc::UnboundedSender<AckRequest>,
+    /// The other end, taken by [`RedisQueue::start`].
+    ack_requests: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AckRequest>>>,
 }
 
 /// One entry read from a stream.
@@ -72,7 +86,10 @@ impl RedisQueue {
                 .unwrap_or_else(|_| "router".into());
             format!("{host}-{}", std::process::id())
         });
+        let (acks, ack_requests) = mpsc::unbounded_channel();
         Ok(Arc::new(Self {
+            acks,
+            ack_requests: std::sync::Mutex::new(Some(ack_requests)),
             conn,
             client,
             dead: format!("{}:dead", config.stream),
@@ -170,17 +187,32 @@ impl RedisQueue {
         stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let queue = Arc::clone(self);
+        let ack_requests = self
+            .ack_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         tokio::spawn(async move {
+            if let Some(requests) = ack_requests {
+                // Outlives the workers: it ends when the queue (the last sender)
+                // is dropped.
+                tokio::spawn(acker(
+                    queue.conn.clone(),
+                    queue.group.clone(),
+                    queue.timeout,
+                    requests,
+                ));
+            }
             let permits = Arc::new(Semaphore::new(queue.concurrency));
             let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..queue.concurrency {
+            {
                 let (queue, dispatcher, stop, permits) = (
                     Arc::clone(&queue),
                     Arc::clone(&dispatcher),
                     stop.clone(),
                     Arc::clone(&permits),
                 );
-                tasks.spawn(async move { queue.worker(dispatcher, stop, permits).await });
+                tasks.spawn(async move { queue.reader(dispatcher, stop, permits).await });
             }
             {
                 let (queue, dispatcher, stop, permits) = (
@@ -204,22 +236,26 @@ impl RedisQueue {
         })
     }
 
-    /// Reads and routes one new entry at a time.
-    async fn worker(
+    /// Reads new entries for the worker slots free right now, and routes each in
+    /// a task holding one slot; on stop, waits for those tasks (and their
+    /// acknowledgements).
+    async fn reader(
         self: Arc<Self>,
         dispatcher: Arc<Dispatcher>,
         mut stop: watch::Receiver<bool>,
         permits: Arc<Semaphore>,
     ) {
-        // A blocking read holds its connection: each worker has its own, with a
+        // A blocking read holds its connection: the reader has its own, with a
         // response timeout above the block time.
         let block = Duration::from_millis(500);
         let reader = match lazy_connection(&self.client, self.timeout, Some(block + self.timeout)) {
             Ok(reader) => reader,
-            Err(e) => return tracing::error!(error = %e, "queue worker cannot start"),
+            Err(e) => return tracing::error!(error = %e, "queue reader cannot start"),
         };
+        let mut routing = tokio::task::JoinSet::new();
         let mut group_ready = false;
         while !*stop.borrow() {
+            while routing.try_join_next().is_some() {}
             if !group_ready {
                 match self.ensure_group().await {
                     Ok(()) => group_ready = true,
@@ -230,10 +266,16 @@ impl RedisQueue {
                     }
                 }
             }
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                return;
+            let first = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit,
+                _ = stop.changed() => break,
             };
-            let read = self.read_one(&self.stream, block);
+            let Ok(first) = first else { break };
+            let mut slots = vec![first];
+            while let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                slots.push(permit);
+            }
+            let read = self.read_new(&self.stream, slots.len(), block);
             let mut conn = reader.clone();
             let value: Result<Value, _> = tokio::select! {
                 v = read.query_async(&mut conn) => v,
@@ -242,7 +284,13 @@ impl RedisQueue {
             match value {
                 Ok(value) => {
                     for entry in read_entries(&value) {
-                        self.route(&dispatcher, entry).await;
+                        // Redis returns at most COUNT entries: one slot each.
+                        let slot = slots.pop();
+                        let (queue, dispatcher) = (Arc::clone(&self), Arc::clone(&dispatcher));
+                        routing.spawn(async move {
+                            queue.route(&dispatcher, entry).await;
+                            drop(slot);
+                        });
                     }
                 }
                 Err(e) => {
@@ -253,8 +301,8 @@ impl RedisQueue {
                     pause(&mut stop, Duration::from_millis(200)).await;
                 }
             }
-            drop(permit);
         }
+        while routing.join_next().await.is_some() {}
     }
 
     /// Takes over entries whose consumer stopped renewing them, one at a time and
@@ -298,14 +346,15 @@ impl RedisQueue {
         }
     }
 
-    /// `XREADGROUP` of one new entry of `stream`, blocking up to `block`.
-    fn read_one(&self, stream: &str, block: Duration) -> redis::Cmd {
+    /// `XREADGROUP` of up to `count` new entries of `stream`, blocking up to
+    /// `block`.
+    fn read_new(&self, stream: &str, count: usize, block: Duration) -> redis::Cmd {
         cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.group)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(1)
+            .arg(count)
             .arg("BLOCK")
             .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
             .arg("STREAMS")
@@ -393,11 +442,23 @@ impl RedisQueue {
         }
     }
 
+    /// Acknowledges one entry, in the acker's next batch, and waits for Redis's
+    /// answer (straight `XACK` when the acker is not running).
     async fn ack(&self, stream: &str, id: &str) {
-        if let Err(e) = self
-            .run::<u64>(cmd("XACK").arg(stream).arg(&self.group).arg(id))
-            .await
-        {
+        let (reply, answer) = oneshot::channel();
+        let result = match self.acks.send((stream.to_owned(), id.to_owned(), reply)) {
+            Ok(()) => answer.await.unwrap_or_else(|_| {
+                Err(QueueError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "the acknowledger stopped",
+                ))))
+            }),
+            Err(_) => self
+                .run::<u64>(cmd("XACK").arg(stream).arg(&self.group).arg(id))
+                .await
+                .map(drop),
+        };
+        if let Err(e) = result {
             // Not acknowledged: it will be delivered again (at least once).
             tracing::warn!(entry = %id, error = %e, "XACK failed");
         }
@@ -669,7 +730,7 @@ impl RedisQueue {
                     Some(entry)
                 }
                 None => {
-                    let read = self.read_one(&stream, block);
+                    let read = self.read_new(&stream, 1, block);
                     let mut conn = reader.clone();
                     match read.query_async::<Value>(&mut conn).await {
                         Ok(value) => read_entries(&value).into_iter().next(),
@@ -689,6 +750,47 @@ impl RedisQueue {
                 // Order first: the failed entry is retried before any later one.
                 pause(&mut stop, (self.visibility / 3).min(Duration::from_secs(1))).await;
             }
+        }
+    }
+}
+
+/// Acknowledges entries in batches: whatever routing tasks asked for while
+/// the previous `XACK` was under way goes in the next one.
+async fn acker(
+    conn: ConnectionManager,
+    group: String,
+    timeout: Duration,
+    mut requests: mpsc::UnboundedReceiver<AckRequest>,
+) {
+    let mut batch = Vec::new();
+    while requests.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        let mut streams: Vec<&str> = batch.iter().map(|(s, _, _)| s.as_str()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let mut pipe = redis::pipe();
+        for stream in &streams {
+            let ids = batch
+                .iter()
+                .filter(|(s, _, _)| s == stream)
+                .map(|(_, id, _)| id);
+            pipe.cmd("XACK")
+                .arg(*stream)
+                .arg(&group)
+                .arg(ids.collect::<Vec<_>>());
+        }
+        let mut conn = conn.clone();
+        let result: Result<Vec<u64>, QueueError> =
+            match tokio::time::timeout(timeout, pipe.query_async(&mut conn)).await {
+                Ok(result) => result.map_err(QueueError::from),
+                Err(_) => Err(QueueError::Timeout(timeout)),
+            };
+        for (_, _, reply) in batch.drain(..) {
+            let answer = match &result {
+                Ok(_) => Ok(()),
+                Err(QueueError::Timeout(t)) => Err(QueueError::Timeout(*t)),
+                Err(QueueError::Redis(e)) => Err(QueueError::Redis(e.clone())),
+            };
+            let _ = reply.send(answer);
         }
     }
 }

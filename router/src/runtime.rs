@@ -25,6 +25,8 @@ pub struct Route {
     pub handler: Option<Arc<Plugin>>,
     /// The URL matched events are forwarded to.
     pub forward: Option<String>,
+    /// The journal matched events are appended to.
+    pub append: Option<crate::delivery::journal::Journal>,
     /// Steps applied before the targets.
     pub transforms: Vec<Step>,
     /// The route's metrics.
@@ -153,11 +155,39 @@ impl Runtime {
                     )),
                 }
             }
+            let append = r.append.as_ref().and_then(|spec| {
+                use crate::delivery::journal::Journal;
+                let append = spec.get_ref();
+                match (&append.file, &append.stream) {
+                    (Some(file), _) => Some(Journal::file(
+                        &config
+                            .source
+                            .file
+                            .parent()
+                            .unwrap_or(Path::new("."))
+                            .join(file),
+                    )),
+                    (None, Some(stream)) => {
+                        let url = append.redis.as_deref().unwrap_or(&config.queue.url);
+                        Journal::stream(url, stream)
+                            .map_err(|e| {
+                                errors.push(config.source.error(
+                                    Some(spec.span()),
+                                    format!("route[{i}].append.redis"),
+                                    format!("{url:?} is not a usable Redis URL: {e}"),
+                                ))
+                            })
+                            .ok()
+                    }
+                    (None, None) => None,
+                }
+            });
             routes.push(Route {
                 name: r.name.get_ref().to_string(),
                 filter: r.compiled_filter.clone(),
                 handler,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
+                append,
                 transforms,
                 counters: crate::metrics::RouteCounters::new(r.name.get_ref().as_str()),
                 retry: r

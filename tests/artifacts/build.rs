@@ -3,8 +3,9 @@
 //! `tests/test-components` build their guests, and writes the paths of the
 //! components to `$OUT_DIR/artifacts.rs`.
 //!
-//! Every directory of `plugins/` with a `Cargo.toml` is a plugin whose crate is
-//! named like the directory; it becomes `<name>.wasm` and a constant `<NAME>`.
+//! Every directory of `plugins/` and of `examples/*/plugins/` with a `Cargo.toml`
+//! is a plugin; its crate `<name>` becomes `<name>.wasm` (dashes as underscores)
+//! and a constant `<NAME>`.
 
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -33,6 +34,10 @@ fn main() {
     for dir in ["plugins", "guest-sdk", "wit"] {
         watch(&repo.join(dir));
     }
+    // The examples' own plugins live next to their configuration.
+    for dir in example_plugin_dirs(&repo) {
+        watch(&dir);
+    }
 
     ensure_target();
 
@@ -42,7 +47,7 @@ fn main() {
     build_plugins(&plugins_dir, &target_dir);
 
     let out = target_dir.join(TARGET).join("release");
-    let plugins = plugin_names(&plugins_dir);
+    let plugins = plugin_names(&repo);
     for required in REQUIRED {
         assert!(
             plugins.iter().any(|name| name == required),
@@ -59,7 +64,7 @@ fn main() {
         let constant = name.to_uppercase().replace('-', "_");
         writeln!(
             code,
-            "/// Absolute path of the `{name}` plugin component (`plugins/{name}`).\n\
+            "/// Absolute path of the `{name}` plugin component.\n\
              pub const {constant}: &str = {path:?};"
         )
         .expect("write to a String");
@@ -212,21 +217,54 @@ fn ensure_target() {
     );
 }
 
-/// The plugins: each directory of `plugins/` with a `Cargo.toml`, sorted.
-fn plugin_names(plugins_dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(plugins_dir)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", plugins_dir.display()))
+/// The `examples/*/plugins` directories, sorted.
+fn example_plugin_dirs(repo: &Path) -> Vec<PathBuf> {
+    let Ok(examples) = std::fs::read_dir(repo.join("examples")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = examples
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_name() != "target" && entry.path().join("Cargo.toml").is_file())
-        .map(|entry| {
-            entry
-                .file_name()
-                .into_string()
-                .expect("plugin directory names are UTF-8")
-        })
+        .map(|entry| entry.path().join("plugins"))
+        .filter(|dir| dir.is_dir())
         .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The plugins: the crate of each directory of `plugins/` and of
+/// `examples/*/plugins/` with a `Cargo.toml` (the plugins workspace lists both),
+/// sorted. Crate names are unique in a workspace, so they name the components.
+fn plugin_names(repo: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for dir in std::iter::once(repo.join("plugins")).chain(example_plugin_dirs(repo)) {
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
+        names.extend(
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| {
+                    entry.file_name() != "target" && entry.path().join("Cargo.toml").is_file()
+                })
+                .map(|entry| crate_name(&entry.path().join("Cargo.toml"))),
+        );
+    }
     names.sort();
     names
+}
+
+/// The `name` of the `[package]` of the manifest at `path`.
+fn crate_name(path: &Path) -> String {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .map(str::trim)
+        .skip_while(|line| *line != "[package]")
+        .take_while(|line| !line.starts_with('[') || *line == "[package]")
+        .find_map(|line| {
+            let value = line.strip_prefix("name")?.trim_start().strip_prefix('=')?;
+            Some(value.trim().trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| panic!("{} has no [package] name", path.display()))
 }
 
 /// Fails the build unless `path` is a component, with a hint at the usual
@@ -236,8 +274,8 @@ fn check_component(name: &str, path: &Path) {
     let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut header));
     if let Err(e) = read {
         panic!(
-            "plugins/{name} produced no component at {} ({e}): is it a member of \
-             plugins/Cargo.toml, a `cdylib`, and is its crate named `{name}`?",
+            "plugin {name} produced no component at {} ({e}): is it a member of \
+             plugins/Cargo.toml, and a `cdylib`?",
             path.display()
         );
     }

@@ -116,6 +116,22 @@ pub struct DeadLetterSpec {
     pub redis: Option<String>,
 }
 
+/// A route's `append` target: exactly one of `file` and `stream`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppendSpec {
+    /// A JSON-lines file (relative to the configuration file): one structured
+    /// CloudEvent per line.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// A Redis stream: one entry per event.
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// The Redis server of a `stream`; `[queue] url` when absent.
+    #[serde(default)]
+    pub redis: Option<String>,
+}
+
 /// `[delivery.dedup]`, and the per-route `dedup` window.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

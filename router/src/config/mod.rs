@@ -14,7 +14,8 @@ mod queue;
 mod units;
 
 pub use delivery::{
-    BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy, RetrySpec,
+    AppendSpec, BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy,
+    RetrySpec,
 };
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
@@ -405,6 +406,9 @@ pub struct RouteConfig {
     /// A URL the events are POSTed to in binary mode.
     #[serde(default)]
     pub forward: Option<Spanned<String>>,
+    /// A journal (file or Redis stream) every matched event is appended to.
+    #[serde(default)]
+    pub append: Option<Spanned<AppendSpec>>,
     /// Steps applied, in order, before the targets.
     #[serde(default)]
     pub transform: Vec<crate::policy::transform::StepSpec>,
@@ -868,12 +872,26 @@ impl Config {
                     )),
                 }
             }
-            if r.handler.is_none() && r.forward.is_none() {
+            if r.handler.is_none() && r.forward.is_none() && r.append.is_none() {
                 errors.push(source.error(
                     Some(r.name.span()),
                     format!("route[{i}]"),
-                    "the route has no target: set `handler` and/or `forward`",
+                    "the route has no target: set `handler`, `forward` and/or `append`",
                 ));
+            }
+            if let Some(append) = &r.append {
+                let spec = append.get_ref();
+                let problem = match (&spec.file, &spec.stream, &spec.redis) {
+                    (Some(_), None, None) | (None, Some(_), _) => None,
+                    (Some(_), Some(_), _) => Some("set `file` or `stream`, not both"),
+                    (Some(_), None, Some(_)) => Some("`redis` goes with `stream`, not `file`"),
+                    (None, None, _) => {
+                        Some("set `file` (a JSON-lines file) or `stream` (a Redis stream)")
+                    }
+                };
+                if let Some(problem) = problem {
+                    errors.push(source.error(Some(append.span()), at("append"), problem));
+                }
             }
             if let Some(h) = &r.handler
                 && !plugin_names.contains(h.get_ref().as_str())

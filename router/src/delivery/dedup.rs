@@ -1,4 +1,12 @@
-//! Duplicate suppression: which (`source`, `id`) pairs were seen within a window.
+//! Duplicate suppression: which (`source`, `id`) pairs were delivered within a
+//! window.
+//!
+//! A pair is remembered once its delivery succeeded, not when it arrives: a
+//! router that crashes while delivering (or a delivery that fails) leaves no mark,
+//! so the redelivery or the sender's retry is delivered instead of being dropped
+//! as a duplicate of an event that never got through. The price is that two
+//! copies arriving while the first is still being delivered are both delivered:
+//! at least once, never lost.
 //!
 //! In memory, bounded and time-expiring: entries leave after their window, and
 //! when the set is full the oldest leave first. The set outlives reloads (the
@@ -30,26 +38,25 @@ pub fn key(scope: &str, source: &str, id: &str) -> String {
 }
 
 impl Seen {
-    /// Marks `key` as seen for `window`; false when it was already seen within its
-    /// window (a duplicate). At most `max_entries` keys are kept.
-    pub fn first_sighting(&self, key: &str, window: Duration, max_entries: usize) -> bool {
+    /// Whether `key` was remembered within its window.
+    pub fn seen(&self, key: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .expiry
+            .get(key)
+            .is_some_and(|&until| until > Instant::now())
+    }
+
+    /// Remembers `key` for `window` (its event was delivered). At most
+    /// `max_entries` keys are kept.
+    pub fn remember(&self, key: &str, window: Duration, max_entries: usize) {
         let now = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.expire(now, max_entries.saturating_sub(1));
-        if inner.expiry.get(key).is_some_and(|&until| until > now) {
-            return false;
-        }
         let until = now + window;
         let key: Box<str> = key.into();
         inner.expiry.insert(key.clone(), until);
         inner.order.push_back((until, key));
-        true
-    }
-
-    /// Forgets `key`, so that the event can be sent again (its delivery failed).
-    pub fn forget(&self, key: &str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.expiry.remove(key);
     }
 
     /// How many keys are remembered.
@@ -92,7 +99,7 @@ impl Inner {
     }
 }
 
-/// Seen pairs kept in Redis (`SET key 1 NX PX window`), shared by every router
+/// Delivered pairs kept in Redis (`SET key 1 PX window`), shared by every router
 /// process that points at the same server.
 #[derive(Clone)]
 pub struct RedisSeen {
@@ -120,46 +127,41 @@ impl RedisSeen {
         })
     }
 
-    /// Marks `key` for `window`; false when it was already marked. When Redis
-    /// cannot answer, the event counts as new: delivering twice is better than
-    /// dropping it.
-    pub async fn first_sighting(&self, key: &str, window: Duration) -> bool {
+    /// Whether `key` was remembered within its window. When Redis cannot answer,
+    /// the event counts as new: delivering twice is better than dropping it.
+    pub async fn seen(&self, key: &str) -> bool {
         let mut conn = self.conn.clone();
-        let command = redis::cmd("SET")
+        let command = redis::cmd("EXISTS")
             .arg(format!("{}{key}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("PX")
-            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
             .to_owned();
-        match tokio::time::timeout(self.timeout, command.query_async::<redis::Value>(&mut conn))
-            .await
-        {
-            Ok(Ok(redis::Value::Nil)) => false,
-            Ok(Ok(_)) => true,
+        match tokio::time::timeout(self.timeout, command.query_async::<u64>(&mut conn)).await {
+            Ok(Ok(n)) => n > 0,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "dedup store unavailable; treating the event as new");
-                true
+                false
             }
             Err(_) => {
                 tracing::warn!("dedup store timed out; treating the event as new");
-                true
+                false
             }
         }
     }
 
-    /// Forgets `key`.
-    pub async fn forget(&self, key: &str) {
+    /// Remembers `key` for `window` (its event was delivered).
+    pub async fn remember(&self, key: &str, window: Duration) {
         let mut conn = self.conn.clone();
-        let command = redis::cmd("DEL")
+        let command = redis::cmd("SET")
             .arg(format!("{}{key}", self.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
             .to_owned();
         if let Ok(Err(e)) | Err(e) =
-            tokio::time::timeout(self.timeout, command.query_async::<u64>(&mut conn))
+            tokio::time::timeout(self.timeout, command.query_async::<()>(&mut conn))
                 .await
                 .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
         {
-            tracing::warn!(error = %e, "cannot forget a dedup key");
+            tracing::warn!(error = %e, "cannot remember a dedup key: a copy may be delivered again");
         }
     }
 }
@@ -172,13 +174,12 @@ mod tests {
     fn duplicates_within_the_window_only() {
         let seen = Seen::default();
         let w = Duration::from_millis(50);
-        assert!(seen.first_sighting("a", w, 10));
-        assert!(!seen.first_sighting("a", w, 10));
-        assert!(seen.first_sighting("b", w, 10));
+        assert!(!seen.seen("a"));
+        seen.remember("a", w, 10);
+        assert!(seen.seen("a"));
+        assert!(!seen.seen("b"));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(seen.first_sighting("a", w, 10), "the window has passed");
-        seen.forget("a");
-        assert!(seen.first_sighting("a", w, 10), "forgotten");
+        assert!(!seen.seen("a"), "the window has passed");
     }
 
     #[test]
@@ -186,10 +187,10 @@ mod tests {
         let seen = Seen::default();
         let w = Duration::from_secs(3600);
         for i in 0..100 {
-            assert!(seen.first_sighting(&i.to_string(), w, 10));
+            seen.remember(&i.to_string(), w, 10);
         }
         assert_eq!(seen.len(), 10);
-        assert!(seen.first_sighting("0", w, 10), "the oldest was forgotten");
-        assert!(!seen.first_sighting("99", w, 10), "the newest is kept");
+        assert!(!seen.seen("0"), "the oldest was forgotten");
+        assert!(seen.seen("99"), "the newest is kept");
     }
 }

@@ -48,6 +48,7 @@ pub async fn routes(State(state): State<AppState>) -> Json<Value> {
                 "filter": r.filter.as_ref().map(|f| f.to_json()),
                 "handler": r.handler.as_ref().map(|p| p.name()),
                 "forward": r.forward,
+                "append": r.append.as_ref().map(|j| j.describe()),
             })
         })
         .collect();

@@ -108,7 +108,7 @@ fn durable(redis: &RedisServer, stream: &str, extra: &str) -> String {
     )
 }
 
-async fn wait_ready(router: &TestRouter) {
+pub(crate) async fn wait_ready(router: &TestRouter) {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let status = client()
@@ -124,7 +124,10 @@ async fn wait_ready(router: &TestRouter) {
     }
 }
 
-async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+pub(crate) async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
     let deadline = Instant::now() + PATIENCE;
     while !check().await {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -481,6 +484,67 @@ async fn a_redis_dedup_window_is_shared_by_every_router() {
     assert!(ttl > 3_500_000, "the key expires with the window: {ttl} ms");
 }
 
+/// The Redis dedup window remembers an event once it was delivered, not when it
+/// arrived: a router killed in the middle of a delivery leaves no mark, and the
+/// process that takes the entry over delivers it instead of dropping it as a
+/// duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_short_by_kill_9_is_not_taken_for_a_duplicate() {
+    use crate::process::{serve, signal};
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[delivery.dedup]\nwindow = \"1h\"\nstore = \"redis\"\n\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(&redis, "t:crash", "visibility_timeout = \"1s\""),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
+    let mut a = serve(&args);
+    sink.close();
+    let (status, body) = post_binary(
+        &format!("http://{}/events", a.addr),
+        &ce_headers("crash-1", "test.crash"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    until("A is delivering the event", || async {
+        sink.waiting() == 1
+    })
+    .await;
+    signal(&a.child, "-9");
+    let _ = a.child.wait();
+    // A's request stays counted as waiting (the sink drops it unanswered); B's
+    // own delivery of the entry it took over makes two. Were A's unfinished
+    // delivery remembered, B would drop the event as a duplicate instead.
+    let b = serve(&args);
+    until("B delivers the entry A held", || async {
+        sink.waiting() == 2
+    })
+    .await;
+    sink.open();
+    let got = sink.wait_for(1).await;
+    assert!(
+        got.iter().all(|r| r.ce("id").as_deref() == Some("crash-1")),
+        "{got:?}"
+    );
+    until("B acknowledged the entry", || async {
+        all_acknowledged(&redis, "t:crash").await
+    })
+    .await;
+    let remembered: u64 = redis
+        .query(redis::cmd("EXISTS").arg("t:crash:seen:\0/tests\0crash-1"))
+        .await;
+    assert_eq!(remembered, 1, "delivered now, so remembered");
+    signal(&b.child, "-TERM");
+}
+
 #[tokio::test]
 async fn dead_letters_in_a_redis_stream_are_listed_and_redriven() {
     let redis = RedisServer::start().await;
@@ -615,10 +679,14 @@ async fn sigterm_finishes_what_is_in_hand_and_leaves_the_rest_for_others() {
     })
     .await;
     sink.open();
-    let status = tokio::task::spawn_blocking(move || a.child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = a.child.wait();
+        drop(a);
+        status
+    })
+    .await
+    .expect("join")
+    .expect("wait");
     assert!(status.success(), "A exits 0 after SIGTERM: {status:?}");
     assert_eq!(
         sink.received().len(),

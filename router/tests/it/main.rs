@@ -9,6 +9,7 @@ mod delivery;
 mod demo;
 mod docs;
 mod durable;
+mod examples;
 mod explain;
 mod guarantees;
 mod ingest;

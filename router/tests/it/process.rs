@@ -8,19 +8,46 @@ use std::process::{Command, Stdio};
 const ROUTER: &str = env!("CARGO_BIN_EXE_router");
 
 /// A `router serve` process, its address (from its log), and its log lines once
-/// it has exited.
+/// it has exited. Dropping it kills the process, so a failing test leaves no
+/// router behind.
 pub(crate) struct Served {
     pub(crate) child: std::process::Child,
     pub(crate) addr: String,
-    log: std::thread::JoinHandle<Vec<String>>,
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Served {
+    /// Its log lines, once it has exited.
+    pub(crate) fn log_lines(&mut self) -> Vec<String> {
+        self.log
+            .take()
+            .expect("the log is taken once")
+            .join()
+            .expect("log thread")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Starts `router serve` with `args` on 127.0.0.1:0 and waits until it logs where
 /// it listens.
 pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
+    serve_with_env(args, &[])
+}
+
+/// [`serve`] with extra environment variables (the configuration's `${VAR}`s).
+pub(crate) fn serve_with_env(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> Served {
     let mut child = Command::new(ROUTER)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -42,7 +69,11 @@ pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
     let addr = addr_rx
         .recv_timeout(PATIENCE)
         .expect("the router logs its address");
-    Served { child, addr, log }
+    Served {
+        child,
+        addr,
+        log: Some(log),
+    }
 }
 
 pub(crate) fn signal(child: &std::process::Child, signal: &str) {
@@ -86,11 +117,8 @@ fn check_reports_every_error_and_fails() {
 /// `serve` answers, and SIGTERM stops it with exit status 0.
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let Served {
-        mut child,
-        addr,
-        log,
-    } = serve(&["--config".as_ref(), "../config/router.toml".as_ref()]);
+    let mut served = serve(&["--config".as_ref(), "../config/router.toml".as_ref()]);
+    let addr = served.addr.clone();
     let health = client()
         .get(format!("http://{addr}/healthz"))
         .send()
@@ -105,10 +133,10 @@ async fn serve_stops_cleanly_on_sigterm() {
     .await;
     assert_eq!(status, StatusCode::OK);
 
-    signal(&child, "-TERM");
-    let status = child.wait().expect("wait");
+    signal(&served.child, "-TERM");
+    let status = served.child.wait().expect("wait");
     assert!(status.success(), "exit status {status}");
-    let lines = log.join().expect("log thread");
+    let lines = served.log_lines();
     assert!(lines.iter().any(|l| l.contains("stopped")), "{lines:#?}");
 }
 
@@ -120,15 +148,14 @@ async fn sighup_reloads_the_configuration() {
     let route =
         |name: &str| format!("[[route]]\nname = \"{name}\"\nforward = \"http://127.0.0.1:9/\"\n");
     std::fs::write(&config, route("first")).expect("write");
-    let Served {
-        mut child, addr, ..
-    } = serve(&[
+    let mut served = serve(&[
         "--no-watch".as_ref(),
         "--config".as_ref(),
         config.as_os_str(),
     ]);
+    let addr = served.addr.clone();
     std::fs::write(&config, route("second")).expect("rewrite");
-    signal(&child, "-HUP");
+    signal(&served.child, "-HUP");
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let response = client()
@@ -148,8 +175,8 @@ async fn sighup_reloads_the_configuration() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    signal(&child, "-TERM");
-    assert!(child.wait().expect("wait").success());
+    signal(&served.child, "-TERM");
+    assert!(served.child.wait().expect("wait").success());
 }
 
 /// `router send` posts an event built from flags, in each mode.
