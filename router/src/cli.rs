@@ -40,6 +40,9 @@ pub enum Command {
     },
     /// Post an event to a router, from flags or a file.
     Send(Box<crate::send::SendArgs>),
+    /// Print every CloudEvent POSTed to an address: a stand-in for the webhooks
+    /// a configuration forwards to, to watch what comes out of the routes.
+    Sink(crate::sink::SinkArgs),
     /// Show what the router would do with an event (a structured-mode JSON file):
     /// for every route, whether it matches or which clause fails, the event after
     /// each transform step, and the targets it would reach.

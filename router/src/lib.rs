@@ -24,5 +24,6 @@ pub mod reload;
 pub mod runtime;
 pub mod send;
 pub mod server;
+pub mod sink;
 pub mod tls;
 pub mod trace;

@@ -30,6 +30,10 @@ fn main() -> ExitCode {
     let result = tokio.block_on(async {
         match cli.command {
             Command::Send(args) => send(&args).await,
+            Command::Sink(args) => router::sink::run(&args)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .context("router sink"),
             Command::Check { config } => check(&config).await,
             Command::Dlq { url, action } => dlq(&url, action).await,
             Command::Explain {

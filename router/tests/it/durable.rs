@@ -108,6 +108,30 @@ fn durable(redis: &RedisServer, stream: &str, extra: &str) -> String {
     )
 }
 
+/// A configuration file for `router serve` processes: durable mode on `stream`
+/// (with `queue` added to `[queue]`), then `extra` tables, and one route
+/// forwarding everything to `sink`. Keep the directory until the processes end.
+fn process_config(
+    redis: &RedisServer,
+    stream: &str,
+    queue: &str,
+    extra: &str,
+    sink: &Sink,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n{extra}[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(redis, stream, queue),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    (dir, config)
+}
+
 pub(crate) async fn wait_ready(router: &TestRouter) {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -364,21 +388,13 @@ async fn two_processes_share_the_stream_and_a_kill_9_loses_nothing() {
     use crate::process::{serve, signal};
     let redis = RedisServer::start().await;
     let sink = Sink::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
-            durable(
-                &redis,
-                "t:kill",
-                "concurrency = 8\nvisibility_timeout = \"1s\""
-            ),
-            sink.url()
-        ),
-    )
-    .expect("write config");
+    let (_dir, config) = process_config(
+        &redis,
+        "t:kill",
+        "concurrency = 8\nvisibility_timeout = \"1s\"",
+        "",
+        &sink,
+    );
     let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
     let mut a = serve(&args);
     let b = serve(&args);
@@ -493,17 +509,13 @@ async fn a_delivery_cut_short_by_kill_9_is_not_taken_for_a_duplicate() {
     use crate::process::{serve, signal};
     let redis = RedisServer::start().await;
     let sink = Sink::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[delivery.dedup]\nwindow = \"1h\"\nstore = \"redis\"\n\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
-            durable(&redis, "t:crash", "visibility_timeout = \"1s\""),
-            sink.url()
-        ),
-    )
-    .expect("write config");
+    let (_dir, config) = process_config(
+        &redis,
+        "t:crash",
+        "visibility_timeout = \"1s\"",
+        "[delivery.dedup]\nwindow = \"1h\"\nstore = \"redis\"\n\n",
+        &sink,
+    );
     let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
     let mut a = serve(&args);
     sink.close();
@@ -644,17 +656,7 @@ async fn sigterm_finishes_what_is_in_hand_and_leaves_the_rest_for_others() {
     let redis = RedisServer::start().await;
     let sink = Sink::start().await;
     sink.close();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
-            durable(&redis, "t:term", "concurrency = 2"),
-            sink.url()
-        ),
-    )
-    .expect("write config");
+    let (_dir, config) = process_config(&redis, "t:term", "concurrency = 2", "", &sink);
     let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
     let mut a = serve(&args);
     for i in 0..6 {
@@ -709,21 +711,13 @@ async fn events_with_one_partition_key_are_routed_in_order_across_processes() {
     use crate::process::{serve, signal};
     let redis = RedisServer::start().await;
     let sink = Sink::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("router.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
-            durable(
-                &redis,
-                "t:order",
-                "concurrency = 8\nvisibility_timeout = \"1s\"\npartitions = 4"
-            ),
-            sink.url()
-        ),
-    )
-    .expect("write config");
+    let (_dir, config) = process_config(
+        &redis,
+        "t:order",
+        "concurrency = 8\nvisibility_timeout = \"1s\"\npartitions = 4",
+        "",
+        &sink,
+    );
     let args = [std::ffi::OsStr::new("--config"), config.as_os_str()];
     let mut a = serve(&args);
     let b = serve(&args);

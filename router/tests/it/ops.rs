@@ -129,14 +129,16 @@ async fn load_past_capacity_is_shed_and_recovers() {
             })
         })
         .collect();
-    // Eight are held at the sink; the other eight are refused at once.
+    // Eight are held at the sink; the other eight are refused at once. The sink
+    // opens only once all sixteen have been either held or answered: a request
+    // still on its way when it opened would find room again.
     tokio::time::timeout(PATIENCE, async {
-        while sink.waiting() < 8 {
+        while sink.waiting() < 8 || requests.iter().filter(|r| r.is_finished()).count() < 8 {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("eight events in flight");
+    .expect("eight events in flight, eight answered");
     sink.open();
     let mut shed = 0;
     for r in futures_util::future::join_all(requests).await {

@@ -36,6 +36,27 @@ async fn start(redis: &RedisServer, sinks: Sinks) -> TestRouter {
     router
 }
 
+/// Starts the example's router on `redis` with a recording sink behind each of
+/// its forwards: (router, storefront, order notifications, payment webhook).
+async fn start_with_sinks(redis: &RedisServer) -> (TestRouter, Sink, Sink, Sink) {
+    let (storefront, notifications, payments) = (
+        Sink::start().await,
+        Sink::start().await,
+        Sink::start().await,
+    );
+    let sinks = Sinks {
+        storefront: storefront.url(),
+        order_notifications: notifications.url(),
+        payment_webhook: payments.url(),
+    };
+    (
+        start(redis, sinks).await,
+        storefront,
+        notifications,
+        payments,
+    )
+}
+
 /// POSTs a binary-mode event with JSON data and a partition key.
 async fn publish(
     router: &TestRouter,
@@ -204,20 +225,7 @@ async fn the_catalog_merges_stock_and_price_ignores_stale_updates_and_answers_qu
 #[tokio::test]
 async fn events_that_break_their_schema_are_refused_at_ingest_and_never_routed() {
     let redis = RedisServer::start().await;
-    let (storefront, notifications, payments) = (
-        Sink::start().await,
-        Sink::start().await,
-        Sink::start().await,
-    );
-    let router = start(
-        &redis,
-        Sinks {
-            storefront: storefront.url(),
-            order_notifications: notifications.url(),
-            payment_webhook: payments.url(),
-        },
-    )
-    .await;
+    let (router, storefront, notifications, payments) = start_with_sinks(&redis).await;
     let key = "ord-schema";
     for (event, data, pointer, words) in [
         (
@@ -293,20 +301,7 @@ async fn events_that_break_their_schema_are_refused_at_ingest_and_never_routed()
 #[tokio::test]
 async fn a_duplicate_within_the_24h_window_is_answered_2xx_and_handled_once() {
     let redis = RedisServer::start().await;
-    let (storefront, notifications, payments) = (
-        Sink::start().await,
-        Sink::start().await,
-        Sink::start().await,
-    );
-    let router = start(
-        &redis,
-        Sinks {
-            storefront: storefront.url(),
-            order_notifications: notifications.url(),
-            payment_webhook: payments.url(),
-        },
-    )
-    .await;
+    let (router, _storefront, notifications, _payments) = start_with_sinks(&redis).await;
     let key = "ord-dup";
     let status = |status: &str| serde_json::json!({"orderId": "o-9", "status": status});
     // The Order service publishes, times out, and publishes the same event again.
