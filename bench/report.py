@@ -13,6 +13,8 @@ e2e = json.load(open(os.path.join(out, "e2e.json")))
 pipeline = open(os.path.join(out, "pipeline.txt")).read()
 instances = open(os.path.join(out, "instances.txt")).read()
 reload = open(os.path.join(out, "reload.txt")).read()
+ecommerce_path = os.path.join(out, "ecommerce.txt")
+ecommerce = open(ecommerce_path).read() if os.path.exists(ecommerce_path) else ""
 redis_path = os.path.join(out, "redis.json")
 durable = json.load(open(redis_path)) if os.path.exists(redis_path) else None
 
@@ -32,9 +34,10 @@ def durable_section():
     d1, db = durable["single"], durable["batch"]
     return f"""## Durable mode (Redis Streams, `bench/redis.py`)
 
-redis-server with AOF (`appendfsync everysec`) started by the script; its own
-`redis-benchmark` XADD (256-byte field, 64 clients) is the baseline, measured in the
-same run, alternating. Accepted = answered 202 after Redis acknowledged the XADD;
+redis-server with AOF (`appendfsync everysec`) started by the script, pinned to core
+0; its own `redis-benchmark` XADD (256-byte field, 64 clients, pinned to core 1) is
+the baseline, measured in the same run, alternating. The router may run on both
+cores, the load generator is pinned to core 1. Accepted = answered 202 after Redis acknowledged the XADD;
 consumed = routed to the enricher plugin and acknowledged (with the drain after the
 load stops).
 
@@ -85,6 +88,16 @@ ratios and CPU times, which are steadier than raw throughput.
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
 {durable_section()}
+## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
+
+The seed asks for under 100 ms end to end. Stock and price events at a fixed rate
+through durable mode (Redis), the catalog plugin, and a forward to the storefront
+webhook; the baseline is a direct POST to the same webhook.
+
+```
+{ecommerce.strip()}
+```
+
 ## Sandbox and reload
 
 ```

@@ -13,5 +13,6 @@ python3 bench/redis.py > "$target/bench/redis.json"
 cargo bench -p router --bench pipeline 2>/dev/null | tee "$target/bench/pipeline.txt" | grep -E "time:" || true
 cargo bench -p router --bench instances 2>/dev/null | tee "$target/bench/instances.txt"
 cargo bench -p router --bench reload 2>/dev/null | tee "$target/bench/reload.txt"
+cargo bench -p router --bench ecommerce_latency 2>/dev/null | tee "$target/bench/ecommerce.txt"
 python3 bench/report.py "$target/bench" > BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

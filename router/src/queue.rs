@@ -443,7 +443,8 @@ impl RedisQueue {
     }
 
     /// Acknowledges one entry, in the acker's next batch, and waits for Redis's
-    /// answer (straight `XACK` when the acker is not running).
+    /// answer (a straight `XACK` should the acker have ended). The acker starts
+    /// with [`RedisQueue::start`], before anything that acknowledges.
     async fn ack(&self, stream: &str, id: &str) {
         let (reply, answer) = oneshot::channel();
         let result = match self.acks.send((stream.to_owned(), id.to_owned(), reply)) {
