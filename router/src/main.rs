@@ -8,12 +8,6 @@ use router::server::Server;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc's malloc: every request allocates a little in
-/// several threads, and glibc's arenas spent about 14 % of the router's CPU in
-/// durable mode (perf; `malloc`, `free`, `malloc_consolidate`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
