@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the marketplace example: a private redis-server (unless REDIS_URL is set),
-# then two `router serve` processes in one consumer group on ports 8081 and 8082.
-# Stops everything on Ctrl-C.
+# a stand-in mail service printing the `send.email` commands (`router sink` on
+# port 9025, unless MAIL_URL is set), then two `router serve` processes in one
+# consumer group on ports 8081 and 8082. Stops everything on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,11 +35,17 @@ if [[ -z "${REDIS_URL:-}" ]]; then
   }
 fi
 
+if [[ -z "${MAIL_URL:-}" ]]; then
+  "$router" sink --listen 127.0.0.1:9025 &
+  pids+=($!)
+  export MAIL_URL=http://127.0.0.1:9025/
+fi
+
 for port in 8081 8082; do
   ROUTER_LISTEN=127.0.0.1:$port "$router" serve \
     --config examples/marketplace-streams/router.toml &
   pids+=($!)
 done
 echo "marketplace: routers on http://127.0.0.1:8081 and :8082, Redis at $REDIS_URL" >&2
-echo "mail commands go to ${MAIL_URL:-http://127.0.0.1:9025/}; see examples/marketplace-streams/README.md" >&2
+echo "mail commands go to $MAIL_URL; see examples/marketplace-streams/README.md" >&2
 wait
