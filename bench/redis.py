@@ -4,7 +4,9 @@
 Starts its own redis-server (AOF, fsync every second) on a free port, then for
 several pairs: redis-benchmark XADD (unpipelined, and pipelined 16 deep), and the
 router in durable mode driven by the load generator (one event per request, and
-batches of 100, whose XADDs the router pipelines). Each pair's router figure is
+batches of 100, whose XADDs the router pipelines). One event per request is also
+measured on an ingest-only router (`consume = false`): the same ingest path
+without the same process routing the stream on the same two cores. Each pair's router figure is
 divided by its own XADD figure; the medians (with min and max) are printed as JSON.
 The router routes every event to the enricher plugin; after each run the script
 waits until the stream is drained and reports the consumed events/s as well.
@@ -84,8 +86,10 @@ def main():
                     pass
                 time.sleep(0.05)
             config = os.path.join(tmp, "durable.toml")
-            with open(config, "w") as f:
-                f.write(f"""[server]
+            ingest_only = os.path.join(tmp, "ingest-only.toml")
+            for path, consume in ((config, "true"), (ingest_only, "false")):
+                with open(path, "w") as f:
+                    f.write(f"""[server]
 batch_limit = 1000
 [ingest]
 max_in_flight = 100000
@@ -94,6 +98,7 @@ kind = "redis"
 url = "redis://127.0.0.1:{port}/"
 stream = "bench:events"
 concurrency = 32
+consume = {consume}
 [[plugin]]
 name = "enricher"
 path = "{PLUGINS}/enricher.wasm"
@@ -103,10 +108,10 @@ name = "bench"
 filter = {{ exact = {{ type = "bench.event" }} }}
 handler = "enricher"
 """)
-            router = lambda: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
-                                     "--listen", "127.0.0.1:18082"], "http://127.0.0.1:18082/healthz",
-                                    cpus=ROUTER_CPUS)
-            single, batch = [], []
+            router = lambda path=config: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config",
+                                                 path, "--listen", "127.0.0.1:18082"],
+                                                "http://127.0.0.1:18082/healthz", cpus=ROUTER_CPUS)
+            single, batch, ingest = [], [], []
             for i in range(PAIRS):
                 plain = xadd_rate(port, 1)
                 with router():
@@ -122,8 +127,15 @@ handler = "enricher"
                     seconds, _ = drained(port, "bench:events")
                 consumed = r["acked_events"] / (5 + seconds)
                 batch.append((piped, r["events_per_s"], consumed, r["failed"]))
+                with router(ingest_only):
+                    r = loadgen("127.0.0.1:18082", "--mode", "max", "--connections", "64", "--duration", "5",
+                                "--run", f"di{i}")
+                # Nothing consumed it: dropped, so every run starts on an empty stream.
+                redis_cli(port, "DEL", "bench:events")
+                ingest.append((plain, r["events_per_s"], 0, r["failed"]))
                 print(f"pair {i}: XADD {plain:.0f}/s, single {single[-1][1]:.0f}/s; "
-                      f"XADD -P16 {piped:.0f}/s, batch {batch[-1][1]:.0f}/s", file=sys.stderr)
+                      f"XADD -P16 {piped:.0f}/s, batch {batch[-1][1]:.0f}/s; "
+                      f"ingest-only single {ingest[-1][1]:.0f}/s", file=sys.stderr)
 
             def summary(rows):
                 ratios = [accepted / xadd for xadd, accepted, _, _ in rows]
@@ -137,6 +149,7 @@ handler = "enricher"
 
             results["single"] = summary(single)
             results["batch"] = summary(batch)
+            results["ingest_only"] = summary(ingest)
         finally:
             redis.terminate()
             redis.wait()

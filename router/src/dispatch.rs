@@ -13,7 +13,7 @@ use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
 use crate::runtime::{Route, Runtime};
 use arc_swap::ArcSwap;
-use futures_util::future::{BoxFuture, join_all, join3};
+use futures_util::future::{BoxFuture, Either, OptionFuture, join_all, join3, ready};
 use serde::Serialize;
 use std::sync::Arc;
 use tracing::Instrument as _;
@@ -90,6 +90,17 @@ pub enum Failure {
 }
 
 impl EventReport {
+    /// The report of `event`, with what happened on each of its routes.
+    fn new(event: Event, routes: Vec<RouteReport>) -> Self {
+        Self {
+            id: event.id,
+            source: event.source,
+            ty: event.ty,
+            routes,
+            duplicate: false,
+        }
+    }
+
     /// The worst failure on any route of this event or of the events it caused.
     pub fn failure(&self) -> Option<Failure> {
         self.routes
@@ -173,7 +184,8 @@ impl Dispatcher {
                 duplicate: true,
             };
         }
-        let report = self.dispatch_on(&runtime, event, 0).await;
+        let routes = runtime.matching(&event).collect();
+        let report = self.dispatch_on(&runtime, event, routes, 0).await;
         if let Some((key, window, _)) = dedup
             && report.failure().is_none()
         {
@@ -185,7 +197,9 @@ impl Dispatcher {
     /// Whether `key` was delivered within its window, in the configured store.
     async fn seen(&self, runtime: &Runtime, key: &str) -> bool {
         match &runtime.settings.dedup_redis {
-            Some(store) => store.seen(key).await,
+            // Boxed: the Redis round trip's future is large, and this path is
+            // only taken when dedup is configured.
+            Some(store) => Box::pin(store.seen(key)).await,
             None => self.seen.seen(key),
         }
     }
@@ -193,7 +207,7 @@ impl Dispatcher {
     /// Remembers `key` as delivered for `window` in the configured store.
     async fn remember(&self, runtime: &Runtime, key: &str, window: std::time::Duration) {
         match &runtime.settings.dedup_redis {
-            Some(store) => store.remember(key, window).await,
+            Some(store) => Box::pin(store.remember(key, window)).await,
             None => self
                 .seen
                 .remember(key, window, runtime.settings.dedup_max_entries),
@@ -208,12 +222,26 @@ impl Dispatcher {
         Some(self.deliver(&runtime, route, event, 0).await)
     }
 
-    fn dispatch_on<'a>(
+    /// [`Self::dispatch_on`] behind a pointer, for emitted events: the recursion
+    /// needs the box, and a plain function (not an `async` one) to name its type.
+    fn dispatch_boxed<'a>(
         &'a self,
         runtime: &'a Runtime,
         event: Event,
+        routes: Vec<&'a Route>,
         depth: u32,
     ) -> BoxFuture<'a, EventReport> {
+        Box::pin(self.dispatch_on(runtime, event, routes, depth))
+    }
+
+    /// Delivers `event` to `routes` (those it matched) at once, and reports.
+    async fn dispatch_on(
+        &self,
+        runtime: &Runtime,
+        event: Event,
+        routes: Vec<&Route>,
+        depth: u32,
+    ) -> EventReport {
         let span = tracing::debug_span!(
             "event",
             id = %event.id,
@@ -221,25 +249,25 @@ impl Dispatcher {
             trace_id = crate::trace::trace_id(&event).unwrap_or_default(),
             depth,
         );
-        Box::pin(
-            async move {
-                let routes: Vec<&Route> = runtime.matching(&event).collect();
-                let routes = join_all(
-                    routes
-                        .into_iter()
-                        .map(|route| self.deliver(runtime, route, &event, depth)),
-                )
-                .await;
-                EventReport {
-                    id: event.id,
-                    source: event.source,
-                    ty: event.ty,
-                    routes,
-                    duplicate: false,
+        async move {
+            // One matched route is the common case: awaited in place, it saves
+            // `join_all`'s allocation and the moves of a large future.
+            let routes = match routes.as_slice() {
+                [] => Vec::new(),
+                [route] => vec![self.deliver(runtime, route, &event, depth).await],
+                _ => {
+                    join_all(
+                        routes
+                            .iter()
+                            .map(|route| self.deliver(runtime, route, &event, depth)),
+                    )
+                    .await
                 }
-            }
-            .instrument(span),
-        )
+            };
+            EventReport::new(event, routes)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Delivers `event` to the targets of one route, each retried by the route's
@@ -276,7 +304,12 @@ impl Dispatcher {
         let event = if route.transforms.is_empty() {
             event
         } else {
-            match crate::policy::transform::apply_all(&route.transforms, event.clone()).await {
+            match Box::pin(crate::policy::transform::apply_all(
+                &route.transforms,
+                event.clone(),
+            ))
+            .await
+            {
                 Ok(Some(e)) => {
                     transformed = e;
                     &transformed
@@ -292,16 +325,15 @@ impl Dispatcher {
                     tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
                     let attempts = Attempts::once();
                     let retryable = e.retryable;
-                    return self
-                        .give_up(
-                            runtime,
-                            route,
-                            original,
-                            vec![e.to_string()],
-                            retryable,
-                            attempts,
-                        )
-                        .await;
+                    return Box::pin(self.give_up(
+                        runtime,
+                        route,
+                        original,
+                        vec![e.to_string()],
+                        retryable,
+                        attempts,
+                    ))
+                    .await;
                 }
             }
         };
@@ -309,7 +341,10 @@ impl Dispatcher {
         let forward_timeout = policy
             .attempt_timeout
             .unwrap_or(runtime.settings.forward_timeout);
-        let handled = async {
+        // A closure, so the handler's future is built where it is awaited: a
+        // future made earlier and moved later keeps a slot of its own in this
+        // function's state, which every delivery then allocates and copies.
+        let handle = || async {
             match &route.handler {
                 Some(plugin) => Some(
                     retry::run(policy, &counters.retried, || plugin.handle(event))
@@ -319,31 +354,38 @@ impl Dispatcher {
                 None => None,
             }
         };
-        let forwarded = async {
-            match &route.forward {
-                Some(url) => Some(
-                    retry::run(policy, &counters.retried, || {
-                        self.forwarder.send(url, event, forward_timeout)
-                    })
-                    .instrument(tracing::debug_span!("forward", url = %url))
-                    .await,
-                ),
-                None => None,
+        // Forwards and appends are boxed, and only built when the route has
+        // them: a handler-only route (the hot path) then awaits its handler
+        // alone, without moving the large futures of the other targets around.
+        let forwarded = route.forward.as_ref().map(|url| {
+            Box::pin(
+                retry::run(policy, &counters.retried, move || {
+                    self.forwarder.send(url, event, forward_timeout)
+                })
+                .instrument(tracing::debug_span!("forward", url = %url)),
+            )
+        });
+        let appended = route.append.as_ref().map(|journal| {
+            Box::pin(
+                retry::run(policy, &counters.retried, move || journal.append(event))
+                    .instrument(tracing::debug_span!("append", journal = %journal.describe())),
+            )
+        });
+        let span = tracing::debug_span!("route", route = %route.name);
+        let (handled, forwarded, appended) = match (forwarded, appended) {
+            (None, None) => (handle().instrument(span).await, None, None),
+            (forwarded, appended) => {
+                Box::pin(
+                    join3(
+                        handle(),
+                        OptionFuture::from(forwarded),
+                        OptionFuture::from(appended),
+                    )
+                    .instrument(span),
+                )
+                .await
             }
         };
-        let appended = async {
-            match &route.append {
-                Some(journal) => Some(
-                    retry::run(policy, &counters.retried, || journal.append(event))
-                        .instrument(tracing::debug_span!("append", journal = %journal.describe()))
-                        .await,
-                ),
-                None => None,
-            }
-        };
-        let (handled, forwarded, appended) = join3(handled, forwarded, appended)
-            .instrument(tracing::debug_span!("route", route = %route.name))
-            .await;
 
         let mut errors = Vec::new();
         let mut retryable = true;
@@ -403,7 +445,13 @@ impl Dispatcher {
                         child.set_extension(CAUSATION_ID, event.id.clone());
                         child.set_extension(CORRELATION_ID, correlation.clone());
                         crate::trace::inherit(&mut child, event);
-                        self.dispatch_on(runtime, child, depth + 1)
+                        let routes: Vec<&Route> = runtime.matching(&child).collect();
+                        if routes.is_empty() {
+                            // Nothing to await: no boxed future for an event
+                            // that no route wants.
+                            return Either::Left(ready(EventReport::new(child, Vec::new())));
+                        }
+                        Either::Right(self.dispatch_boxed(runtime, child, routes, depth + 1))
                     }))
                     .await;
                 }
@@ -419,9 +467,8 @@ impl Dispatcher {
             return report(Outcome::Delivered, errors, None, attempts, emitted);
         }
         let attempts = failed_attempts.unwrap_or_else(Attempts::once);
-        let mut failed = self
-            .give_up(runtime, route, original, errors, retryable, attempts)
-            .await;
+        let mut failed =
+            Box::pin(self.give_up(runtime, route, original, errors, retryable, attempts)).await;
         failed.emitted = emitted;
         failed
     }
@@ -442,7 +489,9 @@ impl Dispatcher {
         let shown_attempts = (attempts.count > 1).then_some(attempts.count);
         if let Some(sink) = &runtime.settings.dead_letter {
             let letter = DeadLetter::new(&route.name, original, &attempts, errors.join("; "));
-            match sink.put(&letter).await {
+            // Boxed: a dead-letter sink's future (an HTTP request) is large and
+            // rarely needed; inline, it would grow every delivery's future.
+            match Box::pin(sink.put(&letter)).await {
                 Ok(()) => {
                     counters.dead_lettered.inc();
                     tracing::warn!(route = %route.name, event = %original, errors = ?errors, attempts = attempts.count, dead_letter = %letter.id, "route gave up: event dead-lettered");

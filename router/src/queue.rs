@@ -57,6 +57,7 @@ pub struct RedisQueue {
     group: String,
     consumer: String,
     concurrency: usize,
+    consume: bool,
     visibility: Duration,
     max_deliveries: u32,
     timeout: Duration,
@@ -97,6 +98,7 @@ impl RedisQueue {
             group: config.group.clone(),
             consumer,
             concurrency: config.concurrency,
+            consume: config.consume,
             visibility: config.visibility_timeout.0,
             max_deliveries: config.max_deliveries,
             timeout: config.timeout.0,
@@ -107,6 +109,11 @@ impl RedisQueue {
     /// This process's consumer name.
     pub fn consumer(&self) -> &str {
         &self.consumer
+    }
+
+    /// Whether this process routes the stream (`consume`), or only appends.
+    pub fn consumes(&self) -> bool {
+        self.consume
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, QueueError> {
@@ -128,7 +135,7 @@ impl RedisQueue {
         let mut pipe = redis::pipe();
         for event in events {
             pipe.cmd("XADD")
-                .arg(self.stream_of(event))
+                .arg(&*self.stream_of(event))
                 .arg("*")
                 .arg("event")
                 .arg(encode_structured(event));
@@ -143,12 +150,12 @@ impl RedisQueue {
     /// The stream an event goes to: its partition's when it has a `partitionkey`
     /// (so that one consumer at a time routes that key's events, in order), the
     /// shared stream otherwise.
-    fn stream_of(&self, event: &Event) -> String {
+    fn stream_of(&self, event: &Event) -> std::borrow::Cow<'_, str> {
         match event.extension(PARTITION_KEY) {
-            Some(key) if self.partitions > 0 => {
-                self.partition_stream(partition_of(key, self.partitions))
-            }
-            _ => self.stream.clone(),
+            Some(key) if self.partitions > 0 => self
+                .partition_stream(partition_of(key, self.partitions))
+                .into(),
+            _ => self.stream.as_str().into(),
         }
     }
 

@@ -294,7 +294,10 @@ impl Runtime {
     /// The routes that `event` matches, in declaration order. Routes indexed
     /// under another exact type, or under a type prefix the event's type does not
     /// start with, are never looked at.
-    pub fn matching<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a Route> + 'a {
+    pub fn matching<'a, 'e>(
+        &'a self,
+        event: &'e Event,
+    ) -> impl Iterator<Item = &'a Route> + use<'a, 'e> {
         let indexed = self
             .by_type
             .get(&event.ty)

@@ -103,12 +103,18 @@ impl Server {
             let _ = reloads_stopped.await;
         }));
         let (stop_queue, queue_stopped) = tokio::sync::watch::channel(false);
-        let workers = self.state.queue.as_ref().map(|queue| {
+        let workers = self.state.queue.as_ref().and_then(|queue| {
+            if !queue.consumes() {
+                tracing::info!(
+                    "durable mode, ingest only (consume = false): other processes route the Redis stream"
+                );
+                return None;
+            }
             tracing::info!(
                 consumer = queue.consumer(),
                 "durable mode: consuming the Redis stream"
             );
-            queue.start(Arc::clone(&self.state.dispatcher), queue_stopped)
+            Some(queue.start(Arc::clone(&self.state.dispatcher), queue_stopped))
         });
         tokio::pin!(shutdown);
         loop {

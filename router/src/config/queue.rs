@@ -21,6 +21,10 @@ pub struct QueueConfig {
     pub consumer: Option<String>,
     /// Events routed at once by this process.
     pub concurrency: usize,
+    /// Whether this process routes the stream's events. `false` makes an
+    /// ingest-only process: it appends and answers 202, and the processes with
+    /// `consume = true` route (an ingest tier scaled apart from the workers).
+    pub consume: bool,
     /// An entry a consumer has not acknowledged nor renewed for this long is taken
     /// over by another consumer.
     pub visibility_timeout: Duration,
@@ -54,6 +58,7 @@ impl Default for QueueConfig {
             group: "router".into(),
             consumer: None,
             concurrency: 16,
+            consume: true,
             visibility_timeout: ms(30_000),
             max_deliveries: 5,
             timeout: ms(1000),

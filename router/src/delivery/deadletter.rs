@@ -75,8 +75,8 @@ impl DeadLetter {
             attempts: attempts.count,
             reason: reason.to_owned(),
             error,
-            first_attempt: rfc3339(attempts.first),
-            last_attempt: rfc3339(attempts.last),
+            first_attempt: rfc3339(super::retry::Attempts::wall(attempts.first)),
+            last_attempt: rfc3339(super::retry::Attempts::wall(attempts.last)),
             dead_lettered_at: rfc3339(std::time::SystemTime::now()),
         }
     }

@@ -29,15 +29,18 @@ pub enum GaveUp {
     MaxAge,
 }
 
-/// The attempts made for one target.
+/// The attempts made for one target. Times are monotonic instants, turned into
+/// wall-clock times by [`Attempts::wall`] only when a record needs them: every
+/// delivery makes one attempt, and reading the wall clock twice for each was a
+/// measurable part of a WASM call.
 #[derive(Clone, Copy, Debug)]
 pub struct Attempts {
     /// How many were made.
     pub count: u32,
     /// When the first started.
-    pub first: SystemTime,
+    pub first: Instant,
     /// When the last started.
-    pub last: SystemTime,
+    pub last: Instant,
     /// Why they stopped, when the last one failed.
     pub gave_up: Option<GaveUp>,
 }
@@ -46,13 +49,19 @@ impl Attempts {
     /// One attempt, just now, that cannot be retried (a failed transform, a
     /// handler past the hop limit).
     pub fn once() -> Self {
-        let now = SystemTime::now();
+        let now = Instant::now();
         Self {
             count: 1,
             first: now,
             last: now,
             gave_up: Some(GaveUp::NotRetryable),
         }
+    }
+
+    /// The wall-clock time of `at`, one of these attempts' instants.
+    pub fn wall(at: Instant) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_sub(at.elapsed()).unwrap_or(now)
     }
 }
 
@@ -97,16 +106,17 @@ where
     Fut: Future<Output = Result<T, E>>,
 {
     let started = Instant::now();
-    let first = SystemTime::now();
     let mut attempts = Attempts {
         count: 0,
-        first,
-        last: first,
+        first: started,
+        last: started,
         gave_up: None,
     };
     loop {
         attempts.count += 1;
-        attempts.last = SystemTime::now();
+        if attempts.count > 1 {
+            attempts.last = Instant::now();
+        }
         let error = match attempt().await {
             Ok(value) => return (Ok(value), attempts),
             Err(error) => error,

@@ -228,18 +228,19 @@ impl Guard {
     }
 
     /// Counts one request against `origin`'s rate.
-    pub fn rate_limit(&self, origin: &str) -> Result<(), GuardError> {
+    pub fn rate_limit(&self, origin: &(dyn Fn() -> String + Sync)) -> Result<(), GuardError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
+        let origin = origin();
         // Forget idle origins now and then, so many one-off clients cannot grow memory.
         if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
             limiter.retain_recent();
         }
         limiter
-            .check_key(&origin.to_owned())
+            .check_key(&origin)
             .map_err(|not_until| GuardError::RateLimited {
-                origin: origin.to_owned(),
+                origin: origin.clone(),
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
             })
     }
@@ -398,13 +399,16 @@ mod tests {
         let g = guard(
             "[ingest]\nmax_in_flight = 2\nrate_limit = { per_second = 1, burst = 2 }\nallowed_origins = [\"a.example\"]\n",
         );
-        assert!(g.rate_limit("a").is_ok());
-        assert!(g.rate_limit("a").is_ok());
+        assert!(g.rate_limit(&|| "a".into()).is_ok());
+        assert!(g.rate_limit(&|| "a".into()).is_ok());
         assert!(matches!(
-            g.rate_limit("a"),
+            g.rate_limit(&|| "a".into()),
             Err(GuardError::RateLimited { .. })
         ));
-        assert!(g.rate_limit("b").is_ok(), "limits are per origin");
+        assert!(
+            g.rate_limit(&|| "b".into()).is_ok(),
+            "limits are per origin"
+        );
         let permit = g.admit(2).unwrap();
         assert!(g.check_capacity().is_err());
         assert!(g.admit(1).is_err());

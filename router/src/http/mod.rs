@@ -172,12 +172,15 @@ async fn ingest(
     body: Body,
 ) -> Response {
     let metrics = crate::metrics::metrics();
-    let origin = origin(&headers, peer.map(|p| p.0.0));
+    let peer = peer.map(|p| p.0.0);
+    // Made only when needed (a rate limit, a refusal logged): formatting the
+    // peer's address for every request is a cost on the hot path.
+    let origin = || origin(&headers, peer);
     let admitted = match admit(&state, &origin, &headers, body).await {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics.rejected(e.reason());
-            tracing::debug!(error = %e, origin, "refused a request");
+            tracing::debug!(error = %e, origin = origin(), "refused a request");
             return e.into_response();
         }
     };
@@ -201,6 +204,15 @@ async fn ingest(
     respond(reports)
 }
 
+/// The answer to an ingest request in durable mode.
+#[derive(Serialize)]
+struct Accepted {
+    /// Events appended.
+    accepted: usize,
+    /// Their stream entry ids, in request order.
+    entries: Vec<String>,
+}
+
 /// Durable mode: 202 once Redis has every event; 503 with `Retry-After` (and
 /// nothing kept) when it cannot take them in time.
 async fn enqueue(
@@ -222,7 +234,10 @@ async fn enqueue(
             metrics.queue_enqueued.inc_by(n);
             (
                 StatusCode::ACCEPTED,
-                Json(serde_json::json!({ "accepted": ids.len(), "entries": ids })),
+                Json(Accepted {
+                    accepted: ids.len(),
+                    entries: ids,
+                }),
             )
                 .into_response()
         }
@@ -260,7 +275,7 @@ fn origin(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
 /// credentials, decoding, and the sender's allowed sources.
 async fn admit(
     state: &AppState,
-    origin: &str,
+    origin: &(dyn Fn() -> String + Sync),
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Vec<Event>, tokio::sync::OwnedSemaphorePermit), IngestError> {

@@ -324,8 +324,21 @@ impl Plugin {
     /// How long the plugin stays paused by its circuit breaker, if it is.
     pub fn paused_for(&self) -> Option<Duration> {
         let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);
+        // 0: never paused, or a pause seen over; no clock read on every call.
+        if until == 0 {
+            return None;
+        }
         let now = self.now_ms();
-        (until > now).then(|| Duration::from_millis(until - now))
+        if until > now {
+            return Some(Duration::from_millis(until - now));
+        }
+        let _ = self.breaker.paused_until_ms.compare_exchange(
+            until,
+            0,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        None
     }
 
     fn now_ms(&self) -> u64 {
@@ -372,7 +385,7 @@ impl Plugin {
         let metrics = &self.counters;
         metrics.invocations.inc();
         let started = Instant::now();
-        let result = self.call(call).await;
+        let result = self.call(call, started).await;
         metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -385,16 +398,18 @@ impl Plugin {
         result
     }
 
-    async fn call(&self, call: Call<'_>) -> Result<Output, CallError> {
+    /// `called`: when the call was made, the start of its timeout when a warm
+    /// instance takes it at once.
+    async fn call(&self, call: Call<'_>, called: Instant) -> Result<Output, CallError> {
         let idle = match self.limits.mode {
             InstanceMode::Reuse => lock(&self.idle).pop(),
             InstanceMode::Fresh => None,
         };
-        let mut instance = match idle {
-            Some(i) => i,
-            None => self.instantiate().await?,
+        let (mut instance, started) = match idle {
+            Some(i) => (i, called),
+            // Boxed: instantiation's future is large and off the reused path.
+            None => (Box::pin(self.instantiate()).await?, Instant::now()),
         };
-        let started = Instant::now();
         let budget = Arc::clone(&instance.store.data().log_budget);
         budget.reset(self.limits.max_log_bytes);
         instance.store.data_mut().ticks = 0;

@@ -216,6 +216,50 @@ async fn accepted_events_are_acknowledged_after_xadd_delivered_and_trimmed() {
 }
 
 #[tokio::test]
+async fn an_ingest_only_router_appends_and_leaves_the_routing_to_consumers() {
+    let redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let config = |queue: &str| {
+        format!(
+            "{}\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            durable(&redis, "t:tiers", queue),
+            sink.url()
+        )
+    };
+    let ingest = TestRouter::start(&config("consume = false")).await;
+    wait_ready(&ingest).await;
+    let mut expected = BTreeSet::new();
+    for i in 0..20 {
+        let id = format!("tier-{i}");
+        let (status, body) =
+            post_binary(&ingest.events_url(), &ce_headers(&id, "test.tiers"), "{}").await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        expected.insert(id);
+    }
+    let length: u64 = redis.query(redis::cmd("XLEN").arg("t:tiers")).await;
+    assert_eq!(length, 20, "every accepted event is in the stream");
+    let groups: Vec<redis::Value> = redis
+        .query(redis::cmd("XINFO").arg("GROUPS").arg("t:tiers"))
+        .await;
+    assert!(
+        groups.is_empty(),
+        "the ingest-only process read nothing (it joined no group): {groups:?}"
+    );
+
+    let _worker = TestRouter::start(&config("")).await;
+    let got = sink.wait_for(20).await;
+    assert_eq!(
+        ids(&got),
+        expected,
+        "the consumer routed what the other accepted"
+    );
+    until("every entry is acknowledged", || async {
+        all_acknowledged(&redis, "t:tiers").await
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_redis_outage_answers_503_loses_nothing_and_heals() {
     let mut redis = RedisServer::start().await;
     let sink = Sink::start().await;
