@@ -407,25 +407,13 @@ impl Dispatcher {
         }
         if let Some((Err(e), attempts)) = appended {
             errors.push(format!("append: {e}"));
-            failed_attempts = Some(failed_attempts.map_or(attempts, |a| {
-                if attempts.count > a.count {
-                    attempts
-                } else {
-                    a
-                }
-            }));
+            failed_attempts = Some(failed_attempts.map_or(attempts, |a| a.most(attempts)));
         }
         match handled {
             Some((Err(e), attempts)) => {
                 retryable &= e.is_retryable();
                 errors.push(format!("handler: {e}"));
-                failed_attempts = Some(failed_attempts.map_or(attempts, |a| {
-                    if attempts.count > a.count {
-                        attempts
-                    } else {
-                        a
-                    }
-                }));
+                failed_attempts = Some(failed_attempts.map_or(attempts, |a| a.most(attempts)));
             }
             Some((Ok(children), _)) if !children.is_empty() => {
                 if depth >= runtime.settings.hop_limit {

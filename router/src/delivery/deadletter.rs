@@ -10,9 +10,8 @@
 use crate::event::Event;
 use crate::event::json::{decode_structured, encode_structured};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncWriteExt as _;
 
 /// The CloudEvents type of a dead letter sent to an HTTP sink.
@@ -140,19 +139,11 @@ impl DeadLetterSink {
     /// The sink for a `file` path (shared by every runtime that names the same
     /// file, so appends and rewrites never interleave across reloads).
     pub fn file(path: &Path) -> Self {
-        static FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<FileSink>>>> =
-            LazyLock::new(Default::default);
-        let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
-        let sink = files
-            .entry(path.to_owned())
-            .or_insert_with(|| {
-                Arc::new(FileSink {
-                    path: path.to_owned(),
-                    lock: tokio::sync::Mutex::new(()),
-                })
-            })
-            .clone();
-        Self::File(sink)
+        static FILES: super::PerPath<FileSink> = LazyLock::new(Default::default);
+        Self::File(super::per_path(&FILES, path, || FileSink {
+            path: path.to_owned(),
+            lock: tokio::sync::Mutex::new(()),
+        }))
     }
 
     /// The sink for an HTTP `url`.

@@ -9,9 +9,8 @@
 
 use crate::event::Event;
 use crate::event::json::encode_structured;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncWriteExt as _;
 
 /// Why an event could not be appended.
@@ -55,19 +54,11 @@ impl Journal {
     /// The journal at `path`, shared by every route and runtime that names the
     /// same file, so lines from concurrent appends never interleave.
     pub fn file(path: &Path) -> Self {
-        static FILES: LazyLock<Mutex<HashMap<PathBuf, Arc<JournalFile>>>> =
-            LazyLock::new(Default::default);
-        let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
-        let file = files
-            .entry(path.to_owned())
-            .or_insert_with(|| {
-                Arc::new(JournalFile {
-                    path: path.to_owned(),
-                    file: tokio::sync::Mutex::new(None),
-                })
-            })
-            .clone();
-        Self::File(file)
+        static FILES: super::PerPath<JournalFile> = LazyLock::new(Default::default);
+        Self::File(super::per_path(&FILES, path, || JournalFile {
+            path: path.to_owned(),
+            file: tokio::sync::Mutex::new(None),
+        }))
     }
 
     /// The Redis stream `stream` on the server at `url` (connected lazily).

@@ -6,3 +6,22 @@ pub mod deadletter;
 pub mod dedup;
 pub mod journal;
 pub mod retry;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// One value per file path for the whole process.
+pub(crate) type PerPath<T> = LazyLock<Mutex<HashMap<PathBuf, Arc<T>>>>;
+
+/// The value for `path` in `registry`, made by `make` the first time: every route
+/// and reloaded runtime that names one file shares it (and the lock in it), so
+/// their writes to the file never interleave.
+pub(crate) fn per_path<T>(registry: &PerPath<T>, path: &Path, make: impl FnOnce() -> T) -> Arc<T> {
+    let mut values = registry.lock().unwrap_or_else(|e| e.into_inner());
+    Arc::clone(
+        values
+            .entry(path.to_owned())
+            .or_insert_with(|| Arc::new(make())),
+    )
+}

@@ -58,6 +58,15 @@ impl Attempts {
         }
     }
 
+    /// Whichever of `self` and `other` made more attempts (`self` on a tie).
+    pub fn most(self, other: Self) -> Self {
+        if other.count > self.count {
+            other
+        } else {
+            self
+        }
+    }
+
     /// The wall-clock time of `at`, one of these attempts' instants.
     pub fn wall(at: Instant) -> SystemTime {
         let now = SystemTime::now();
