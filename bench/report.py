@@ -10,6 +10,16 @@ import time
 
 out = sys.argv[1]
 e2e = json.load(open(os.path.join(out, "e2e.json")))
+soak_path = os.path.join(out, "soak.json")
+soak = json.load(open(soak_path)) if os.path.exists(soak_path) else None
+
+
+def soak_row():
+    if soak is None:
+        return ""
+    return (f"| RSS over a {soak['seconds'] // 60}-minute soak at {soak['rate']} req/s (`bench/soak.py`): "
+            f"start / end (max) | {soak['rss_start_mib']:.1f} / {soak['rss_end_mib']:.1f} MiB "
+            f"({soak['rss_max_mib']:.1f}) | | end / start {soak['growth']:.2f} | no growth |\n")
 pipeline = open(os.path.join(out, "pipeline.txt")).read()
 instances = open(os.path.join(out, "instances.txt")).read()
 reload = open(os.path.join(out, "reload.txt")).read()
@@ -74,7 +84,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | open loop at {o['rate']} req/s (half the max): p99 / p99.9 | {o['router']['p99']} / {o['router']['p999']} us | {o['baseline']['p99']} / {o['baseline']['p999']} us | | p99 < 1 ms, p99.9 < 5 ms |
 | failed requests in all runs | {s['failed'] + b['failed'] + o['failed']} | | | 0 |
 | idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
-| start-up to the first `GET /healthz` (3 components compiled) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
+{soak_row()}| start-up to the first `GET /healthz` (3 components compiled) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
 
 ## In process (criterion, medians)
 
