@@ -12,9 +12,29 @@ use crate::HandlerError;
 /// `router_guest::testing::set_config`.
 pub fn get(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
-    return crate::bindings::router::plugin::config::get(key);
+    return cached(key);
     #[cfg(not(target_arch = "wasm32"))]
     return crate::testing::config(key);
+}
+
+/// An instance's configuration never changes (a reload brings new instances), so
+/// each key is asked of the host once per instance: a plugin that reads its
+/// configuration for every event then makes no host call for it.
+#[cfg(target_arch = "wasm32")]
+fn cached(key: &str) -> Option<String> {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    thread_local! {
+        static CACHE: RefCell<BTreeMap<String, Option<String>>> = const { RefCell::new(BTreeMap::new()) };
+    }
+    CACHE.with(|cache| {
+        if let Some(value) = cache.borrow().get(key) {
+            return value.clone();
+        }
+        let value = crate::bindings::router::plugin::config::get(key);
+        cache.borrow_mut().insert(key.to_owned(), value.clone());
+        value
+    })
 }
 
 /// The value configured for `key`, or `default` when there is none.
