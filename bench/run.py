@@ -107,8 +107,9 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         config = router_config(tmp)
-        router = lambda port: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
-                                      "--listen", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/healthz")
+        router = lambda port, cpus="0": Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
+                                                "--listen", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/healthz",
+                                               cpus=cpus)
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
 
@@ -132,17 +133,20 @@ def main():
             "failed": sum(r["failed"] for _, r in pairs),
         }
 
-        # (b) batches of 100 events.
-        batch = []
-        for i in range(3):
-            with router(18080) as s:
-                batch.append(measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "16",
-                                      "--duration", "5", "--batch", "100", "--run", f"batch{i}"))
-        results["batch"] = {
-            "events_per_s": med([x["events_per_s"] for x in batch]),
-            "cpu_us": med([x["cpu_us_per_event"] for x in batch]),
-            "failed": sum(x["failed"] for x in batch),
-        }
+        # (b) batches of 100 events: the router on core 0 alone (as above), then
+        # on both cores, sharing core 1 with the load tool (the target's
+        # "on the 2 cores, load tool included").
+        for key, cpus in (("batch", "0"), ("batch_2cores", "0,1")):
+            batch = []
+            for i in range(3):
+                with router(18080, cpus) as s:
+                    batch.append(measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "16",
+                                          "--duration", "5", "--batch", "100", "--run", f"{key}{i}"))
+            results[key] = {
+                "events_per_s": med([x["events_per_s"] for x in batch]),
+                "cpu_us": med([x["cpu_us_per_event"] for x in batch]),
+                "failed": sum(x["failed"] for x in batch),
+            }
 
         # (c) open loop at half the router's maximum.
         rate = int(results["single"]["router_rps"] / 2)

@@ -8,11 +8,13 @@
 use router_guest::{Event, HandlerError, config, handler};
 
 fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
+    let id = format!("{}-enriched", event.id());
+    let ty = format!("{}.enriched", event.ty());
+    // The event is ours: renamed in place, its data and attributes are moved
+    // into the copy rather than cloned (`derive` would clone them).
     let enriched = event
-        .derive(
-            format!("{}-enriched", event.id()),
-            format!("{}.enriched", event.ty()),
-        )
+        .with_id(id)
+        .with_type(ty)
         .with_extension("enrichedby", config::get_or("name", "enricher"))
         .with_extension("region", config::get_or("region", "unknown"));
     Ok(vec![enriched])

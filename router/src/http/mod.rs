@@ -165,18 +165,20 @@ struct IngestResponse {
     error: Option<String>,
 }
 
-async fn ingest(
-    State(state): State<AppState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn ingest(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let metrics = crate::metrics::metrics();
-    let peer = peer.map(|p| p.0.0);
+    // The whole request, not a `HeaderMap` extractor: that one clones the
+    // headers of every request.
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|p| p.0);
     // Made only when needed (a rate limit, a refusal logged): formatting the
     // peer's address for every request is a cost on the hot path.
-    let origin = || origin(&headers, peer);
-    let admitted = match admit(&state, &origin, &headers, body).await {
+    let origin = || origin(headers, peer);
+    let admitted = match admit(&state, &origin, headers, body).await {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics.rejected(e.reason());
@@ -186,7 +188,7 @@ async fn ingest(
     };
     let (events, _permit) = admitted;
     if let Some(queue) = &state.queue {
-        return enqueue(queue, events, &headers).await;
+        return enqueue(queue, events, headers).await;
     }
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);

@@ -29,6 +29,11 @@ mod bindings {
         exports: { default: async },
         // A Redis-backed store does I/O: its calls yield instead of blocking.
         imports: { "router:plugin/kv": async },
+        // The event handed to a plugin is lowered from borrowed fields
+        // (`EventParam<'_>`), so a call does not first copy every attribute
+        // and the data into owned strings; what the guest returns is owned
+        // (`EventResult`).
+        ownership: Borrowing { duplicate_if_necessary: true },
     });
 }
 
@@ -38,6 +43,7 @@ mod transform_bindings {
         path: "../wit",
         world: "transform",
         exports: { default: async },
+        ownership: Borrowing { duplicate_if_necessary: true },
         with: {
             "router:plugin/types": super::bindings::router::plugin::types,
             "router:plugin/log": super::bindings::router::plugin::log,

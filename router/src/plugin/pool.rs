@@ -125,16 +125,15 @@ enum Exports {
 }
 
 /// What a call asks of the guest.
-#[derive(Clone, Copy)]
 enum Call<'a> {
-    Handle(&'a wit::Event),
-    Transform(&'a wit::Event),
+    Handle(wit::EventParam<'a>),
+    Transform(wit::EventParam<'a>),
 }
 
 /// What the guest returned.
 enum Output {
-    Events(Vec<wit::Event>),
-    Maybe(Option<Box<wit::Event>>),
+    Events(Vec<wit::EventResult>),
+    Maybe(Option<Box<wit::EventResult>>),
 }
 
 /// Counts consecutive traps and timeouts; past the threshold the plugin refuses
@@ -350,8 +349,9 @@ impl Plugin {
     /// Hands `event` to a `handler` plugin and returns the events it emitted,
     /// validated. Waits for a free instance when all `instances` are busy.
     pub async fn handle(&self, event: &Event) -> Result<Vec<Event>, CallError> {
-        let input = to_wit(event);
-        match self.guarded(Call::Handle(&input)).await? {
+        let extensions = wit_extensions(event);
+        let input = to_wit(event, &extensions);
+        match self.guarded(Call::Handle(input)).await? {
             Output::Events(events) => self.check_output(events),
             Output::Maybe(_) => Err(self.trap("a handler call returned a transform result".into())),
         }
@@ -360,8 +360,9 @@ impl Plugin {
     /// Hands `event` to a `transform` plugin: the event to deliver, or `None` to
     /// drop it.
     pub async fn transform(&self, event: &Event) -> Result<Option<Event>, CallError> {
-        let input = to_wit(event);
-        match self.guarded(Call::Transform(&input)).await? {
+        let extensions = wit_extensions(event);
+        let input = to_wit(event, &extensions);
+        match self.guarded(Call::Transform(input)).await? {
             Output::Maybe(None) => Ok(None),
             Output::Maybe(Some(e)) => Ok(self.check_output(vec![*e])?.pop()),
             Output::Events(_) => Err(self.trap("a transform call returned handler events".into())),
@@ -477,7 +478,7 @@ impl Plugin {
 
     /// Guest output is checked against the limits and validated exactly like HTTP
     /// input: the host never trusts it.
-    fn check_output(&self, emitted: Vec<wit::Event>) -> Result<Vec<Event>, CallError> {
+    fn check_output(&self, emitted: Vec<wit::EventResult>) -> Result<Vec<Event>, CallError> {
         let over = |limit, detail| CallError::OutputLimit {
             plugin: self.name.to_string(),
             limit,
@@ -645,22 +646,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn to_wit(e: &Event) -> wit::Event {
-    wit::Event {
-        id: e.id.clone(),
-        source: e.source.clone(),
-        specversion: SPEC_VERSION.to_owned(),
-        type_: e.ty.clone(),
-        datacontenttype: e.datacontenttype.clone(),
-        dataschema: e.dataschema.clone(),
-        subject: e.subject.clone(),
-        time: e.time.clone(),
-        extensions: e.extensions.clone(),
-        data: e.data.as_ref().map(|d| d.to_vec()),
+/// The extensions as the borrowed pairs the WIT record lowers from (no
+/// allocation for an event without extensions).
+fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
+    e.extensions
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// The event as the guest receives it, borrowed from `e`: lowering copies each
+/// field straight into the guest's memory.
+fn to_wit<'a>(e: &'a Event, extensions: &'a [(&'a str, &'a str)]) -> wit::EventParam<'a> {
+    wit::EventParam {
+        id: &e.id,
+        source: &e.source,
+        specversion: SPEC_VERSION,
+        type_: &e.ty,
+        datacontenttype: e.datacontenttype.as_deref(),
+        dataschema: e.dataschema.as_deref(),
+        subject: e.subject.as_deref(),
+        time: e.time.as_deref(),
+        extensions,
+        data: e.data.as_deref(),
     }
 }
 
-fn from_wit(e: wit::Event) -> Result<Event, EventError> {
+fn from_wit(e: wit::EventResult) -> Result<Event, EventError> {
     if !e.specversion.is_empty() && e.specversion != SPEC_VERSION {
         return Err(EventError::invalid(
             "specversion",
