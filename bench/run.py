@@ -80,21 +80,24 @@ def measured(server, addr, *extra):
     return result
 
 
-def router_config(directory):
-    path = os.path.join(directory, "bench.toml")
+def router_config(directory, plugin="enricher"):
+    """One route to one plugin: the enricher (emits an event, routed again), or
+    `fail`, which succeeds and emits nothing for the load tool's data (the
+    trivial handler)."""
+    path = os.path.join(directory, f"bench-{plugin}.toml")
     with open(path, "w") as f:
         f.write(f"""[server]
 batch_limit = 1000
 [ingest]
 max_in_flight = 100000
 [[plugin]]
-name = "enricher"
-path = "{PLUGINS}/enricher.wasm"
+name = "{plugin}"
+path = "{PLUGINS}/{plugin}.wasm"
 instances = 8
 [[route]]
 name = "bench"
 filter = {{ exact = {{ type = "bench.event" }} }}
-handler = "enricher"
+handler = "{plugin}"
 """)
     return path
 
@@ -107,9 +110,10 @@ def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         config = router_config(tmp)
-        router = lambda port, cpus="0": Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
-                                                "--listen", f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/healthz",
-                                               cpus=cpus)
+        trivial = router_config(tmp, "fail")
+        router = lambda port, cpus="0", config=config: Server(
+            [os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config, "--listen", f"127.0.0.1:{port}"],
+            f"http://127.0.0.1:{port}/healthz", cpus=cpus)
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
 
@@ -125,6 +129,26 @@ def main():
                   file=sys.stderr)
         ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
         results["single"] = {
+            "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
+            "router_rps": med([r["requests_per_s"] for _, r in pairs]),
+            "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
+            "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
+            "failed": sum(r["failed"] for _, r in pairs),
+        }
+
+        # (a') the same with the trivial handler, the target's configuration.
+        pairs = []
+        for i in range(PAIRS):
+            with baseline(18090) as s:
+                b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"tb{i}")
+            with router(18080, config=trivial) as s:
+                r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"tr{i}")
+            pairs.append((b, r))
+            print(f"trivial pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
+                  file=sys.stderr)
+        ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
+        results["single_trivial"] = {
             "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
             "router_rps": med([r["requests_per_s"] for _, r in pairs]),
             "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),

@@ -1,8 +1,9 @@
 //! In-process costs (criterion): event decoding per content mode, route matching
 //! against 1, 100 and 1,000 routes (Subscriptions API filters and CESQL), one CESQL
-//! filter next to the same filter in the native dialects, and a handler call through the whole
-//! dispatcher (reused and fresh instances) next to the same logic compiled
-//! natively. Run with `cargo bench -p router --bench pipeline`.
+//! filter next to the same filter in the native dialects, a handler call through the
+//! whole dispatcher (reused and fresh instances) next to the same logic compiled
+//! natively, and a trivial handler (one that emits nothing) through the dispatcher.
+//! Run with `cargo bench -p router --bench pipeline`.
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -181,7 +182,22 @@ fn handler(c: &mut Criterion) {
             });
         }
     }
+    // The trivial handler of the target: the `fail` test plugin succeeds and
+    // emits nothing for data it does not recognise, so this is the call alone,
+    // with no emitted event to validate and route again.
+    let text = format!(
+        "[[plugin]]\nname = \"trivial\"\npath = {:?}\ninstances = 1\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"bench.event\" }} }}\nhandler = \"trivial\"\n",
+        plugin_artifacts::FAIL
+    );
+    let config = Config::parse(Source::new("bench.toml", text), |_| None).expect("config");
+    let dispatcher = Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"));
     let e = event();
+    let report = rt.block_on(dispatcher.dispatch(e.clone()));
+    assert!(report.failure().is_none() && report.routes[0].emitted.is_empty());
+    g.bench_function("dispatch_wasm_reuse_trivial", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(dispatcher.dispatch(e.clone()).await) })
+    });
     g.bench_function("native_enrich", |b| {
         b.iter(|| black_box(enrich_natively(black_box(&e))))
     });
