@@ -11,7 +11,6 @@ use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +91,7 @@ impl Server {
     /// waits (up to the shutdown timeout) for the requests in flight to finish.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let router = app(self.state.clone());
+        let state = Arc::new(self.state.clone());
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -131,12 +131,7 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            // The client's address, for per-client rate limits.
-            let service = TowerToHyperService::new(
-                router
-                    .clone()
-                    .layer(axum::Extension(axum::extract::ConnectInfo(peer))),
-            );
+            let service = connection_service(&state, &router, peer);
             let Some(tls) = self.tls.clone() else {
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
@@ -189,4 +184,35 @@ impl Server {
             );
         }
     }
+}
+
+/// The service of one connection from `peer`: `POST /events` goes straight to
+/// the ingest handler (with the client's address, for per-client rate limits),
+/// everything else through axum's router.
+fn connection_service(
+    state: &Arc<AppState>,
+    router: &axum::Router,
+    peer: std::net::SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    use futures_util::future::Either;
+    use tower::ServiceExt as _;
+    let (state, router) = (Arc::clone(state), router.clone());
+    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let request = request.map(axum::body::Body::new);
+        if request.method() == http::Method::POST && request.uri().path() == "/events" {
+            let state = Arc::clone(&state);
+            Either::Left(async move {
+                Ok(crate::http::ingest_request(&state, Some(peer), request).await)
+            })
+        } else {
+            Either::Right(router.clone().oneshot(request))
+        }
+    })
 }

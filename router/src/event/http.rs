@@ -39,30 +39,40 @@ const HEADER_ENCODE: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 /// Determines the content mode from the headers. Content-Type is matched as a
 /// case-insensitive prefix, as the binding requires, before any `ce-` header.
 pub fn content_mode(headers: &HeaderMap) -> Result<ContentMode, ModeError> {
-    let content_type = headers
+    // Compared as bytes, ignoring ASCII case: no copy of the header on the way
+    // to an answer; the text is made only for an error.
+    let raw = headers
         .get(CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(HeaderValue::as_bytes)
         .unwrap_or_default();
-    let lower = content_type.to_ascii_lowercase();
-    let essence = lower.split(';').next().unwrap_or_default().trim();
-    if lower.starts_with("application/cloudevents-batch") {
-        return if essence == "application/cloudevents-batch+json" {
+    let shown = || String::from_utf8_lossy(raw).into_owned();
+    let essence = raw
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let starts = |prefix: &[u8]| {
+        raw.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if starts(b"application/cloudevents-batch") {
+        return if essence.eq_ignore_ascii_case(b"application/cloudevents-batch+json") {
             Ok(ContentMode::Batch)
         } else {
-            Err(ModeError::Unsupported(content_type))
+            Err(ModeError::Unsupported(shown()))
         };
     }
-    if lower.starts_with("application/cloudevents") {
-        return if essence == "application/cloudevents+json" {
+    if starts(b"application/cloudevents") {
+        return if essence.eq_ignore_ascii_case(b"application/cloudevents+json") {
             Ok(ContentMode::Structured)
         } else {
-            Err(ModeError::Unsupported(content_type))
+            Err(ModeError::Unsupported(shown()))
         };
     }
     if headers.keys().any(|k| k.as_str().starts_with("ce-")) {
         Ok(ContentMode::Binary)
     } else {
-        Err(ModeError::NotAnEvent(content_type))
+        Err(ModeError::NotAnEvent(shown()))
     }
 }
 

@@ -165,20 +165,33 @@ struct IngestResponse {
     error: Option<String>,
 }
 
+/// `POST /events` through axum's router, where the client's address, if any,
+/// comes as a `ConnectInfo` extension.
 async fn ingest(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|p| p.0);
+    ingest_request(&state, peer, request).await
+}
+
+/// Answers one `POST /events` request from `peer`. The listener calls it
+/// directly for that method and path, without axum's routing: the hot path
+/// then pays for no route lookup, service clone or extension map.
+pub async fn ingest_request(
+    state: &AppState,
+    peer: Option<std::net::SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
     let metrics = crate::metrics::metrics();
     // The whole request, not a `HeaderMap` extractor: that one clones the
     // headers of every request.
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let peer = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|p| p.0);
     // Made only when needed (a rate limit, a refusal logged): formatting the
     // peer's address for every request is a cost on the hot path.
     let origin = || origin(headers, peer);
-    let admitted = match admit(&state, &origin, headers, body).await {
+    let admitted = match admit(state, &origin, headers, body).await {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics.rejected(e.reason());
@@ -195,11 +208,21 @@ async fn ingest(State(state): State<AppState>, request: axum::extract::Request) 
     metrics.events_in_flight.inc_by(n);
     let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
     let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
-    let reports = join_all(events.into_iter().map(|mut event| {
+    let dispatch = |mut event: Event| {
         crate::trace::adopt(&mut event, traceparent, tracestate);
         state.dispatcher.dispatch(event)
-    }))
-    .await;
+    };
+    // One event (binary and structured mode) is awaited in place: `join_all`
+    // would box its future, a large allocation and copy per request.
+    let reports = if events.len() == 1 {
+        let mut events = events;
+        match events.pop() {
+            Some(event) => vec![dispatch(event).await],
+            None => Vec::new(),
+        }
+    } else {
+        join_all(events.into_iter().map(dispatch)).await
+    };
     metrics.events_in_flight.dec_by(n);
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
     metrics.events_accepted.inc_by(delivered as u64);

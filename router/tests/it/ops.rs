@@ -269,6 +269,27 @@ async fn webhook_handshake_and_rate_limits() {
     }
     assert_eq!(statuses, [200, 200, 429]);
     assert!(retry_after.is_some());
+
+    // A sender that names no origin is limited by its address, with a budget of
+    // its own.
+    let mut last = None;
+    for i in 0..3 {
+        last = Some(
+            client()
+                .post(&url)
+                .header("ce-specversion", "1.0")
+                .header("ce-id", format!("a-{i}"))
+                .header("ce-source", "/t")
+                .header("ce-type", "t")
+                .send()
+                .await
+                .expect("post"),
+        );
+    }
+    let last = last.expect("three answers");
+    assert_eq!(last.status().as_u16(), 429);
+    let body = last.text().await.expect("body");
+    assert!(body.contains("127.0.0.1"), "{body}");
 }
 
 /// `[server.tls]` serves HTTPS; a client that trusts the certificate gets its
