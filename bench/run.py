@@ -117,45 +117,33 @@ def main():
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
 
-        # (a) one event per request, closed loop, alternating baseline and router.
-        pairs = []
-        for i in range(PAIRS):
-            with baseline(18090) as s:
-                b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"b{i}")
-            with router(18080) as s:
-                r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"r{i}")
-            pairs.append((b, r))
-            print(f"pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
-                  file=sys.stderr)
-        ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
-        results["single"] = {
-            "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
-            "router_rps": med([r["requests_per_s"] for _, r in pairs]),
-            "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
-            "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
-            "failed": sum(r["failed"] for _, r in pairs),
-        }
+        # (a) one event per request, closed loop, alternating baseline and router:
+        # with the enricher (emits an event, routed again), then with the
+        # trivial handler of the target.
+        def alternate(key, router_config_path):
+            pairs = []
+            for i in range(PAIRS):
+                with baseline(18090) as s:
+                    b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5",
+                                 "--run", f"{key}-b{i}")
+                with router(18080, config=router_config_path) as s:
+                    r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5",
+                                 "--run", f"{key}-r{i}")
+                pairs.append((b, r))
+                print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
+                      file=sys.stderr)
+            ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
+            results[key] = {
+                "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
+                "router_rps": med([r["requests_per_s"] for _, r in pairs]),
+                "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+                "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
+                "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
+                "failed": sum(r["failed"] for _, r in pairs),
+            }
 
-        # (a') the same with the trivial handler, the target's configuration.
-        pairs = []
-        for i in range(PAIRS):
-            with baseline(18090) as s:
-                b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"tb{i}")
-            with router(18080, config=trivial) as s:
-                r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5", "--run", f"tr{i}")
-            pairs.append((b, r))
-            print(f"trivial pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
-                  file=sys.stderr)
-        ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
-        results["single_trivial"] = {
-            "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
-            "router_rps": med([r["requests_per_s"] for _, r in pairs]),
-            "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-            "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
-            "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
-            "failed": sum(r["failed"] for _, r in pairs),
-        }
+        alternate("single", config)
+        alternate("single_trivial", trivial)
 
         # (b) batches of 100 events: the router on core 0 alone (as above), then
         # on both cores, sharing core 1 with the load tool (the target's
