@@ -152,6 +152,16 @@ fn enrich_natively(event: &Event) -> Vec<Event> {
     vec![out]
 }
 
+/// A dispatcher with one plugin (the component at `path`, one instance, and
+/// `settings`: more keys of its `[[plugin]]` table) and one route to it.
+fn one_route(rt: &tokio::runtime::Runtime, path: &str, settings: &str) -> Dispatcher {
+    let text = format!(
+        "[[plugin]]\nname = \"p\"\npath = {path:?}\ninstances = 1\n{settings}\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"bench.event\" }} }}\nhandler = \"p\"\n"
+    );
+    let config = Config::parse(Source::new("bench.toml", text), |_| None).expect("config");
+    Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"))
+}
+
 fn handler(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -168,13 +178,8 @@ fn handler(c: &mut Criterion) {
                 "limits_loose",
             ),
         ] {
-            let text = format!(
-                "[[plugin]]\nname = \"enricher\"\npath = {:?}\nmode = \"{mode}\"\ninstances = 1\nconfig = {{ region = \"bench\" }}\n{limits}\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"bench.event\" }} }}\nhandler = \"enricher\"\n",
-                plugin_artifacts::ENRICHER
-            );
-            let config = Config::parse(Source::new("bench.toml", text), |_| None).expect("config");
-            let dispatcher =
-                Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"));
+            let plugin = format!("mode = \"{mode}\"\nconfig = {{ region = \"bench\" }}\n{limits}");
+            let dispatcher = one_route(&rt, plugin_artifacts::ENRICHER, &plugin);
             let e = event();
             g.bench_function(format!("dispatch_wasm_{mode}_{label}"), |b| {
                 b.to_async(&rt)
@@ -185,12 +190,7 @@ fn handler(c: &mut Criterion) {
     // The trivial handler of the target: the `fail` test plugin succeeds and
     // emits nothing for data it does not recognise, so this is the call alone,
     // with no emitted event to validate and route again.
-    let text = format!(
-        "[[plugin]]\nname = \"trivial\"\npath = {:?}\ninstances = 1\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"bench.event\" }} }}\nhandler = \"trivial\"\n",
-        plugin_artifacts::FAIL
-    );
-    let config = Config::parse(Source::new("bench.toml", text), |_| None).expect("config");
-    let dispatcher = Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"));
+    let dispatcher = one_route(&rt, plugin_artifacts::FAIL, "");
     let e = event();
     let report = rt.block_on(dispatcher.dispatch(e.clone()));
     assert!(report.failure().is_none() && report.routes[0].emitted.is_empty());

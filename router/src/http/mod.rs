@@ -214,14 +214,9 @@ pub async fn ingest_request(
     };
     // One event (binary and structured mode) is awaited in place: `join_all`
     // would box its future, a large allocation and copy per request.
-    let reports = if events.len() == 1 {
-        let mut events = events;
-        match events.pop() {
-            Some(event) => vec![dispatch(event).await],
-            None => Vec::new(),
-        }
-    } else {
-        join_all(events.into_iter().map(dispatch)).await
+    let reports = match <[Event; 1]>::try_from(events) {
+        Ok([event]) => vec![dispatch(event).await],
+        Err(events) => join_all(events.into_iter().map(dispatch)).await,
     };
     metrics.events_in_flight.dec_by(n);
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
