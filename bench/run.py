@@ -102,6 +102,30 @@ handler = "{plugin}"
     return path
 
 
+# Spins on one core and reports how long the process was kept off it: every gap
+# over 0.5 ms between two clock reads is time the host took the core away.
+STALL_PROBE = """
+import json, sys, time
+end = time.perf_counter() + float(sys.argv[1]); last = time.perf_counter(); gaps = []
+while last < end:
+    t = time.perf_counter()
+    if t - last > 0.0005:
+        gaps.append(t - last)
+    last = t
+print(json.dumps({"stalled_ms": sum(gaps) * 1000, "largest_ms": max(gaps, default=0) * 1000, "count": len(gaps)}))
+"""
+
+
+def stalls(cpus, seconds=5):
+    """The host's stalls seen by a spinning probe on each of `cpus` at once."""
+    probes = [subprocess.Popen(["taskset", "-c", c, sys.executable, "-c", STALL_PROBE, str(seconds)],
+                               stdout=subprocess.PIPE, text=True) for c in cpus]
+    out = [json.loads(p.communicate()[0]) for p in probes]
+    return {"cpus": len(cpus), "seconds": seconds,
+            "stalled_fraction": sum(o["stalled_ms"] for o in out) / (1000 * seconds * len(cpus)),
+            "largest_ms": max(o["largest_ms"] for o in out)}
+
+
 def med(values):
     return statistics.median(values)
 
@@ -145,13 +169,15 @@ def main():
         alternate("single", config)
         alternate("single_trivial", trivial)
 
-        # (b) batches of 100 events: the router on core 0 alone (as above), then
-        # on both cores, sharing core 1 with the load tool (the target's
-        # "on the 2 cores, load tool included").
-        for key, cpus in (("batch", "0"), ("batch_2cores", "0,1")):
+        # (b) batches of 100 events through the trivial handler's route (the
+        # target's "same route"): the router on core 0 alone (as above), then on
+        # both cores, sharing core 1 with the load tool (the target's "on the 2
+        # cores, load tool included"); and the enricher on both cores.
+        for key, cpus, config_path in (("batch", "0", trivial), ("batch_2cores", "0,1", trivial),
+                                       ("batch_enricher", "0,1", config)):
             batch = []
             for i in range(3):
-                with router(18080, cpus) as s:
+                with router(18080, cpus, config=config_path) as s:
                     batch.append(measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "16",
                                           "--duration", "5", "--batch", "100", "--run", f"{key}{i}"))
             results[key] = {
@@ -160,16 +186,20 @@ def main():
                 "failed": sum(x["failed"] for x in batch),
             }
 
-        # (c) open loop at half the router's maximum.
-        rate = int(results["single"]["router_rps"] / 2)
-        with router(18080) as s:
+        # (c) open loop at half the maximum of the trivial handler's route, then
+        # the bare baseline at the same rate; and how long the host stalls a
+        # busy core, with one core busy and with both (as during the open loop:
+        # the load tool's pacer spins on core 1).
+        rate = int(results["single_trivial"]["router_rps"] / 2)
+        with router(18080, config=trivial) as s:
             o = measured(s, "127.0.0.1:18080", "--mode", "rate", "--rate", str(rate), "--connections", "64",
                          "--duration", "10", "--run", "open")
         with baseline(18090) as s:
             ob = measured(s, "127.0.0.1:18090", "--mode", "rate", "--rate", str(rate), "--connections", "64",
                           "--duration", "10", "--run", "openb")
         results["open"] = {"rate": rate, "router": o["latency_us"], "baseline": ob["latency_us"],
-                           "achieved": o["requests_per_s"], "failed": o["failed"]}
+                           "achieved": o["requests_per_s"], "failed": o["failed"],
+                           "stalls_one_core": stalls(["0"]), "stalls_both_cores": stalls(["0", "1"])}
 
         # (d) idle memory and start-up on the demo configuration. There is no on-disk
         # compiled-code cache yet, so every start compiles the three components.

@@ -190,14 +190,18 @@ fn handler(c: &mut Criterion) {
     // The trivial handler of the target: the `fail` test plugin succeeds and
     // emits nothing for data it does not recognise, so this is the call alone,
     // with no emitted event to validate and route again.
-    let dispatcher = one_route(&rt, plugin_artifacts::FAIL, "");
+    // Fresh mode as well: each event in a new instance.
+    for mode in ["reuse", "fresh"] {
+        let dispatcher = one_route(&rt, plugin_artifacts::FAIL, &format!("mode = \"{mode}\""));
+        let e = event();
+        let report = rt.block_on(dispatcher.dispatch(e.clone()));
+        assert!(report.failure().is_none() && report.routes[0].emitted.is_empty());
+        g.bench_function(format!("dispatch_wasm_{mode}_trivial"), |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(dispatcher.dispatch(e.clone()).await) })
+        });
+    }
     let e = event();
-    let report = rt.block_on(dispatcher.dispatch(e.clone()));
-    assert!(report.failure().is_none() && report.routes[0].emitted.is_empty());
-    g.bench_function("dispatch_wasm_reuse_trivial", |b| {
-        b.to_async(&rt)
-            .iter(|| async { black_box(dispatcher.dispatch(e.clone()).await) })
-    });
     g.bench_function("native_enrich", |b| {
         b.iter(|| black_box(enrich_natively(black_box(&e))))
     });

@@ -2,9 +2,10 @@
 //! hash, and per plugin an [`InstancePre`](wasmtime::component::InstancePre) with a
 //! pool of warm instances.
 //!
-//! A call runs synchronously on tokio's blocking pool under an epoch deadline, so a
-//! guest that loops cannot hold an async worker; an instance serves one event at a
-//! time, and an instance that trapped is dropped, never reused.
+//! A call runs as an async call on the tokio worker that handles the event, under
+//! an epoch deadline that makes the guest yield every tick, so a guest that loops
+//! cannot hold the worker; an instance serves one event at a time, and an
+//! instance that trapped is dropped, never reused.
 
 mod host;
 mod pool;

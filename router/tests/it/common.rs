@@ -220,6 +220,7 @@ pub struct Sink {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
     arrived: Arc<Notify>,
     status: Arc<Mutex<StatusCode>>,
     gate: Arc<tokio::sync::Semaphore>,
@@ -232,6 +233,7 @@ impl Sink {
             addr: "127.0.0.1:0".parse().expect("addr"),
             received: Arc::default(),
             waiting: Arc::default(),
+            peak: Arc::default(),
             arrived: Arc::default(),
             status: Arc::new(Mutex::new(StatusCode::OK)),
             gate: Arc::new(tokio::sync::Semaphore::new(
@@ -244,9 +246,12 @@ impl Sink {
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
             let state = state.clone();
             async move {
-                state
+                let held = state
                     .waiting
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                state
+                    .peak
+                    .fetch_max(held + 1, std::sync::atomic::Ordering::SeqCst);
                 let _pass = state.gate.acquire().await;
                 state
                     .waiting
@@ -290,6 +295,11 @@ impl Sink {
     /// Requests held at the closed gate right now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most requests ever held at the gate at once.
+    pub fn peak_waiting(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Everything received so far.

@@ -130,6 +130,43 @@ async fn batched_mode_routes_every_event_and_reports_each() {
 }
 
 #[tokio::test]
+async fn a_batch_is_dispatched_sixteen_events_at_a_time_in_request_order() {
+    let (router, sink) = router_to_sink("").await;
+    sink.close();
+    let batch: Vec<Value> = (0..40)
+        .map(|i| json!({"specversion": "1.0", "id": format!("lane-{i}"), "source": "/b", "type": "t"}))
+        .collect();
+    let url = router.events_url();
+    let request = tokio::spawn(async move {
+        post(
+            &url,
+            "application/cloudevents-batch+json",
+            serde_json::to_vec(&batch).expect("json"),
+        )
+        .await
+    });
+    // Concurrent (one event at a time would hold one forward), and bounded:
+    // the forwards of 16 lanes wait at the closed sink, and no more start.
+    crate::durable::until("16 forwards are held at the sink", || async {
+        sink.waiting() == 16
+    })
+    .await;
+    sink.open();
+    assert_eq!(sink.wait_for(40).await.len(), 40);
+    assert_eq!(sink.peak_waiting(), 16);
+    let (status, body) = request.await.expect("request");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    let expected: Vec<String> = (0..40).map(|i| format!("lane-{i}")).collect();
+    assert_eq!(ids, expected, "reports in request order");
+}
+
+#[tokio::test]
 async fn specversion_03_is_accepted_and_converted() {
     let (router, sink) = router_to_sink("").await;
     let headers = [
