@@ -191,14 +191,24 @@ def main():
         # busy core, with one core busy and with both (as during the open loop:
         # the load tool's pacer spins on core 1).
         rate = int(results["single_trivial"]["router_rps"] / 2)
-        with router(18080, config=trivial) as s:
-            o = measured(s, "127.0.0.1:18080", "--mode", "rate", "--rate", str(rate), "--connections", "64",
-                         "--duration", "10", "--run", "open")
-        with baseline(18090) as s:
-            ob = measured(s, "127.0.0.1:18090", "--mode", "rate", "--rate", str(rate), "--connections", "64",
-                          "--duration", "10", "--run", "openb")
-        results["open"] = {"rate": rate, "router": o["latency_us"], "baseline": ob["latency_us"],
-                           "achieved": o["requests_per_s"], "failed": o["failed"],
+        opens = []
+        for i in range(3):
+            with router(18080, config=trivial) as s:
+                o = measured(s, "127.0.0.1:18080", "--mode", "rate", "--rate", str(rate), "--connections", "64",
+                             "--duration", "10", "--run", f"open{i}")
+            with baseline(18090) as s:
+                ob = measured(s, "127.0.0.1:18090", "--mode", "rate", "--rate", str(rate), "--connections", "64",
+                              "--duration", "10", "--run", f"openb{i}")
+            opens.append((o, ob))
+            print(f"open pair {i}: router p99 {o['latency_us']['p99']} us, baseline p99 {ob['latency_us']['p99']} us",
+                  file=sys.stderr)
+        percentiles = lambda side: {p: med([pair[side]["latency_us"][p] for pair in opens])
+                                    for p in ("p50", "p90", "p99", "p999", "max")}
+        results["open"] = {"rate": rate, "runs": len(opens), "router": percentiles(0), "baseline": percentiles(1),
+                           "router_p99s": [o["latency_us"]["p99"] for o, _ in opens],
+                           "baseline_p99s": [ob["latency_us"]["p99"] for _, ob in opens],
+                           "achieved": med([o["requests_per_s"] for o, _ in opens]),
+                           "failed": sum(o["failed"] + ob["failed"] for o, ob in opens),
                            "stalls_one_core": stalls(["0"]), "stalls_both_cores": stalls(["0", "1"])}
 
         # (d) idle memory and start-up on the demo configuration. There is no on-disk
