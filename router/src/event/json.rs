@@ -143,7 +143,8 @@ pub enum BatchError {
 
 /// Decodes one event in structured mode (`application/cloudevents+json`).
 pub fn decode_structured(body: &Bytes) -> Result<Event, EventError> {
-    let members: Members<'_> = serde_json::from_slice(body)
+    let text = utf8(body).map_err(EventError::Malformed)?;
+    let members: Members<'_> = serde_json::from_str(text)
         .map_err(|e| EventError::Malformed(format!("the body is not a JSON object: {e}")))?;
     let (_, event) = decode_members(body, &members)?;
     Ok(event)
@@ -154,7 +155,8 @@ pub fn decode_structured(body: &Bytes) -> Result<Event, EventError> {
 pub fn decode_batch(body: &Bytes, max_events: usize) -> Result<Vec<Event>, BatchError> {
     use serde::de::DeserializeSeed as _;
     let failing = std::cell::Cell::new(None);
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let text = utf8(body).map_err(BatchError::Malformed)?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let items = BatchSeed {
         max_events,
         failing: &failing,
@@ -199,6 +201,13 @@ pub fn decode_batch(body: &Bytes, max_events: usize) -> Result<Vec<Event>, Batch
         events.push(event);
     }
     Ok(events)
+}
+
+/// The body as text, checked once, whole: read from a `&str`, serde_json
+/// checks no string or raw value again, where from bytes it checked each
+/// string as it went and each raw value (an event's `data`) a second time.
+fn utf8(body: &Bytes) -> Result<&str, String> {
+    std::str::from_utf8(body).map_err(|e| format!("the body is not UTF-8 JSON: {e}"))
 }
 
 /// Reads a batch's array in one pass, each element straight into its
@@ -639,6 +648,18 @@ mod tests {
         assert!(matches!(
             decode_batch(&body(format!("[{ok}] x")), 10),
             Err(BatchError::Malformed(_))
+        ));
+        // Bytes that are not UTF-8, anywhere in the body, refuse it whole.
+        let mut latin1 = format!("[{ok}]").into_bytes();
+        latin1.insert(latin1.len() - 3, 0xe9);
+        assert!(matches!(
+            decode_batch(&Bytes::from(latin1.clone()), 10),
+            Err(BatchError::Malformed(m)) if m.contains("UTF-8")
+        ));
+        let single = Bytes::from(latin1[1..latin1.len() - 1].to_vec());
+        assert!(matches!(
+            decode_structured(&single),
+            Err(EventError::Malformed(m)) if m.contains("UTF-8")
         ));
     }
 
