@@ -126,6 +126,8 @@ fn request(args: &Args, data: &str, counts: &Counts) -> Request<Full<Bytes>> {
 
 /// The scheduled send times of the open loop, shared by the connections.
 type Schedule = Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Instant>>>;
+/// The pacer's end of the schedule.
+type Sender = tokio::sync::mpsc::UnboundedSender<Instant>;
 
 /// Hands out the open loop's scheduled times, at those times, until `deadline`.
 /// Runs as a task on the load tool's single-threaded runtime and spins (see the
@@ -147,9 +149,6 @@ async fn pace(rate: u64, started: Instant, deadline: Instant, times: Sender) {
         tokio::task::yield_now().await;
     }
 }
-
-/// The pacer's end of the schedule.
-type Sender = tokio::sync::mpsc::UnboundedSender<Instant>;
 
 async fn connection(
     args: Arc<Args>,

@@ -350,25 +350,23 @@ fn decode_members(body: &Bytes, m: &Members<'_>) -> Result<(SpecVersion, Event),
         (None, None) => None,
     };
 
-    for (name, raw) in &m.others {
-        if let Some(value) = extension_value(name, raw)? {
-            event.extensions.push((name.to_string(), value));
-        }
-    }
-    // Extensions in name order (`others` is sorted; a foreign member is sorted
-    // in): forwarded headers and test expectations stay deterministic.
-    let mut foreign = foreign
+    let foreign = foreign
         .into_iter()
-        .filter_map(|(n, raw)| raw.map(|r| (n, r)))
-        .peekable();
-    if foreign.peek().is_some() {
-        for (name, raw) in foreign {
-            if let Some(value) = extension_value(name, raw)? {
-                event.extensions.push((name.to_owned(), value));
-            }
+        .filter_map(|(name, raw)| Some((name, raw?)));
+    for (name, raw) in m
+        .others
+        .iter()
+        .map(|(n, r)| (n.as_ref(), *r))
+        .chain(foreign)
+    {
+        if let Some(value) = extension_value(name, raw)? {
+            event.extensions.push((name.to_owned(), value));
         }
-        event.extensions.sort_by(|a, b| a.0.cmp(&b.0));
     }
+    // Extensions in name order: forwarded headers and test expectations stay
+    // deterministic. `others` is sorted already, so this only places a
+    // member of the other version.
+    event.extensions.sort_by(|a, b| a.0.cmp(&b.0));
     event.validate()?;
     Ok((version, event))
 }

@@ -239,6 +239,8 @@ where
     Fut: std::future::Future<Output = EventReport>,
 {
     let n = events.len();
+    // A mutex, not a `RefCell`, so the request's future stays `Send`; the lanes
+    // are polled by one task, so it is never contended.
     let next = std::sync::Mutex::new(events.into_iter().enumerate());
     let take = || next.lock().unwrap_or_else(|e| e.into_inner()).next();
     let lane = || async {
