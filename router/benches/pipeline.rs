@@ -15,6 +15,7 @@ use router::event::http::decode_binary;
 use router::event::json::{decode_batch, decode_structured, encode_structured};
 use router::runtime::Runtime;
 use std::hint::black_box;
+use std::time::Instant;
 
 fn data(size: usize) -> String {
     let filler = "x".repeat(size.saturating_sub(40));
@@ -162,6 +163,141 @@ fn one_route(rt: &tokio::runtime::Runtime, path: &str, settings: &str) -> Dispat
     Dispatcher::new(rt.block_on(Runtime::build(&config)).expect("runtime"))
 }
 
+/// Bare wasmtime, the floor of a handler call through the router: the same
+/// component under the router's engine settings ([`router::plugin::engine_config`])
+/// and the same bindings, in a store that holds only a default WASI context, with
+/// no dispatcher, pool, limits, metrics or timeout around the call.
+mod floor {
+    use ::router::plugin::{EPOCH_TICK, engine_config};
+    use wasmtime::component::{Component, Linker, ResourceTable};
+    use wasmtime::{Engine, Store};
+    use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "handler",
+        exports: { default: async },
+        imports: { "router:plugin/kv": async },
+        ownership: Borrowing { duplicate_if_necessary: true },
+    });
+    use self::router::plugin::types;
+    use self::router::plugin::{config, kv, log};
+
+    /// The store data: WASI and nothing the guest can see of the router.
+    pub struct State {
+        wasi: WasiCtx,
+        table: ResourceTable,
+    }
+
+    impl WasiView for State {
+        fn ctx(&mut self) -> WasiCtxView<'_> {
+            WasiCtxView {
+                ctx: &mut self.wasi,
+                table: &mut self.table,
+            }
+        }
+    }
+
+    impl types::Host for State {}
+    impl log::Host for State {
+        fn log(&mut self, _: log::Level, _: String) {}
+    }
+    impl config::Host for State {
+        fn get(&mut self, _: String) -> Option<String> {
+            None
+        }
+    }
+    impl kv::Host for State {
+        async fn get(&mut self, _: String) -> Result<Option<Vec<u8>>, String> {
+            Err("no store in the floor benchmark".into())
+        }
+        async fn set(&mut self, _: String, _: Vec<u8>, _: Option<u64>) -> Result<(), String> {
+            Err("no store in the floor benchmark".into())
+        }
+        async fn delete(&mut self, _: String) -> Result<bool, String> {
+            Err("no store in the floor benchmark".into())
+        }
+        async fn increment(&mut self, _: String, _: i64) -> Result<i64, String> {
+            Err("no store in the floor benchmark".into())
+        }
+    }
+
+    /// The component at `path`, prepared once, as the router prepares a plugin.
+    pub struct Floor {
+        engine: Engine,
+        pre: HandlerPre<State>,
+    }
+
+    impl Floor {
+        /// Compiles and links the component; the epoch ticks as in the router.
+        pub fn new(path: &str) -> Self {
+            let engine = Engine::new(&engine_config()).expect("engine");
+            let ticker = engine.weak();
+            std::thread::spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            });
+            let component = Component::from_file(&engine, path).expect("component");
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI");
+            Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+                .expect("router interfaces");
+            let pre = HandlerPre::new(linker.instantiate_pre(&component).expect("pre"))
+                .expect("handler world");
+            Self { engine, pre }
+        }
+
+        /// A new store with a default WASI context, and the component in it.
+        pub async fn instance(&self) -> (Store<State>, Handler) {
+            let state = State {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+            };
+            let mut store = Store::new(&self.engine, state);
+            store.set_epoch_deadline(100);
+            let handler = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            (store, handler)
+        }
+    }
+
+    /// Calls `handle` with `event`; the number of events emitted.
+    pub async fn call(
+        store: &mut Store<State>,
+        handler: &Handler,
+        e: &::router::event::Event,
+    ) -> usize {
+        let extensions: Vec<(&str, &str)> = e
+            .extensions
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let event = EventParam {
+            id: &e.id,
+            source: &e.source,
+            specversion: "1.0",
+            type_: &e.ty,
+            datacontenttype: e.datacontenttype.as_deref(),
+            dataschema: e.dataschema.as_deref(),
+            subject: e.subject.as_deref(),
+            time: e.time.as_deref(),
+            extensions: &extensions,
+            data: e.data.as_deref(),
+        };
+        store.set_epoch_deadline(100);
+        match handler.call_handle(&mut *store, event).await {
+            Ok(Ok(emitted)) => emitted.len(),
+            other => panic!("the trivial handler failed: {other:?}"),
+        }
+    }
+}
+
 fn handler(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -201,7 +337,37 @@ fn handler(c: &mut Criterion) {
                 .iter(|| async { black_box(dispatcher.dispatch(e.clone()).await) })
         });
     }
+    // The floor under the trivial handler's two figures: bare wasmtime, the
+    // same component and call, reused and in a new store per event.
+    let floor = floor::Floor::new(plugin_artifacts::FAIL);
     let e = event();
+    let (mut store, instance) = rt.block_on(floor.instance());
+    assert_eq!(rt.block_on(floor::call(&mut store, &instance, &e)), 0);
+    // One `block_on` around the whole loop, as criterion's async bencher does
+    // for the router's figures; the store is borrowed by every iteration.
+    g.bench_function("wasmtime_floor_reuse_trivial", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    black_box(floor::call(&mut store, &instance, &e).await);
+                }
+                started.elapsed()
+            })
+        })
+    });
+    g.bench_function("wasmtime_floor_fresh_trivial", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let (mut store, instance) = floor.instance().await;
+                    black_box(floor::call(&mut store, &instance, &e).await);
+                }
+                started.elapsed()
+            })
+        })
+    });
     g.bench_function("native_enrich", |b| {
         b.iter(|| black_box(enrich_natively(black_box(&e))))
     });

@@ -107,6 +107,36 @@ pub enum LoadError {
     Limits(String),
 }
 
+/// The wasmtime configuration every plugin runs under: epoch interruption, the
+/// stack limits, and the pooling allocator with copy-on-write memory images.
+/// Public so that the benchmarks measure bare wasmtime under the same settings,
+/// as the floor of the router's own figures.
+pub fn engine_config() -> Config {
+    const KEEP_RESIDENT: usize = 2 << 20;
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Well below the fiber stack, so deep recursion in a guest is a trap rather
+    // than a crash of the router.
+    config.max_wasm_stack(512 * 1024);
+    config.async_stack_size(1024 * 1024);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling.total_component_instances(1000);
+    pooling.total_core_instances(1000);
+    pooling.total_memories(1000);
+    pooling.total_tables(1000);
+    pooling.max_memory_size(MAX_MEMORY_LIMIT as usize);
+    // A slot given back keeps its pages: the ones the instance dirtied
+    // (found with Linux's PAGEMAP_SCAN, where the kernel has it) are reset
+    // in place, so the next instance in that slot takes no page faults.
+    // Unmapping and faulting the pages back was most of a fresh
+    // instance's cost.
+    pooling.pagemap_scan(wasmtime::Enabled::Auto);
+    pooling.linear_memory_keep_resident(KEEP_RESIDENT);
+    pooling.table_keep_resident(KEEP_RESIDENT / 16);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config
+}
+
 /// The process-wide wasmtime engine, linker and compiled-component cache.
 pub struct PluginHost {
     engine: Engine,
@@ -125,29 +155,7 @@ impl PluginHost {
     }
 
     fn new() -> wasmtime::Result<Self> {
-        const KEEP_RESIDENT: usize = 2 << 20;
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        // Well below the fiber stack, so deep recursion in a guest is a trap rather
-        // than a crash of the router.
-        config.max_wasm_stack(512 * 1024);
-        config.async_stack_size(1024 * 1024);
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling.total_component_instances(1000);
-        pooling.total_core_instances(1000);
-        pooling.total_memories(1000);
-        pooling.total_tables(1000);
-        pooling.max_memory_size(MAX_MEMORY_LIMIT as usize);
-        // A slot given back keeps its pages: the ones the instance dirtied
-        // (found with Linux's PAGEMAP_SCAN, where the kernel has it) are reset
-        // in place, so the next instance in that slot takes no page faults.
-        // Unmapping and faulting the pages back was most of a fresh
-        // instance's cost.
-        pooling.pagemap_scan(wasmtime::Enabled::Auto);
-        pooling.linear_memory_keep_resident(KEEP_RESIDENT);
-        pooling.table_keep_resident(KEEP_RESIDENT / 16);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&engine_config())?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
