@@ -58,6 +58,7 @@ impl Server {
                 limits: Limits {
                     body: server.body_limit.0,
                     batch: server.batch_limit,
+                    batch_concurrency: server.batch_concurrency.get(),
                     body_timeout: server.body_timeout.0,
                 },
             },

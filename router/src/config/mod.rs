@@ -26,7 +26,7 @@ use crate::policy::filter::{Filter, FilterSpec};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -85,6 +85,9 @@ pub struct ServerConfig {
     pub body_limit: ByteSize,
     /// Most events in one batched request.
     pub batch_limit: usize,
+    /// Most events of one batched request in dispatch at once: each of these
+    /// lanes takes the next event when its previous one is done.
+    pub batch_concurrency: NonZeroUsize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
     /// How long a client may take to send its request body.
@@ -116,6 +119,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             body_limit: ByteSize(1 << 20),
             batch_limit: 1000,
+            batch_concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
             header_timeout: secs(10),
             body_timeout: secs(30),
             hop_limit: 8,

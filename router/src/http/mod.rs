@@ -46,6 +46,8 @@ pub struct Limits {
     pub body: u64,
     /// Most events per batch.
     pub batch: usize,
+    /// Most events of one batch in dispatch at once.
+    pub batch_concurrency: usize,
     /// Longest time to receive the body.
     pub body_timeout: Duration,
 }
@@ -216,7 +218,7 @@ pub async fn ingest_request(
     // would box its future, a large allocation and copy per request.
     let reports = match <[Event; 1]>::try_from(events) {
         Ok([event]) => vec![dispatch(event).await],
-        Err(events) => dispatch_batch(events, dispatch).await,
+        Err(events) => dispatch_batch(events, state.limits.batch_concurrency, dispatch).await,
     };
     metrics.events_in_flight.dec_by(n);
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
@@ -224,16 +226,13 @@ pub async fn ingest_request(
     respond(reports)
 }
 
-/// Most events of one batch in dispatch at once.
-const BATCH_LANES: usize = 16;
-
-/// Dispatches a batch's events, at most [`BATCH_LANES`] at a time, and reports
-/// them in request order. Each lane takes the next event as soon as its
+/// Dispatches a batch's events, at most `lanes` at a time (the server's
+/// `batch_concurrency`), and reports them in request order. Each lane takes the next event as soon as its
 /// previous one is done, so a slow event (a forward to a slow sink) holds up
 /// one lane, not the batch. Lanes rather than one future per event: a
 /// dispatch future is several kilobytes, and `join_all` over a hundred of them
 /// boxed each one and moved it twice, which was an eighth of a batch's CPU.
-async fn dispatch_batch<F, Fut>(events: Vec<Event>, dispatch: F) -> Vec<EventReport>
+async fn dispatch_batch<F, Fut>(events: Vec<Event>, lanes: usize, dispatch: F) -> Vec<EventReport>
 where
     F: Fn(Event) -> Fut,
     Fut: std::future::Future<Output = EventReport>,
@@ -251,7 +250,7 @@ where
         done
     };
     let mut reports: Vec<Option<EventReport>> = (0..n).map(|_| None).collect();
-    for (i, report) in join_all((0..n.min(BATCH_LANES)).map(|_| lane()))
+    for (i, report) in join_all((0..n.min(lanes.max(1))).map(|_| lane()))
         .await
         .into_iter()
         .flatten()

@@ -131,7 +131,19 @@ async fn batched_mode_routes_every_event_and_reports_each() {
 
 #[tokio::test]
 async fn a_batch_is_dispatched_sixteen_events_at_a_time_in_request_order() {
-    let (router, sink) = router_to_sink("").await;
+    batch_lanes("", 16).await;
+}
+
+#[tokio::test]
+async fn batch_concurrency_sets_how_many_events_of_a_batch_are_in_dispatch() {
+    batch_lanes("[server]\nbatch_concurrency = 3\n", 3).await;
+}
+
+/// Posts a batch of 40 to a router (`server`: its `[server]` table) whose one
+/// route forwards to a sink that holds its requests: exactly `lanes` forwards
+/// must be held at once, and the reports come back in request order.
+async fn batch_lanes(server: &str, lanes: usize) {
+    let (router, sink) = router_to_sink(server).await;
     sink.close();
     let batch: Vec<Value> = (0..40)
         .map(|i| json!({"specversion": "1.0", "id": format!("lane-{i}"), "source": "/b", "type": "t"}))
@@ -146,14 +158,15 @@ async fn a_batch_is_dispatched_sixteen_events_at_a_time_in_request_order() {
         .await
     });
     // Concurrent (one event at a time would hold one forward), and bounded:
-    // the forwards of 16 lanes wait at the closed sink, and no more start.
-    crate::durable::until("16 forwards are held at the sink", || async {
-        sink.waiting() == 16
-    })
+    // the forwards of the lanes wait at the closed sink, and no more start.
+    crate::durable::until(
+        &format!("{lanes} forwards are held at the sink"),
+        || async { sink.waiting() == lanes },
+    )
     .await;
     sink.open();
     assert_eq!(sink.wait_for(40).await.len(), 40);
-    assert_eq!(sink.peak_waiting(), 16);
+    assert_eq!(sink.peak_waiting(), lanes);
     let (status, body) = request.await.expect("request");
     assert_eq!(status, StatusCode::OK, "{body}");
     let ids: Vec<&str> = body["events"]
