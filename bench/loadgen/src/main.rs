@@ -13,13 +13,17 @@
 //! pacer thread of its own woke late whenever it shared the load tool's core
 //! with the runtime's worker, which put the sender's delays into the
 //! measured tail. The price is one busy core, the load tool's own.
-//! Results go to stdout as one JSON object.
+//! Results go to stdout as one JSON object. Its `slow_windows` list the 100 ms
+//! windows of scheduled send time whose slowest request took over 1 ms: one
+//! stall of the server (or of the host) shows as a run of windows, spread
+//! tail latency as scattered ones.
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -150,24 +154,79 @@ async fn pace(rate: u64, started: Instant, deadline: Instant, times: Sender) {
     }
 }
 
+/// Width of a window of `slow_windows`.
+const WINDOW: Duration = Duration::from_millis(100);
+/// A window is slow when its slowest request took longer than this.
+const SLOW: Duration = Duration::from_millis(1);
+
+/// Latencies of one connection: all of them, and per window of send time the
+/// slowest and how many took over [`SLOW`].
+struct Recorded {
+    histogram: Histogram<u64>,
+    windows: Vec<(u64, u64)>,
+}
+
+impl Recorded {
+    fn new() -> Self {
+        Self {
+            histogram: Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+            windows: Vec::new(),
+        }
+    }
+
+    fn record(&mut self, started: Instant, sent: Instant) {
+        let took = sent.elapsed();
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self.histogram.record(micros.max(1));
+        let window =
+            (sent.saturating_duration_since(started).as_millis() / WINDOW.as_millis()) as usize;
+        if self.windows.len() <= window {
+            self.windows.resize(window + 1, (0, 0));
+        }
+        let (slowest, over) = &mut self.windows[window];
+        *slowest = (*slowest).max(micros);
+        *over += u64::from(took > SLOW);
+    }
+
+    fn add(&mut self, other: Recorded) {
+        let _ = self.histogram.add(other.histogram);
+        if self.windows.len() < other.windows.len() {
+            self.windows.resize(other.windows.len(), (0, 0));
+        }
+        for (mine, (slowest, over)) in self.windows.iter_mut().zip(other.windows) {
+            mine.0 = mine.0.max(slowest);
+            mine.1 += over;
+        }
+    }
+}
+
+/// One keep-alive connection, handshaken; `None` (counted as failed) when the
+/// server cannot be reached.
+async fn connect(args: &Args, counts: &Counts) -> Option<SendRequest<Full<Bytes>>> {
+    let connected = async {
+        let stream = tokio::net::TcpStream::connect(args.addr).await.ok()?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        Some(sender)
+    };
+    let sender = connected.await;
+    if sender.is_none() {
+        counts.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    sender
+}
+
 async fn connection(
     args: Arc<Args>,
     counts: Arc<Counts>,
+    mut sender: SendRequest<Full<Bytes>>,
     schedule: Option<Schedule>,
     started: Instant,
-) -> Histogram<u64> {
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
-    let Ok(stream) = tokio::net::TcpStream::connect(args.addr).await else {
-        counts.failed.fetch_add(1, Ordering::Relaxed);
-        return histogram;
-    };
-    let _ = stream.set_nodelay(true);
-    let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        counts.failed.fetch_add(1, Ordering::Relaxed);
-        return histogram;
-    };
-    tokio::spawn(conn);
+) -> Recorded {
+    let mut recorded = Recorded::new();
     let deadline = started + Duration::from_secs_f64(args.duration);
     let data = event_data(&args);
     loop {
@@ -193,8 +252,7 @@ async fn connection(
             counts
                 .acked_events
                 .fetch_add(args.batch.max(1) as u64, Ordering::Relaxed);
-            let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-            let _ = histogram.record(micros.max(1));
+            recorded.record(started, sent);
         } else {
             counts.failed.fetch_add(1, Ordering::Relaxed);
             if sender.ready().await.is_err() {
@@ -202,7 +260,7 @@ async fn connection(
             }
         }
     }
-    histogram
+    recorded
 }
 
 fn main() {
@@ -223,6 +281,13 @@ fn main() {
 
 async fn run(args: Arc<Args>) {
     let counts = Arc::new(Counts::default());
+    // Every connection is made before the clock starts: the open loop's first
+    // scheduled times would otherwise wait for connections that do not exist
+    // yet, and count the handshakes as the server's latency.
+    let mut senders = Vec::new();
+    for _ in 0..args.connections {
+        senders.extend(connect(&args, &counts).await);
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration);
     let schedule = (args.mode == Mode::Rate).then(|| {
@@ -230,22 +295,38 @@ async fn run(args: Arc<Args>) {
         tokio::spawn(pace(args.rate, started, deadline, times));
         Arc::new(tokio::sync::Mutex::new(schedule))
     });
-    let tasks: Vec<_> = (0..args.connections)
-        .map(|_| {
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|sender| {
             tokio::spawn(connection(
                 Arc::clone(&args),
                 Arc::clone(&counts),
+                sender,
                 schedule.clone(),
                 started,
             ))
         })
         .collect();
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut recorded = Recorded::new();
     for task in tasks {
-        if let Ok(h) = task.await {
-            let _ = histogram.add(h);
+        if let Ok(r) = task.await {
+            recorded.add(r);
         }
     }
+    let histogram = &recorded.histogram;
+    let slow_windows: Vec<_> = recorded
+        .windows
+        .iter()
+        .enumerate()
+        .filter(|(_, (slowest, _))| *slowest > SLOW.as_micros() as u64)
+        .map(|(i, (slowest, over))| {
+            serde_json::json!({
+                "at_ms": i as u128 * WINDOW.as_millis(),
+                "slowest_us": slowest,
+                "over_1ms": over,
+            })
+        })
+        .collect();
     let elapsed = started.elapsed().as_secs_f64();
     let ok = counts.ok_requests.load(Ordering::Relaxed);
     let acked = counts.acked_events.load(Ordering::Relaxed);
@@ -258,6 +339,7 @@ async fn run(args: Arc<Args>) {
         "acked_events": acked,
         "failed": failed,
         "latency_us": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999), "max": histogram.max() },
+        "slow_windows": slow_windows,
     });
     eprintln!(
         "{:.0} req/s, {:.0} events/s, {failed} failed, p50 {} us, p99 {} us, p99.9 {} us",
