@@ -168,20 +168,14 @@ fn one_route(rt: &tokio::runtime::Runtime, path: &str, settings: &str) -> Dispat
 /// and the same bindings, in a store that holds only a default WASI context, with
 /// no dispatcher, pool, limits, metrics or timeout around the call.
 mod floor {
-    use ::router::plugin::{EPOCH_TICK, engine_config};
+    use router::plugin::{EPOCH_TICK, engine_config};
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime::{Engine, Store};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "handler",
-        exports: { default: async },
-        imports: { "router:plugin/kv": async },
-        ownership: Borrowing { duplicate_if_necessary: true },
-    });
-    use self::router::plugin::types;
-    use self::router::plugin::{config, kv, log};
+    use router::plugin::bindings::router::plugin::{config, kv, log, types};
+    use router::plugin::bindings::{Handler, HandlerPre};
+    use types::EventParam;
 
     /// The store data: WASI and nothing the guest can see of the router.
     pub struct State {
@@ -271,7 +265,7 @@ mod floor {
     pub async fn call(
         store: &mut Store<State>,
         handler: &Handler,
-        e: &::router::event::Event,
+        e: &router::event::Event,
     ) -> usize {
         let extensions: Vec<(&str, &str)> = e
             .extensions

@@ -22,8 +22,10 @@ use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// Bindings of the `handler` world, generated from `wit/`.
-mod bindings {
+/// Bindings of the `handler` world, generated from `wit/`. Public so that the
+/// benchmarks' bare-wasmtime floor calls plugins through exactly these.
+#[allow(missing_docs)]
+pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "handler",
