@@ -227,9 +227,9 @@ pub async fn ingest_request(
 }
 
 /// Dispatches a batch's events, at most `lanes` at a time (the server's
-/// `batch_concurrency`), and reports them in request order. Each lane takes the next event as soon as its
-/// previous one is done, so a slow event (a forward to a slow sink) holds up
-/// one lane, not the batch. Lanes rather than one future per event: a
+/// `batch_concurrency`), and reports them in request order. Each lane takes
+/// the next event as soon as its previous one is done, so a slow event (a
+/// forward to a slow sink) holds up one lane, not the batch. Lanes rather than one future per event: a
 /// dispatch future is several kilobytes, and `join_all` over a hundred of them
 /// boxed each one and moved it twice, which was an eighth of a batch's CPU.
 async fn dispatch_batch<F, Fut>(events: Vec<Event>, lanes: usize, dispatch: F) -> Vec<EventReport>
