@@ -168,14 +168,13 @@ fn one_route(rt: &tokio::runtime::Runtime, path: &str, settings: &str) -> Dispat
 /// and the same bindings, in a store that holds only a default WASI context, with
 /// no dispatcher, pool, limits, metrics or timeout around the call.
 mod floor {
-    use router::plugin::{EPOCH_TICK, engine_config};
+    use router::plugin::{engine_config, start_epoch_ticker, to_wit, wit_extensions};
     use wasmtime::component::{Component, Linker, ResourceTable};
     use wasmtime::{Engine, Store};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
     use router::plugin::bindings::router::plugin::{config, kv, log, types};
     use router::plugin::bindings::{Handler, HandlerPre};
-    use types::EventParam;
 
     /// The store data: WASI and nothing the guest can see of the router.
     pub struct State {
@@ -226,14 +225,7 @@ mod floor {
         /// Compiles and links the component; the epoch ticks as in the router.
         pub fn new(path: &str) -> Self {
             let engine = Engine::new(&engine_config()).expect("engine");
-            let ticker = engine.weak();
-            std::thread::spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            });
+            start_epoch_ticker(&engine).expect("epoch ticker");
             let component = Component::from_file(&engine, path).expect("component");
             let mut linker = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI");
@@ -261,29 +253,15 @@ mod floor {
         }
     }
 
-    /// Calls `handle` with `event`; the number of events emitted.
+    /// Calls `handle` with `e`, lowered as the router lowers it; the number of
+    /// events emitted.
     pub async fn call(
         store: &mut Store<State>,
         handler: &Handler,
         e: &router::event::Event,
     ) -> usize {
-        let extensions: Vec<(&str, &str)> = e
-            .extensions
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let event = EventParam {
-            id: &e.id,
-            source: &e.source,
-            specversion: "1.0",
-            type_: &e.ty,
-            datacontenttype: e.datacontenttype.as_deref(),
-            dataschema: e.dataschema.as_deref(),
-            subject: e.subject.as_deref(),
-            time: e.time.as_deref(),
-            extensions: &extensions,
-            data: e.data.as_deref(),
-        };
+        let extensions = wit_extensions(e);
+        let event = to_wit(e, &extensions);
         store.set_epoch_deadline(100);
         match handler.call_handle(&mut *store, event).await {
             Ok(Ok(emitted)) => emitted.len(),

@@ -10,7 +10,7 @@
 mod host;
 mod pool;
 
-pub use pool::{CallError, Plugin};
+pub use pool::{CallError, Plugin, to_wit, wit_extensions};
 
 use crate::config::{PluginConfig, PluginLimits};
 use host::HostState;
@@ -139,6 +139,22 @@ pub fn engine_config() -> Config {
     config
 }
 
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, which
+/// ends when the engine is dropped: plugin time limits count these ticks.
+pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+}
+
 /// The process-wide wasmtime engine, linker and compiled-component cache.
 pub struct PluginHost {
     engine: Engine,
@@ -158,16 +174,7 @@ impl PluginHost {
 
     fn new() -> wasmtime::Result<Self> {
         let engine = Engine::new(&engine_config())?;
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("wasm-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = ticker.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(EPOCH_TICK);
-                }
-            })?;
+        start_epoch_ticker(&engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;

@@ -648,7 +648,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The extensions as the borrowed pairs the WIT record lowers from (no
 /// allocation for an event without extensions).
-fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
+pub fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
     e.extensions
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -657,7 +657,7 @@ fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
 
 /// The event as the guest receives it, borrowed from `e`: lowering copies each
 /// field straight into the guest's memory.
-fn to_wit<'a>(e: &'a Event, extensions: &'a [(&'a str, &'a str)]) -> wit::EventParam<'a> {
+pub fn to_wit<'a>(e: &'a Event, extensions: &'a [(&'a str, &'a str)]) -> wit::EventParam<'a> {
     wit::EventParam {
         id: &e.id,
         source: &e.source,
