@@ -35,7 +35,16 @@ async fn a_failing_sink_fails_the_request_with_the_route_named() {
             let route = &body["events"][0]["routes"][0];
             assert_eq!(route["route"], "out");
             assert_eq!(route["retryable"], retryable);
-            assert!(body["error"].as_str().is_some_and(|e| e.contains("out")));
+            let advice = if retryable {
+                "retry the request"
+            } else {
+                "a retry of the same event cannot succeed"
+            };
+            assert_eq!(
+                body["error"],
+                format!("route(s) failed: out; {advice}"),
+                "sink answered {answer}"
+            );
         }
     }
 }

@@ -6,34 +6,51 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use hmac::Mac as _;
 
+/// Metrics are counted per process, so this test runs its own `router serve`:
+/// every figure it reads moved only by its own requests, and each is checked
+/// exactly.
 #[tokio::test]
 async fn metrics_move_as_events_flow() {
     let sink = Sink::start().await;
-    let router = TestRouter::start(&format!(
-        "[[route]]\nname = \"metrics-fwd\"\nforward = \"{}\"\n\n[[route]]\nname = \"metrics-trap\"\nfilter = {{ exact = {{ type = \"metrics.trap\" }} }}\nhandler = \"trap\"\n",
-        sink.url()
-    ))
-    .await;
-    let before = router.metrics().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[route]]\nname = \"metrics-fwd\"\nforward = \"{}\"\n\n[[route]]\nname = \"metrics-trap\"\nfilter = {{ exact = {{ type = \"metrics.trap\" }} }}\nhandler = \"trap\"\n\n{}",
+            sink.url(),
+            plugin_tables()
+        ),
+    )
+    .expect("write config");
+    let served = crate::process::serve(&[
+        "--no-watch".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let base = format!("http://{}", served.addr);
+    let events = format!("{base}/events");
+    let scrape = || async {
+        client()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let before = scrape().await;
     for i in 0..3 {
-        let (status, _) = post_binary(
-            &router.events_url(),
-            &ce_headers(&format!("m-{i}"), "metrics.ok"),
-            "",
-        )
-        .await;
+        let (status, _) =
+            post_binary(&events, &ce_headers(&format!("m-{i}"), "metrics.ok"), "").await;
         assert_eq!(status, StatusCode::OK);
     }
-    let (status, _) = post_binary(
-        &router.events_url(),
-        &ce_headers("m-trap", "metrics.trap"),
-        "panic",
-    )
-    .await;
+    let (status, _) = post_binary(&events, &ce_headers("m-trap", "metrics.trap"), "panic").await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
-    let (status, _) = post_binary(&router.events_url(), &ce_headers("", "metrics.bad"), "").await;
+    let (status, _) = post_binary(&events, &ce_headers("", "metrics.bad"), "").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let after = router.metrics().await;
+    let after = scrape().await;
     let delta =
         |name: &str, label: &str| metric(&after, name, label) - metric(&before, name, label);
     assert_eq!(
@@ -49,9 +66,17 @@ async fn metrics_move_as_events_flow() {
         delta("router_route_failed_total", "route=\"metrics-trap\""),
         1.0
     );
-    assert!(delta("router_plugin_traps_total", "plugin=\"trap\"") >= 1.0);
-    assert!(delta("router_requests_rejected_total", "reason=\"invalid\"") >= 1.0);
-    assert!(delta("router_events_received_total", "") >= 4.0);
+    assert_eq!(
+        delta("router_plugin_traps_total", "plugin=\"trap\""),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        delta("router_requests_rejected_total", "reason=\"invalid\""),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(delta("router_events_received_total", ""), 4.0, "{after}");
     assert!(after.contains("router_build_info{version="));
     assert!(after.contains("router_plugin_call_seconds_bucket"));
 }
@@ -89,6 +114,10 @@ async fn readiness_and_liveness() {
         .await
         .expect("readyz");
     assert_eq!(ready.status().as_u16(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&ready.bytes().await.expect("body")).expect("readyz JSON");
+    assert_eq!(body["ready"], true, "{body}");
+    assert_eq!(body["generation"], 1, "{body}");
     let health = client()
         .get(format!("http://{}/healthz", router.addr))
         .send()
@@ -251,39 +280,48 @@ async fn webhook_handshake_and_rate_limits() {
         403
     );
 
-    // Three events from one sender, `origin` naming it or not: the statuses,
-    // and the last answer.
-    let three = |origin: Option<&'static str>| {
+    // Events from one sender, `origin` naming it or not, until the limiter
+    // refuses one: the burst of two passes, and no more than the tokens refilled
+    // meanwhile (one per second) on a slow machine. Returns the refusal.
+    let until_refused = |origin: Option<&'static str>| {
         let url = url.clone();
         async move {
-            let mut statuses = Vec::new();
-            let mut last = None;
-            for i in 0..3 {
+            let started = std::time::Instant::now();
+            let mut passed = 0u32;
+            loop {
                 let mut request = client()
                     .post(&url)
                     .header("ce-specversion", "1.0")
-                    .header("ce-id", format!("r-{i}"))
+                    .header("ce-id", format!("r-{passed}"))
                     .header("ce-source", "/t")
                     .header("ce-type", "t");
                 if let Some(origin) = origin {
                     request = request.header("webhook-request-origin", origin);
                 }
                 let response = request.send().await.expect("post");
-                statuses.push(response.status().as_u16());
-                last = Some(response);
+                match response.status().as_u16() {
+                    200 => passed += 1,
+                    429 => {
+                        let refilled = started.elapsed().as_secs() as u32 + 1;
+                        assert!(
+                            (2..=2 + refilled).contains(&passed),
+                            "{passed} passed before the first 429"
+                        );
+                        return response;
+                    }
+                    other => panic!("unexpected status {other}"),
+                }
+                assert!(started.elapsed() < PATIENCE, "never rate-limited");
             }
-            (statuses, last.expect("three answers"))
         }
     };
-    let (statuses, last) = three(Some("sender.example")).await;
-    assert_eq!(statuses, [200, 200, 429]);
-    assert!(last.headers().get("retry-after").is_some());
+    let refused = until_refused(Some("sender.example")).await;
+    assert!(refused.headers().get("retry-after").is_some());
 
     // A sender that names no origin is limited by its address, with a budget of
     // its own.
-    let (statuses, last) = three(None).await;
-    assert_eq!(statuses, [200, 200, 429]);
-    let body = last.text().await.expect("body");
+    let refused = until_refused(None).await;
+    let body = refused.text().await.expect("body");
     assert!(body.contains("127.0.0.1"), "{body}");
 }
 

@@ -223,3 +223,138 @@ async fn send_posts_events_in_each_mode() {
         assert_eq!(last.json(), serde_json::json!({"n": 1}));
     }
 }
+
+/// A `router serve` on `toml` (written to a temporary folder that lives as long
+/// as the process).
+fn serve_toml(toml: &str) -> (Served, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(&config, toml).expect("write config");
+    let served = serve(&[
+        "--no-watch".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    (served, dir)
+}
+
+/// Posts one event to a served router in the background.
+fn post_in_background(
+    addr: &str,
+    id: &'static str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let url = format!("http://{addr}/events");
+    tokio::spawn(async move {
+        client()
+            .post(url)
+            .header("ce-specversion", "1.0")
+            .header("ce-id", id)
+            .header("ce-source", "/t")
+            .header("ce-type", "t")
+            .send()
+            .await
+    })
+}
+
+/// SIGTERM while a request is in flight (default, in-request mode): the router
+/// stops taking new connections, finishes the request, and exits with 0.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight() {
+    let sink = Sink::start().await;
+    sink.close();
+    let (mut served, _dir) = serve_toml(&format!(
+        "[[route]]\nname = \"held\"\nforward = \"{}\"\n",
+        sink.url()
+    ));
+    let request = post_in_background(&served.addr, "in-flight");
+    tokio::time::timeout(PATIENCE, async {
+        while sink.waiting() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the event reaches the sink");
+    signal(&served.child, "-TERM");
+    // Still running: it waits for the request it holds.
+    let listener_closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if served.child.try_wait().expect("try_wait").is_some() {
+                return false;
+            }
+            // The listener closes first: new connections are refused.
+            if client()
+                .get(format!("http://{}/healthz", served.addr))
+                .send()
+                .await
+                .is_err()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the listener closes");
+    assert!(
+        listener_closed,
+        "the router exited with a request in flight"
+    );
+    sink.open();
+    let response = request
+        .await
+        .expect("task")
+        .expect("the request is answered");
+    assert_eq!(response.status().as_u16(), 200);
+    let status = served.child.wait().expect("wait");
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(sink.received().len(), 1);
+}
+
+/// `shutdown_timeout` bounds how long SIGTERM waits for a request that does not
+/// finish: the sink never answers and the forward timeout is a minute, so only
+/// the shutdown timeout can end the process within the test's patience.
+#[tokio::test]
+async fn sigterm_gives_up_on_requests_after_the_shutdown_timeout() {
+    let sink = Sink::start().await;
+    sink.close();
+    let (mut served, _dir) = serve_toml(&format!(
+        "[server]\nshutdown_timeout = \"500ms\"\nforward_timeout = \"60s\"\n\n[[route]]\nname = \"held\"\nforward = \"{}\"\n",
+        sink.url()
+    ));
+    let request = post_in_background(&served.addr, "stuck");
+    tokio::time::timeout(PATIENCE, async {
+        while sink.waiting() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the event reaches the sink");
+    let signalled = std::time::Instant::now();
+    signal(&served.child, "-TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = served.child.wait().expect("wait");
+        (status, served.log_lines())
+    });
+    let (status, lines) = tokio::time::timeout(PATIENCE, status)
+        .await
+        .expect("the router exits once the shutdown timeout has passed")
+        .expect("task");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        signalled.elapsed() >= std::time::Duration::from_millis(500),
+        "exited before the shutdown timeout"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("requests still in flight after the shutdown timeout")),
+        "{lines:#?}"
+    );
+    // The sender sees its request fail (no answer), never a success.
+    let answered = request.await.expect("task");
+    assert!(
+        answered.as_ref().map_or(true, |r| !r.status().is_success()),
+        "{answered:?}"
+    );
+    sink.open();
+}
