@@ -7,7 +7,6 @@
 //! immutable [`runtime::Runtime`] snapshot, which [`reload`] rebuilds and swaps
 //! when files change; [`server::Server`] serves it.
 
-pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod dispatch;
@@ -22,8 +21,6 @@ pub mod policy;
 pub mod queue;
 pub mod reload;
 pub mod runtime;
-pub mod send;
 pub mod server;
-pub mod sink;
 pub mod tls;
 pub mod trace;

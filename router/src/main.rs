@@ -2,7 +2,9 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use router::cli::{Cli, Command, LogFormat};
+mod cli;
+
+use cli::{Cli, Command, LogFormat};
 use router::runtime::Runtime;
 use router::server::Server;
 use std::process::ExitCode;
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
     let result = tokio.block_on(async {
         match cli.command {
             Command::Send(args) => send(&args).await,
-            Command::Sink(args) => router::sink::run(&args)
+            Command::Sink(args) => cli::sink::run(&args)
                 .await
                 .map(|()| ExitCode::SUCCESS)
                 .context("router sink"),
@@ -68,8 +70,8 @@ fn init_logs(format: LogFormat) {
 }
 
 /// `router dlq`: a client of `/admin/dlq`.
-async fn dlq(url: &str, action: router::cli::DlqAction) -> anyhow::Result<ExitCode> {
-    use router::cli::DlqAction;
+async fn dlq(url: &str, action: cli::DlqAction) -> anyhow::Result<ExitCode> {
+    use cli::DlqAction;
     let base = url.trim_end_matches('/');
     let client = reqwest::Client::new();
     let request = match &action {
@@ -219,8 +221,8 @@ async fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn send(args: &router::send::SendArgs) -> anyhow::Result<ExitCode> {
-    let (status, body) = router::send::send(args).await?;
+async fn send(args: &cli::send::SendArgs) -> anyhow::Result<ExitCode> {
+    let (status, body) = cli::send::send(args).await?;
     println!("{status}");
     println!("{body}");
     Ok(if (200..300).contains(&status) {

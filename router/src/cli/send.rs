@@ -1,8 +1,8 @@
 //! `router send`: post an event from flags or a file, like `kn event send`.
 
-use crate::event::Event;
-use crate::event::http::encode_binary;
-use crate::event::json::{decode_batch, decode_structured, encode_structured};
+use router::event::Event;
+use router::event::http::encode_binary;
+use router::event::json::{decode_batch, decode_structured, encode_structured};
 use bytes::Bytes;
 use std::path::PathBuf;
 

@@ -1,5 +1,8 @@
 //! The command line: `router serve` and `router check`.
 
+pub mod send;
+pub mod sink;
+
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,10 +42,10 @@ pub enum Command {
         no_watch: bool,
     },
     /// Post an event to a router, from flags or a file.
-    Send(Box<crate::send::SendArgs>),
+    Send(Box<send::SendArgs>),
     /// Print every CloudEvent POSTed to an address: a stand-in for the webhooks
     /// a configuration forwards to, to watch what comes out of the routes.
-    Sink(crate::sink::SinkArgs),
+    Sink(sink::SinkArgs),
     /// Show what the router would do with an event (a structured-mode JSON file):
     /// for every route, whether it matches or which clause fails, the event after
     /// each transform step, and the targets it would reach.
