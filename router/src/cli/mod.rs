@@ -1,11 +1,16 @@
-//! The command line: `router serve` and `router check`.
+//! The command line: its arguments, and one module per subcommand.
 
-pub mod send;
-pub mod sink;
+mod check;
+mod dlq;
+mod explain;
+mod send;
+mod serve;
+mod sink;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// A WebAssembly-extensible CloudEvents router.
 #[derive(Debug, Parser)]
@@ -112,4 +117,28 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log pipelines.
     Json,
+}
+
+/// Runs one subcommand; its exit code tells the shell how it went.
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    match command {
+        Command::Send(args) => send::run_send(&args).await,
+        Command::Sink(args) => sink::run(&args)
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .context("router sink"),
+        Command::Check { config } => check::run(&config).await,
+        Command::Dlq { url, action } => dlq::run(&url, action).await,
+        Command::Explain {
+            config,
+            event,
+            json,
+        } => explain::run(&config, &event, json).await,
+        Command::Serve {
+            config,
+            listen,
+            no_watch,
+        } => serve::run(&config, listen, no_watch).await,
+    }
 }

@@ -1,9 +1,9 @@
 //! `router send`: post an event from flags or a file, like `kn event send`.
 
+use bytes::Bytes;
 use router::event::Event;
 use router::event::http::encode_binary;
 use router::event::json::{decode_batch, decode_structured, encode_structured};
-use bytes::Bytes;
 use std::path::PathBuf;
 
 /// How to send.
@@ -164,4 +164,16 @@ pub async fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     Ok((status, body))
+}
+
+/// Posts the event and prints the answer; fails unless it is a 2xx.
+pub async fn run_send(args: &SendArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (status, body) = send(args).await?;
+    println!("{status}");
+    println!("{body}");
+    Ok(if (200..300).contains(&status) {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }

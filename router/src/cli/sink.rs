@@ -6,11 +6,11 @@
 //! with the router's own codec. The answer is a chosen status, so that retries and
 //! dead letters can be watched too.
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use router::event::Event;
 use router::event::http::{ContentMode, content_mode, decode_binary};
 use router::event::json::{decode_batch, decode_structured};
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
 use std::net::SocketAddr;
 
 /// What `router sink` needs.

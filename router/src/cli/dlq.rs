@@ -1,0 +1,73 @@
+//! `router dlq`: a client of the admin API's `/admin/dlq`.
+
+use super::DlqAction;
+use anyhow::Context as _;
+use std::process::ExitCode;
+
+/// `router dlq`: a client of `/admin/dlq`.
+pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
+    let base = url.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let request = match &action {
+        DlqAction::List { route, .. } => {
+            let mut request = client.get(format!("{base}/admin/dlq"));
+            if let Some(route) = route {
+                request = request.query(&[("route", route)]);
+            }
+            request
+        }
+        DlqAction::Show { id } => client.get(format!("{base}/admin/dlq/{id}")),
+        DlqAction::Redrive { ids, route } => client
+            .post(format!("{base}/admin/dlq/redrive"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::json!({ "ids": ids, "route": route }).to_string()),
+    };
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the router at {base}"))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .context("cannot read the router's answer")?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&bytes).context("the router's answer is not JSON")?;
+    if !status.is_success() {
+        eprintln!(
+            "error: {status}: {}",
+            body["error"].as_str().unwrap_or("(no message)")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    match action {
+        DlqAction::List { json: false, .. } => {
+            let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
+            println!("{} dead letter(s)", letters.len());
+            for l in letters {
+                println!(
+                    "{}  route={}  event={}  attempts={}  reason={}  at={}  error={}",
+                    l["id"].as_str().unwrap_or_default(),
+                    l["route"].as_str().unwrap_or_default(),
+                    l["event"]["id"].as_str().unwrap_or_default(),
+                    l["attempts"],
+                    l["reason"].as_str().unwrap_or_default(),
+                    l["dead_lettered_at"].as_str().unwrap_or_default(),
+                    l["error"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        DlqAction::Redrive { .. } => {
+            println!("{} redriven", body["redriven"]);
+            for r in body["results"].as_array().into_iter().flatten() {
+                let outcome = r["report"]["outcome"]
+                    .as_str()
+                    .or(r["error"].as_str())
+                    .unwrap_or_default();
+                println!("{}  {outcome}", r["id"].as_str().unwrap_or_default());
+            }
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&body)?),
+    }
+    Ok(ExitCode::SUCCESS)
+}
