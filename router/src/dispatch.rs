@@ -7,7 +7,7 @@
 //! The [`EventReport`] says what happened to each.
 
 use crate::delivery::deadletter::DeadLetter;
-use crate::delivery::dedup::{self, Seen};
+use crate::delivery::dedup;
 use crate::delivery::retry::{self, Attempts};
 use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
@@ -22,8 +22,6 @@ use tracing::Instrument as _;
 pub struct Dispatcher {
     runtime: ArcSwap<Runtime>,
     forwarder: Forwarder,
-    /// Recently seen events, for dedup; kept across reloads.
-    seen: Seen,
 }
 
 /// What happened to one event.
@@ -145,7 +143,6 @@ impl Dispatcher {
         Self {
             runtime: ArcSwap::from_pointee(runtime),
             forwarder,
-            seen: Seen::default(),
         }
     }
 
@@ -155,8 +152,13 @@ impl Dispatcher {
     }
 
     /// Makes `runtime` the snapshot for every event from now on; events in flight
-    /// finish on the one they started with.
-    pub fn swap(&self, runtime: Runtime) {
+    /// finish on the one they started with. The new snapshot keeps the old one's
+    /// in-memory dedup set, so a reload does not reopen the windows.
+    pub fn swap(&self, mut runtime: Runtime) {
+        runtime
+            .settings
+            .dedup
+            .carry_over(&self.runtime.load().settings.dedup);
         self.runtime.store(Arc::new(runtime));
     }
 
@@ -166,10 +168,10 @@ impl Dispatcher {
     /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        let dedup = match runtime.settings.dedup {
-            Some((window, _)) => {
+        let dedup = match runtime.settings.dedup.window {
+            Some(window) => {
                 let key = dedup::key("", &event.source, &event.id);
-                let seen = self.seen(&runtime, &key).await;
+                let seen = runtime.settings.dedup.seen(&key).await;
                 Some((key, window, seen))
             }
             None => None,
@@ -189,29 +191,9 @@ impl Dispatcher {
         if let Some((key, window, _)) = dedup
             && report.failure().is_none()
         {
-            self.remember(&runtime, &key, window).await;
+            runtime.settings.dedup.remember(&key, window).await;
         }
         report
-    }
-
-    /// Whether `key` was delivered within its window, in the configured store.
-    async fn seen(&self, runtime: &Runtime, key: &str) -> bool {
-        match &runtime.settings.dedup_redis {
-            // Boxed: the Redis round trip's future is large, and this path is
-            // only taken when dedup is configured.
-            Some(store) => Box::pin(store.seen(key)).await,
-            None => self.seen.seen(key),
-        }
-    }
-
-    /// Remembers `key` as delivered for `window` in the configured store.
-    async fn remember(&self, runtime: &Runtime, key: &str, window: std::time::Duration) {
-        match &runtime.settings.dedup_redis {
-            Some(store) => Box::pin(store.remember(key, window)).await,
-            None => self
-                .seen
-                .remember(key, window, runtime.settings.dedup_max_entries),
-        }
     }
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
@@ -294,7 +276,7 @@ impl Dispatcher {
             .dedup
             .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
         if let Some((key, _)) = &dedup_key
-            && self.seen(runtime, key).await
+            && runtime.settings.dedup.seen(key).await
         {
             counters.duplicates.inc();
             return report(Outcome::Duplicate, Vec::new(), None, None, Vec::new());
@@ -317,7 +299,7 @@ impl Dispatcher {
                 Ok(None) => {
                     counters.delivered.inc();
                     if let Some((key, window)) = &dedup_key {
-                        self.remember(runtime, key, *window).await;
+                        runtime.settings.dedup.remember(key, *window).await;
                     }
                     return report(Outcome::Dropped, Vec::new(), None, None, Vec::new());
                 }
@@ -449,7 +431,7 @@ impl Dispatcher {
         if errors.is_empty() {
             counters.delivered.inc();
             if let Some((key, window)) = &dedup_key {
-                self.remember(runtime, key, *window).await;
+                runtime.settings.dedup.remember(key, *window).await;
             }
             let attempts = (most_attempts > 1).then_some(most_attempts);
             return report(Outcome::Delivered, errors, None, attempts, emitted);
@@ -504,6 +486,37 @@ impl Dispatcher {
             errors,
             retryable: Some(retryable),
             emitted: Vec::new(),
+        }
+    }
+}
+
+/// What a redrive did with one dead letter's event: its route's report, or for a
+/// dead letter of every route (a durable queue's poison entry), the event's.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Redelivered {
+    /// Sent back to its one route.
+    Route(RouteReport),
+    /// Routed through every route it matches.
+    Event(EventReport),
+}
+
+impl crate::delivery::redrive::Redeliver for Dispatcher {
+    type Report = Redelivered;
+
+    async fn deliver_again(&self, route: Option<&str>, event: Event) -> Option<Redelivered> {
+        match route {
+            Some(route) => self.redeliver(route, &event).await.map(Redelivered::Route),
+            None => Some(Redelivered::Event(self.dispatch(event).await)),
+        }
+    }
+
+    fn still_failing(report: &Redelivered) -> bool {
+        match report {
+            Redelivered::Route(report) => report.outcome == Outcome::Failed,
+            Redelivered::Event(report) => {
+                report.routes.iter().any(|r| r.outcome == Outcome::Failed)
+            }
         }
     }
 }

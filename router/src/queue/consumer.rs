@@ -2,10 +2,10 @@
 //! abandoned ones, routing each with its lease renewed, and batched acknowledgements.
 
 use super::reply::{Entry, entry_list, read_entries};
-use super::{AckRequest, QueueError, RedisQueue, lazy_connection, pause};
+use super::{AckRequest, QueueError, RedisQueue, pause};
+use crate::delivery::deadletter::{DeadLetter, PoisonBody};
 use crate::dispatch::{Dispatcher, Failure};
-use crate::event::json::encode_structured;
-use redis::aio::ConnectionManager;
+use crate::redis::Redis;
 use redis::{Value, cmd};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ impl RedisQueue {
         // A blocking read holds its connection: the reader has its own, with a
         // response timeout above the block time.
         let block = Duration::from_millis(500);
-        let reader = match lazy_connection(&self.client, self.timeout, Some(block + self.timeout)) {
+        let reader = match self.redis.dedicated(block + self.redis.timeout()) {
             Ok(reader) => reader,
             Err(e) => return tracing::error!(error = %e, "queue reader cannot start"),
         };
@@ -101,14 +101,9 @@ impl RedisQueue {
             let entry = self.claim_one(&self.stream, idle_ms).await;
             match entry {
                 Some(entry) => {
-                    let deliveries = self.deliveries(&entry.stream, &entry.id).await.unwrap_or(0);
-                    if deliveries > u64::from(self.max_deliveries) {
-                        self.bury(&entry, &format!(
-                            "delivered {deliveries} times without success (max_deliveries = {})",
-                            self.max_deliveries
-                        ))
-                        .await;
-                    } else {
+                    if let Some((entry, deliveries)) =
+                        self.unless_exhausted(&dispatcher, entry).await
+                    {
                         tracing::info!(entry = %entry.id, deliveries, "took over an abandoned entry");
                         let (queue, dispatcher) = (Arc::clone(&self), Arc::clone(&dispatcher));
                         tokio::spawn(async move {
@@ -140,6 +135,26 @@ impl RedisQueue {
             .arg(stream)
             .arg(">")
             .to_owned()
+    }
+
+    /// An entry taken over, with how many times it was delivered, unless that is
+    /// more than `max_deliveries`: then it becomes a dead letter, and `None`.
+    pub(super) async fn unless_exhausted(
+        &self,
+        dispatcher: &Dispatcher,
+        entry: Entry,
+    ) -> Option<(Entry, u64)> {
+        let deliveries = self.deliveries(&entry.stream, &entry.id).await.unwrap_or(0);
+        if deliveries <= u64::from(self.max_deliveries) {
+            return Some((entry, deliveries));
+        }
+        let error = format!(
+            "delivered {deliveries} times without success (max_deliveries = {})",
+            self.max_deliveries
+        );
+        self.bury(dispatcher, &entry, "max_deliveries", error, deliveries)
+            .await;
+        None
     }
 
     /// Takes over (`XAUTOCLAIM`) the oldest entry of `stream` idle for at least
@@ -191,28 +206,35 @@ impl RedisQueue {
         redis::from_redis_value::<u64>(row.get(3)?.clone()).ok()
     }
 
-    /// Moves an entry to the dead-letter stream, then acknowledges it.
-    pub(super) async fn bury(&self, entry: &Entry, reason: &str) {
-        let event = match &entry.event {
-            Ok(event) => encode_structured(event),
-            Err(raw) => raw.clone().into_bytes(),
+    /// Makes a poison entry a dead letter in the runtime's dead-letter sink (for
+    /// [`crate::delivery::deadletter::ALL_ROUTES`], with its body kept as it was),
+    /// then acknowledges it; when no sink takes it, it stays pending.
+    async fn bury(
+        &self,
+        dispatcher: &Dispatcher,
+        entry: &Entry,
+        reason: &str,
+        error: String,
+        deliveries: u64,
+    ) {
+        let body = match &entry.event {
+            Ok(event) => PoisonBody::Event(event),
+            Err(undecodable) => PoisonBody::Raw(&undecodable.raw),
         };
-        let added = self
-            .run::<String>(
-                cmd("XADD")
-                    .arg(&self.dead)
-                    .arg("*")
-                    .arg("event")
-                    .arg(event)
-                    .arg("entry")
-                    .arg(format!("{} {}", entry.stream, entry.id))
-                    .arg("reason")
-                    .arg(reason),
-            )
-            .await;
-        match added {
-            Ok(_) => {
-                tracing::warn!(entry = %entry.id, reason, stream = %self.dead, "entry dead-lettered");
+        let letter = DeadLetter::poison(
+            format!("{} {}", entry.stream, entry.id),
+            body,
+            u32::try_from(deliveries).unwrap_or(u32::MAX),
+            reason,
+            error,
+        );
+        let runtime = dispatcher.runtime();
+        let Some(sink) = &runtime.settings.dead_letters else {
+            return tracing::error!(entry = %entry.id, "no dead-letter sink; the poison entry stays pending");
+        };
+        match sink.put(&letter).await {
+            Ok(()) => {
+                tracing::warn!(entry = %entry.id, reason, error = %letter.error, dead_letter = %letter.id, "entry dead-lettered");
                 self.ack(&entry.stream, &entry.id).await;
             }
             Err(e) => {
@@ -249,9 +271,17 @@ impl RedisQueue {
     pub(super) async fn route(&self, dispatcher: &Dispatcher, entry: Entry) -> bool {
         let event = match &entry.event {
             Ok(event) => event.clone(),
-            Err(why) => {
-                let reason = format!("the entry holds no valid event: {why}");
-                self.bury(&entry, &reason).await;
+            Err(undecodable) => {
+                let error = format!("the entry holds no valid event: {}", undecodable.reason);
+                let deliveries = self.deliveries(&entry.stream, &entry.id).await;
+                self.bury(
+                    dispatcher,
+                    &entry,
+                    "undecodable",
+                    error,
+                    deliveries.unwrap_or(1),
+                )
+                .await;
                 return true;
             }
         };
@@ -293,9 +323,8 @@ impl RedisQueue {
 /// Acknowledges entries in batches: whatever routing tasks asked for while
 /// the previous `XACK` was under way goes in the next one.
 pub(super) async fn acker(
-    conn: ConnectionManager,
+    redis: Redis,
     group: String,
-    timeout: Duration,
     mut requests: mpsc::UnboundedReceiver<AckRequest>,
 ) {
     let mut batch = Vec::new();
@@ -314,19 +343,9 @@ pub(super) async fn acker(
                 .arg(&group)
                 .arg(ids.collect::<Vec<_>>());
         }
-        let mut conn = conn.clone();
-        let result: Result<Vec<u64>, QueueError> =
-            match tokio::time::timeout(timeout, pipe.query_async(&mut conn)).await {
-                Ok(result) => result.map_err(QueueError::from),
-                Err(_) => Err(QueueError::Timeout(timeout)),
-            };
+        let result: Result<Vec<u64>, QueueError> = redis.run_pipeline(&pipe).await;
         for (_, _, reply) in batch.drain(..) {
-            let answer = match &result {
-                Ok(_) => Ok(()),
-                Err(QueueError::Timeout(t)) => Err(QueueError::Timeout(*t)),
-                Err(QueueError::Redis(e)) => Err(QueueError::Redis(e.clone())),
-            };
-            let _ = reply.send(answer);
+            let _ = reply.send(result.as_ref().map(drop).map_err(Clone::clone));
         }
     }
 }

@@ -15,15 +15,16 @@
 //! event is routed, the lease is renewed (`XCLAIM ... JUSTID` by its owner, which
 //! resets the idle time) every third of the visibility timeout. Entries idle past
 //! the timeout (their consumer died) are taken over with `XAUTOCLAIM`, one at a
-//! time, by a free worker; past `max_deliveries` they go to the dead-letter stream
-//! `<stream>:dead` with the reason. Acknowledgements of entries routed at the same
+//! time, by a free worker; past `max_deliveries` (or holding no valid event) they
+//! become dead letters in the runtime's dead-letter sink (by default the stream
+//! `<stream>:dead`), where `router dlq` lists and redrives them. Acknowledgements of entries routed at the same
 //! time share one `XACK`; each routing task still waits for its own before it
 //! counts as done. Trimming removes only entries every group has acknowledged
 //! (`XTRIM MINID` below the oldest pending or undelivered entry).
 
 use crate::config::QueueConfig;
 use crate::dispatch::Dispatcher;
-use redis::aio::ConnectionManager;
+use crate::redis::Redis;
 use redis::cmd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,30 +41,19 @@ pub use producer::PARTITION_KEY;
 /// An entry to acknowledge: its stream, its id, and who waits for the answer.
 type AckRequest = (String, String, oneshot::Sender<Result<(), QueueError>>);
 
-/// Why the queue could not take or give an entry.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    /// Redis did not answer in time.
-    #[error("Redis did not answer within {0:?}")]
-    Timeout(Duration),
-    /// Redis answered with an error, or the connection failed.
-    #[error("Redis: {0}")]
-    Redis(#[from] redis::RedisError),
-}
+/// Why the queue could not take or give an entry: a Redis command failed.
+pub use crate::redis::CommandError as QueueError;
 
 /// The Redis stream and this process's place in its consumer group.
 pub struct RedisQueue {
-    conn: ConnectionManager,
-    client: redis::Client,
+    redis: Redis,
     stream: String,
-    dead: String,
     group: String,
     consumer: String,
     concurrency: usize,
     consume: bool,
     visibility: Duration,
     max_deliveries: u32,
-    timeout: Duration,
     partitions: u32,
     /// Where routing tasks send their acknowledgements, to be batched.
     acks: mpsc::UnboundedSender<AckRequest>,
@@ -72,11 +62,11 @@ pub struct RedisQueue {
 }
 
 impl RedisQueue {
-    /// A queue for `config`. The connection is made lazily and remade after
-    /// failures, so the router starts (not ready) while Redis is down.
-    pub fn new(config: &QueueConfig) -> Result<Arc<Self>, QueueError> {
-        let client = redis::Client::open(config.url.as_str())?;
-        let conn = lazy_connection(&client, config.timeout.0, None)?;
+    /// A queue for `config` on `redis` (the runtime's, see
+    /// [`crate::runtime::Runtime::queue_redis`]). The connection is made lazily
+    /// and remade after failures, so the router starts (not ready) while Redis is
+    /// down.
+    pub fn new(config: &QueueConfig, redis: Redis) -> Arc<Self> {
         let consumer = config.consumer.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_owned())
@@ -84,12 +74,10 @@ impl RedisQueue {
             format!("{host}-{}", std::process::id())
         });
         let (acks, ack_requests) = mpsc::unbounded_channel();
-        Ok(Arc::new(Self {
+        Arc::new(Self {
             acks,
             ack_requests: std::sync::Mutex::new(Some(ack_requests)),
-            conn,
-            client,
-            dead: format!("{}:dead", config.stream),
+            redis,
             stream: config.stream.clone(),
             group: config.group.clone(),
             consumer,
@@ -97,9 +85,8 @@ impl RedisQueue {
             consume: config.consume,
             visibility: config.visibility_timeout.0,
             max_deliveries: config.max_deliveries,
-            timeout: config.timeout.0,
             partitions: config.partitions,
-        }))
+        })
     }
 
     /// This process's consumer name.
@@ -113,11 +100,7 @@ impl RedisQueue {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, QueueError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, command.query_async(&mut conn)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(QueueError::Timeout(self.timeout)),
-        }
+        self.redis.run(command).await
     }
 
     /// Whether Redis answers `PING` within the timeout.
@@ -170,9 +153,8 @@ impl RedisQueue {
                 // Outlives the workers: it ends when the queue (the last sender)
                 // is dropped.
                 tokio::spawn(consumer::acker(
-                    queue.conn.clone(),
+                    queue.redis.clone(),
                     queue.group.clone(),
-                    queue.timeout,
                     requests,
                 ));
             }
@@ -208,22 +190,6 @@ impl RedisQueue {
             while tasks.join_next().await.is_some() {}
         })
     }
-}
-
-/// A Redis connection made on first use and remade after failures, so that the
-/// router starts (not ready) while Redis is down. Commands time out after
-/// `response` (`connect` when absent).
-pub fn lazy_connection(
-    client: &redis::Client,
-    connect: Duration,
-    response: Option<Duration>,
-) -> redis::RedisResult<ConnectionManager> {
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(connect))
-        .set_response_timeout(Some(response.unwrap_or(connect)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 /// Sleeps for `duration`, or less when `stop` changes.

@@ -1,7 +1,7 @@
 //! Partition leases: one consumer at a time routes each partition stream, in order.
 
 use super::reply::read_entries;
-use super::{RedisQueue, lazy_connection, pause};
+use super::{RedisQueue, pause};
 use crate::dispatch::Dispatcher;
 use redis::{Value, cmd};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl RedisQueue {
             tracing::warn!(partition = n, error = %e, "cannot create the partition's group");
         }
         let block = Duration::from_millis(200);
-        let reader = match lazy_connection(&self.client, self.timeout, Some(block + self.timeout)) {
+        let reader = match self.redis.dedicated(block + self.redis.timeout()) {
             Ok(reader) => reader,
             Err(e) => return tracing::error!(error = %e, "partition worker cannot start"),
         };
@@ -122,18 +122,10 @@ impl RedisQueue {
             // pending entry (a dead owner's, or one that failed here) is taken at
             // once, oldest first.
             let entry = match self.claim_one(&stream, 0).await {
-                Some(entry) => {
-                    let deliveries = self.deliveries(&stream, &entry.id).await.unwrap_or(0);
-                    if deliveries > u64::from(self.max_deliveries) {
-                        let reason = format!(
-                            "delivered {deliveries} times without success (max_deliveries = {})",
-                            self.max_deliveries
-                        );
-                        self.bury(&entry, &reason).await;
-                        continue;
-                    }
-                    Some(entry)
-                }
+                Some(entry) => match self.unless_exhausted(&dispatcher, entry).await {
+                    Some((entry, _)) => Some(entry),
+                    None => continue,
+                },
                 None => {
                     let read = self.read_new(&stream, 1, block);
                     let mut conn = reader.clone();

@@ -16,11 +16,7 @@ impl RedisQueue {
                 .arg("event")
                 .arg(encode_structured(event));
         }
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, pipe.query_async(&mut conn)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(QueueError::Timeout(self.timeout)),
-        }
+        self.redis.run_pipeline(&pipe).await
     }
 
     /// The stream an event goes to: its partition's when it has a `partitionkey`

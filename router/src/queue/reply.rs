@@ -8,7 +8,14 @@ use redis::Value;
 pub(super) struct Entry {
     pub(super) stream: String,
     pub(super) id: String,
-    pub(super) event: Result<Event, String>,
+    pub(super) event: Result<Event, Undecodable>,
+}
+
+/// An entry's body that is no valid event: why, and the bytes as they were.
+#[derive(Debug)]
+pub(super) struct Undecodable {
+    pub(super) reason: String,
+    pub(super) raw: Vec<u8>,
 }
 
 /// The entries of an `XREADGROUP` answer: `[[stream, [entry ...]] ...]` (a map in
@@ -50,7 +57,11 @@ pub(super) fn entry_list(value: &Value, stream: &str) -> Vec<Entry> {
                 // An entry deleted while pending comes back without fields.
                 _ => &[],
             };
-            let mut event = Err("the entry has no `event` field".to_owned());
+            // Without an `event` field, the fields it has are what is kept.
+            let mut event = Err(Undecodable {
+                reason: "the entry has no `event` field".to_owned(),
+                raw: serde_json::to_vec(&fields_of(fields)).unwrap_or_default(),
+            });
             for kv in fields.chunks(2) {
                 if let [k, v] = kv
                     && text(k).as_deref() == Some("event")
@@ -59,8 +70,10 @@ pub(super) fn entry_list(value: &Value, stream: &str) -> Vec<Entry> {
                         Value::BulkString(b) => bytes::Bytes::from(b.clone()),
                         other => bytes::Bytes::from(text(other).unwrap_or_default()),
                     };
-                    event = decode_structured(&bytes)
-                        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&bytes)));
+                    event = decode_structured(&bytes).map_err(|e| Undecodable {
+                        reason: format!("{e}: {}", String::from_utf8_lossy(&bytes)),
+                        raw: bytes.to_vec(),
+                    });
                 }
             }
             Some(Entry {
@@ -68,6 +81,17 @@ pub(super) fn entry_list(value: &Value, stream: &str) -> Vec<Entry> {
                 id,
                 event,
             })
+        })
+        .collect()
+}
+
+/// An entry's fields as a JSON object of strings.
+fn fields_of(fields: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .chunks(2)
+        .filter_map(|kv| match kv {
+            [k, v] => Some((text(k)?, text(v).unwrap_or_default().into())),
+            _ => None,
         })
         .collect()
 }
