@@ -7,7 +7,7 @@
 //! The [`EventReport`] says what happened to each.
 
 use crate::delivery::deadletter::DeadLetter;
-use crate::delivery::dedup::{self, Seen};
+use crate::delivery::dedup;
 use crate::delivery::retry::{self, Attempts};
 use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
 use crate::forward::Forwarder;
@@ -22,8 +22,6 @@ use tracing::Instrument as _;
 pub struct Dispatcher {
     runtime: ArcSwap<Runtime>,
     forwarder: Forwarder,
-    /// Recently seen events, for dedup; kept across reloads.
-    seen: Seen,
 }
 
 /// What happened to one event.
@@ -145,7 +143,6 @@ impl Dispatcher {
         Self {
             runtime: ArcSwap::from_pointee(runtime),
             forwarder,
-            seen: Seen::default(),
         }
     }
 
@@ -155,8 +152,13 @@ impl Dispatcher {
     }
 
     /// Makes `runtime` the snapshot for every event from now on; events in flight
-    /// finish on the one they started with.
-    pub fn swap(&self, runtime: Runtime) {
+    /// finish on the one they started with. The new snapshot keeps the old one's
+    /// in-memory dedup set, so a reload does not reopen the windows.
+    pub fn swap(&self, mut runtime: Runtime) {
+        runtime
+            .settings
+            .dedup
+            .carry_over(&self.runtime.load().settings.dedup);
         self.runtime.store(Arc::new(runtime));
     }
 
@@ -166,10 +168,10 @@ impl Dispatcher {
     /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        let dedup = match runtime.settings.dedup {
-            Some((window, _)) => {
+        let dedup = match runtime.settings.dedup.window {
+            Some(window) => {
                 let key = dedup::key("", &event.source, &event.id);
-                let seen = self.seen(&runtime, &key).await;
+                let seen = runtime.settings.dedup.seen(&key).await;
                 Some((key, window, seen))
             }
             None => None,
@@ -189,29 +191,9 @@ impl Dispatcher {
         if let Some((key, window, _)) = dedup
             && report.failure().is_none()
         {
-            self.remember(&runtime, &key, window).await;
+            runtime.settings.dedup.remember(&key, window).await;
         }
         report
-    }
-
-    /// Whether `key` was delivered within its window, in the configured store.
-    async fn seen(&self, runtime: &Runtime, key: &str) -> bool {
-        match &runtime.settings.dedup_redis {
-            // Boxed: the Redis round trip's future is large, and this path is
-            // only taken when dedup is configured.
-            Some(store) => Box::pin(store.seen(key)).await,
-            None => self.seen.seen(key),
-        }
-    }
-
-    /// Remembers `key` as delivered for `window` in the configured store.
-    async fn remember(&self, runtime: &Runtime, key: &str, window: std::time::Duration) {
-        match &runtime.settings.dedup_redis {
-            Some(store) => Box::pin(store.remember(key, window)).await,
-            None => self
-                .seen
-                .remember(key, window, runtime.settings.dedup_max_entries),
-        }
     }
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
@@ -272,7 +254,8 @@ impl Dispatcher {
 
     /// Delivers `event` to the targets of one route, each retried by the route's
     /// policy, then routes what the handler emitted; dead-letters the event when
-    /// a target failed for good.
+    /// a target failed for good. The steps: the route's dedup window, its
+    /// transforms, its targets, the emitted events, then the verdict.
     async fn deliver(
         &self,
         runtime: &Runtime,
@@ -282,61 +265,97 @@ impl Dispatcher {
     ) -> RouteReport {
         let counters = &route.counters;
         counters.matched.inc();
-        let report = |outcome, errors, retryable, attempts, emitted| RouteReport {
-            route: route.name.clone(),
-            outcome,
-            attempts,
-            errors,
-            retryable,
-            emitted,
-        };
         let dedup_key = route
             .dedup
             .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
         if let Some((key, _)) = &dedup_key
-            && self.seen(runtime, key).await
+            && runtime.settings.dedup.seen(key).await
         {
             counters.duplicates.inc();
-            return report(Outcome::Duplicate, Vec::new(), None, None, Vec::new());
+            return RouteReport::of(route, Outcome::Duplicate);
         }
         let original = event;
         let transformed;
-        let event = if route.transforms.is_empty() {
-            event
-        } else {
-            match Box::pin(crate::policy::transform::apply_all(
-                &route.transforms,
-                event.clone(),
-            ))
-            .await
-            {
-                Ok(Some(e)) => {
-                    transformed = e;
-                    &transformed
+        let event = match Self::transform(route, event).await {
+            Transformed::Unchanged => event,
+            Transformed::Into(e) => {
+                transformed = e;
+                &transformed
+            }
+            Transformed::Dropped => {
+                counters.delivered.inc();
+                if let Some((key, window)) = &dedup_key {
+                    runtime.settings.dedup.remember(key, *window).await;
                 }
-                Ok(None) => {
-                    counters.delivered.inc();
-                    if let Some((key, window)) = &dedup_key {
-                        self.remember(runtime, key, *window).await;
-                    }
-                    return report(Outcome::Dropped, Vec::new(), None, None, Vec::new());
-                }
-                Err(e) => {
-                    tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
-                    let attempts = Attempts::once();
-                    let retryable = e.retryable;
-                    return Box::pin(self.give_up(
-                        runtime,
-                        route,
-                        original,
-                        vec![e.to_string()],
-                        retryable,
-                        attempts,
-                    ))
-                    .await;
-                }
+                return RouteReport::of(route, Outcome::Dropped);
+            }
+            Transformed::Failed(e) => {
+                tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
+                let retryable = e.retryable;
+                return Box::pin(self.give_up(
+                    runtime,
+                    route,
+                    original,
+                    vec![e.to_string()],
+                    retryable,
+                    Attempts::once(),
+                ))
+                .await;
             }
         };
+        let mut verdict = self.run_targets(runtime, route, event).await;
+        let emitted = match verdict.children.take() {
+            Some(children) => {
+                self.route_emitted(runtime, route, event, children, depth, &mut verdict)
+                    .await
+            }
+            None => Vec::new(),
+        };
+        if verdict.errors.is_empty() {
+            counters.delivered.inc();
+            if let Some((key, window)) = &dedup_key {
+                runtime.settings.dedup.remember(key, *window).await;
+            }
+            let mut report = RouteReport::of(route, Outcome::Delivered);
+            report.attempts = (verdict.most_attempts > 1).then_some(verdict.most_attempts);
+            report.emitted = emitted;
+            return report;
+        }
+        let attempts = verdict.failed_attempts.unwrap_or_else(Attempts::once);
+        let mut failed = Box::pin(self.give_up(
+            runtime,
+            route,
+            original,
+            verdict.errors,
+            verdict.retryable,
+            attempts,
+        ))
+        .await;
+        failed.emitted = emitted;
+        failed
+    }
+
+    /// Step 2: the route's transforms applied to `event`.
+    async fn transform(route: &Route, event: &Event) -> Transformed {
+        if route.transforms.is_empty() {
+            return Transformed::Unchanged;
+        }
+        match Box::pin(crate::policy::transform::apply_all(
+            &route.transforms,
+            event.clone(),
+        ))
+        .await
+        {
+            Ok(Some(e)) => Transformed::Into(e),
+            Ok(None) => Transformed::Dropped,
+            Err(e) => Transformed::Failed(e),
+        }
+    }
+
+    /// Step 3: the route's handler, forward and append at once, each retried by the
+    /// route's policy; what they did, as a [`Verdict`].
+    async fn run_targets(&self, runtime: &Runtime, route: &Route, event: &Event) -> Verdict {
+        let counters = &route.counters;
         let policy = &route.retry;
         let forward_timeout = policy
             .attempt_timeout
@@ -387,78 +406,78 @@ impl Dispatcher {
             }
         };
 
-        let mut errors = Vec::new();
-        let mut retryable = true;
-        let mut emitted = Vec::new();
-        let mut failed_attempts: Option<Attempts> = None;
-        let most_attempts = [
-            forwarded.as_ref().map(|(_, a)| a.count),
-            appended.as_ref().map(|(_, a)| a.count),
-            handled.as_ref().map(|(_, a)| a.count),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(1);
+        let mut verdict = Verdict {
+            errors: Vec::new(),
+            retryable: true,
+            failed_attempts: None,
+            most_attempts: [
+                forwarded.as_ref().map(|(_, a)| a.count),
+                appended.as_ref().map(|(_, a)| a.count),
+                handled.as_ref().map(|(_, a)| a.count),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(1),
+            children: None,
+        };
         if let Some((Err(e), attempts)) = forwarded {
-            retryable &= e.is_retryable();
-            errors.push(format!("forward: {e}"));
-            failed_attempts = Some(attempts);
+            verdict.retryable &= e.is_retryable();
+            verdict.failed(format!("forward: {e}"), attempts);
         }
         if let Some((Err(e), attempts)) = appended {
-            errors.push(format!("append: {e}"));
-            failed_attempts = Some(failed_attempts.map_or(attempts, |a| a.most(attempts)));
+            verdict.failed(format!("append: {e}"), attempts);
         }
         match handled {
             Some((Err(e), attempts)) => {
-                retryable &= e.is_retryable();
-                errors.push(format!("handler: {e}"));
-                failed_attempts = Some(failed_attempts.map_or(attempts, |a| a.most(attempts)));
+                verdict.retryable &= e.is_retryable();
+                verdict.failed(format!("handler: {e}"), attempts);
             }
-            Some((Ok(children), _)) if !children.is_empty() => {
-                if depth >= runtime.settings.hop_limit {
-                    retryable = false;
-                    errors.push(format!(
-                        "handler: {} emitted {} event(s) past the hop limit of {}: dropped (is there a routing loop?)",
-                        route.handler.as_ref().map_or("", |p| p.name()),
-                        children.len(),
-                        runtime.settings.hop_limit
-                    ));
-                } else {
-                    let correlation = event
-                        .extension(CORRELATION_ID)
-                        .unwrap_or(&event.id)
-                        .to_owned();
-                    emitted = join_all(children.into_iter().map(|mut child| {
-                        child.set_extension(CAUSATION_ID, event.id.clone());
-                        child.set_extension(CORRELATION_ID, correlation.clone());
-                        crate::trace::inherit(&mut child, event);
-                        let routes: Vec<&Route> = runtime.matching(&child).collect();
-                        if routes.is_empty() {
-                            // Nothing to await: no boxed future for an event
-                            // that no route wants.
-                            return Either::Left(ready(EventReport::new(child, Vec::new())));
-                        }
-                        Either::Right(self.dispatch_boxed(runtime, child, routes, depth + 1))
-                    }))
-                    .await;
-                }
-            }
+            Some((Ok(children), _)) if !children.is_empty() => verdict.children = Some(children),
             _ => {}
         }
-        if errors.is_empty() {
-            counters.delivered.inc();
-            if let Some((key, window)) = &dedup_key {
-                self.remember(runtime, key, *window).await;
-            }
-            let attempts = (most_attempts > 1).then_some(most_attempts);
-            return report(Outcome::Delivered, errors, None, attempts, emitted);
+        verdict
+    }
+
+    /// Step 4: the events the handler emitted, each routed through the routes it
+    /// matches, with the causation and correlation of `event`; past the hop limit,
+    /// none is routed and the route fails.
+    async fn route_emitted(
+        &self,
+        runtime: &Runtime,
+        route: &Route,
+        event: &Event,
+        children: Vec<Event>,
+        depth: u32,
+        verdict: &mut Verdict,
+    ) -> Vec<EventReport> {
+        if depth >= runtime.settings.hop_limit {
+            verdict.retryable = false;
+            verdict.errors.push(format!(
+                "handler: {} emitted {} event(s) past the hop limit of {}: dropped (is there a routing loop?)",
+                route.handler.as_ref().map_or("", |p| p.name()),
+                children.len(),
+                runtime.settings.hop_limit
+            ));
+            return Vec::new();
         }
-        let attempts = failed_attempts.unwrap_or_else(Attempts::once);
-        let mut failed =
-            Box::pin(self.give_up(runtime, route, original, errors, retryable, attempts)).await;
-        failed.emitted = emitted;
-        failed
+        let correlation = event
+            .extension(CORRELATION_ID)
+            .unwrap_or(&event.id)
+            .to_owned();
+        join_all(children.into_iter().map(|mut child| {
+            child.set_extension(CAUSATION_ID, event.id.clone());
+            child.set_extension(CORRELATION_ID, correlation.clone());
+            crate::trace::inherit(&mut child, event);
+            let routes: Vec<&Route> = runtime.matching(&child).collect();
+            if routes.is_empty() {
+                // Nothing to await: no boxed future for an event
+                // that no route wants.
+                return Either::Left(ready(EventReport::new(child, Vec::new())));
+            }
+            Either::Right(self.dispatch_boxed(runtime, child, routes, depth + 1))
+        }))
+        .await
     }
 
     /// A route failed for good: dead-letters the event if a sink is configured,
@@ -503,6 +522,83 @@ impl Dispatcher {
             attempts: shown_attempts,
             errors,
             retryable: Some(retryable),
+            emitted: Vec::new(),
+        }
+    }
+}
+
+/// What a redrive did with one dead letter's event: its route's report, or for a
+/// dead letter of every route (a durable queue's poison entry), the event's.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Redelivered {
+    /// Sent back to its one route.
+    Route(RouteReport),
+    /// Routed through every route it matches.
+    Event(EventReport),
+}
+
+impl crate::delivery::redrive::Redeliver for Dispatcher {
+    type Report = Redelivered;
+
+    async fn deliver_again(&self, route: Option<&str>, event: Event) -> Option<Redelivered> {
+        match route {
+            Some(route) => self.redeliver(route, &event).await.map(Redelivered::Route),
+            None => Some(Redelivered::Event(self.dispatch(event).await)),
+        }
+    }
+
+    fn still_failing(report: &Redelivered) -> bool {
+        match report {
+            Redelivered::Route(report) => report.outcome == Outcome::Failed,
+            Redelivered::Event(report) => {
+                report.routes.iter().any(|r| r.outcome == Outcome::Failed)
+            }
+        }
+    }
+}
+
+/// What a route's transforms made of an event.
+enum Transformed {
+    /// The route has no transforms.
+    Unchanged,
+    /// The event the targets get.
+    Into(Event),
+    /// A step dropped the event: nothing to deliver, nothing failed.
+    Dropped,
+    /// A step failed.
+    Failed(crate::policy::transform::TransformError),
+}
+
+/// What a route's targets did: the errors, whether another try may help, the
+/// attempts made, and the events the handler emitted (routed next).
+struct Verdict {
+    errors: Vec<String>,
+    retryable: bool,
+    /// The attempts of the failed target that made most.
+    failed_attempts: Option<Attempts>,
+    /// The most attempts any target made.
+    most_attempts: u32,
+    children: Option<Vec<Event>>,
+}
+
+impl Verdict {
+    /// A target failed with `error` after `attempts`.
+    fn failed(&mut self, error: String, attempts: Attempts) {
+        self.errors.push(error);
+        self.failed_attempts = Some(self.failed_attempts.map_or(attempts, |a| a.most(attempts)));
+    }
+}
+
+impl RouteReport {
+    /// The report of `route` with `outcome`, nothing else to say yet.
+    fn of(route: &Route, outcome: Outcome) -> Self {
+        Self {
+            route: route.name.clone(),
+            outcome,
+            attempts: None,
+            errors: Vec::new(),
+            retryable: None,
             emitted: Vec::new(),
         }
     }

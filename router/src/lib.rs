@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod queue;
+pub mod redis;
 pub mod reload;
 pub mod runtime;
 pub mod server;

@@ -5,11 +5,14 @@
 //! snapshot they started with.
 
 use crate::config::{Config, ConfigError, ConfigErrors, Source};
+use crate::delivery::deadletter::DeadLetterSink;
+use crate::delivery::dedup::Dedup;
 use crate::event::Event;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use crate::policy::schema::Schemas;
 use crate::policy::transform::Step;
+use crate::redis::Redis;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,14 +47,107 @@ pub struct Settings {
     pub hop_limit: u32,
     /// Timeout of one forward request.
     pub forward_timeout: Duration,
-    /// Where routes put the events they gave up on.
-    pub dead_letter: Option<crate::delivery::deadletter::DeadLetterSink>,
-    /// The global duplicate window and the most keys remembered.
-    pub dedup: Option<(Duration, usize)>,
-    /// The most keys a route's duplicate window remembers.
-    pub dedup_max_entries: usize,
-    /// The shared dedup store, when `[delivery.dedup] store = "redis"`.
-    pub dedup_redis: Option<Arc<crate::delivery::dedup::RedisSeen>>,
+    /// Where routes put the events they gave up on (`[delivery.dead_letter]`).
+    pub dead_letter: Option<DeadLetterSink>,
+    /// Where every dead letter is kept, listed and redriven from: the configured
+    /// sink, or in durable mode without one, the stream `<queue stream>:dead`
+    /// beside the queue's (where the queue puts its poison entries).
+    pub dead_letters: Option<DeadLetterSink>,
+    /// Duplicate suppression: the global window and the store of delivered pairs.
+    pub dedup: Dedup,
+}
+
+/// The Redis-backed parts of a runtime, built once per load so that a URL the
+/// Redis client refuses is a configuration error, not a feature silently off.
+struct Backends {
+    dead_letter: Option<DeadLetterSink>,
+    dead_letters: Option<DeadLetterSink>,
+    dedup: Dedup,
+    queue: Option<Redis>,
+}
+
+impl Backends {
+    /// The dead-letter sink, the dedup store and the durable queue's Redis of
+    /// `config`, with an error (at the key holding the URL) for each that cannot
+    /// be built.
+    fn build(config: &Config) -> (Self, Vec<ConfigError>) {
+        let mut errors = Vec::new();
+        let source = &config.source;
+        let mut open = |url: &str, timeout: Duration, at: &[&str]| {
+            Redis::open(url, timeout)
+                .map_err(|e| {
+                    errors.push(source.error(locate(source, at), at.join("."), e.to_string()))
+                })
+                .ok()
+        };
+        let queue = (config.queue.kind == crate::config::QueueKind::Redis)
+            .then(|| open(&config.queue.url, config.queue.timeout.0, &["queue", "url"]))
+            .flatten();
+        let config_dir = source.file.parent().unwrap_or(Path::new("."));
+        let dead_letter = config.delivery.dead_letter.as_ref().and_then(|dl| {
+            match (&dl.file, &dl.url, &dl.stream) {
+                (Some(file), _, _) => Some(DeadLetterSink::file(&config_dir.join(file))),
+                (None, Some(url), _) => {
+                    Some(DeadLetterSink::http(url, config.server.forward_timeout.0))
+                }
+                (None, None, Some(stream)) => open(
+                    dl.redis.as_deref().unwrap_or(&config.queue.url),
+                    crate::redis::DEFAULT_TIMEOUT,
+                    &["delivery", "dead_letter", "redis"],
+                )
+                .map(|redis| DeadLetterSink::stream(redis, stream)),
+                (None, None, None) => None,
+            }
+        });
+        let dead_letters = dead_letter.clone().or_else(|| {
+            queue.as_ref().map(|redis| {
+                DeadLetterSink::stream(redis.clone(), &format!("{}:dead", config.queue.stream))
+            })
+        });
+        let dedup = match &config.delivery.dedup {
+            None => Dedup::default(),
+            Some(d) if d.store == crate::config::DedupStore::Redis => open(
+                d.url.as_deref().unwrap_or(&config.queue.url),
+                crate::redis::DEFAULT_TIMEOUT,
+                &["delivery", "dedup", "url"],
+            )
+            .map_or_else(Dedup::default, |redis| {
+                Dedup::redis(
+                    Some(d.window.0),
+                    redis,
+                    &format!("{}:seen:", config.queue.stream),
+                )
+            }),
+            Some(d) => Dedup::memory(Some(d.window.0), d.max_entries),
+        };
+        let backends = Self {
+            dead_letter,
+            dead_letters,
+            dedup,
+            queue,
+        };
+        (backends, errors)
+    }
+}
+
+/// The span of the value at TOML path `at` in `source`, or of the deepest table
+/// on the way that is written (a key left to its default has no place of its own).
+fn locate(source: &crate::config::Source, at: &[&str]) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(source.text()).ok()?;
+    let mut table = root.get_ref();
+    let mut found = None;
+    for key in at {
+        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == key) else {
+            break;
+        };
+        found = Some(value.span());
+        match value.get_ref() {
+            DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    found
 }
 
 /// An immutable snapshot of everything routing needs.
@@ -68,6 +164,8 @@ pub struct Runtime {
     plugins: Vec<Arc<Plugin>>,
     /// Per-event settings.
     pub settings: Settings,
+    /// The durable queue's Redis, when `[queue] kind = "redis"`.
+    queue: Option<Redis>,
     generation: u64,
     files: Vec<PathBuf>,
     schemas: Schemas,
@@ -86,10 +184,15 @@ impl Runtime {
         errors.extend(plugin_errors);
         let (schemas, schema_errors) = Schemas::load(&config);
         errors.extend(schema_errors);
+        let (backends, backend_errors) = Backends::build(&config);
+        // Reported once, by the backend that cannot be built (with its line), even
+        // if the configuration's own checks refused the same key.
+        errors.retain(|e| !backend_errors.iter().any(|b| b.path == e.path));
+        errors.extend(backend_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas)?;
+        let runtime = Self::assemble(&config, plugins, schemas, backends)?;
         Ok((config, runtime))
     }
 
@@ -100,10 +203,12 @@ impl Runtime {
         let (plugins, mut errors) = load_plugins(config).await;
         let (schemas, schema_errors) = Schemas::load(config);
         errors.extend(schema_errors);
+        let (backends, backend_errors) = Backends::build(config);
+        errors.extend(backend_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        Self::assemble(config, plugins, schemas)
+        Self::assemble(config, plugins, schemas, backends)
     }
 
     /// Puts the routes together with their plugins; a plugin of the wrong world for
@@ -112,6 +217,7 @@ impl Runtime {
         config: &Config,
         plugins: HashMap<String, Arc<Plugin>>,
         schemas: Schemas,
+        backends: Backends,
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
@@ -169,12 +275,13 @@ impl Runtime {
                     )),
                     (None, Some(stream)) => {
                         let url = append.redis.as_deref().unwrap_or(&config.queue.url);
-                        Journal::stream(url, stream)
+                        Redis::open(url, crate::redis::DEFAULT_TIMEOUT)
+                            .map(|redis| Journal::stream(redis, stream))
                             .map_err(|e| {
                                 errors.push(config.source.error(
                                     Some(spec.span()),
                                     format!("route[{i}].append.redis"),
-                                    format!("{url:?} is not a usable Redis URL: {e}"),
+                                    e.to_string(),
                                 ))
                             })
                             .ok()
@@ -234,7 +341,6 @@ impl Runtime {
                 .unwrap_or(Path::new("."))
                 .join(s.path.get_ref())
         }));
-        let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
         Ok(Self {
             generation: 1,
             files,
@@ -248,46 +354,11 @@ impl Runtime {
             settings: Settings {
                 hop_limit: config.server.hop_limit,
                 forward_timeout: config.server.forward_timeout.0,
-                dead_letter: config.delivery.dead_letter.as_ref().and_then(|dl| {
-                    use crate::delivery::deadletter::DeadLetterSink;
-                    match (&dl.file, &dl.url, &dl.stream) {
-                        (Some(file), _, _) => Some(DeadLetterSink::file(&config_dir.join(file))),
-                        (None, Some(url), _) => {
-                            Some(DeadLetterSink::http(url, config.server.forward_timeout.0))
-                        }
-                        (None, None, Some(stream)) => DeadLetterSink::stream(
-                            dl.redis.as_deref().unwrap_or(&config.queue.url),
-                            stream,
-                        )
-                        .inspect_err(|e| tracing::error!(error = %e, "dead-letter stream unusable"))
-                        .ok(),
-                        (None, None, None) => None,
-                    }
-                }),
-                dedup: config
-                    .delivery
-                    .dedup
-                    .as_ref()
-                    .map(|d| (d.window.0, d.max_entries)),
-                dedup_max_entries: config
-                    .delivery
-                    .dedup
-                    .as_ref()
-                    .map_or(1_000_000, |d| d.max_entries),
-                dedup_redis: config
-                    .delivery
-                    .dedup
-                    .as_ref()
-                    .filter(|d| d.store == crate::config::DedupStore::Redis)
-                    .and_then(|d| {
-                        let url = d.url.as_deref().unwrap_or(&config.queue.url);
-                        let prefix = format!("{}:seen:", config.queue.stream);
-                        crate::delivery::dedup::RedisSeen::new(url, &prefix)
-                            .inspect_err(|e| tracing::error!(error = %e, "dedup store unusable"))
-                            .ok()
-                            .map(Arc::new)
-                    }),
+                dead_letter: backends.dead_letter,
+                dead_letters: backends.dead_letters,
+                dedup: backends.dedup,
             },
+            queue: backends.queue,
         })
     }
 
@@ -353,6 +424,12 @@ impl Runtime {
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
     }
+
+    /// The durable queue's Redis, when `[queue] kind = "redis"` (built, and its
+    /// URL checked, with the rest of the snapshot).
+    pub fn queue_redis(&self) -> Option<&Redis> {
+        self.queue.as_ref()
+    }
 }
 
 /// Loads the plugins that `config` declares, keyed by name, with an error for
@@ -372,14 +449,13 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
         crate::config::DedupStore::Memory => crate::kv::Kv::default(),
         crate::config::DedupStore::Redis => {
             let url = config.kv.url.as_deref().unwrap_or(&config.queue.url);
-            match crate::kv::RedisKv::new(url, &config.kv.prefix) {
-                Ok(store) => crate::kv::Kv::Redis(Arc::new(store)),
+            match Redis::open(url, crate::redis::DEFAULT_TIMEOUT) {
+                Ok(redis) => crate::kv::Kv::Redis(Arc::new(crate::kv::RedisKv::new(
+                    redis,
+                    &config.kv.prefix,
+                ))),
                 Err(e) => {
-                    errors.push(config.source.error(
-                        None,
-                        "kv.url",
-                        format!("{url:?} is not a usable Redis URL: {e}"),
-                    ));
+                    errors.push(config.source.error(None, "kv.url", e.to_string()));
                     crate::kv::Kv::default()
                 }
             }
@@ -462,6 +538,47 @@ mod tests {
         assert_eq!(names("com.shop.refund"), ["prefix", "other-exact"]);
         assert_eq!(names("org.x"), ["other-prefix"]);
         assert!(names("net.order.x").is_empty());
+    }
+
+    /// Each Redis backend whose URL the client refuses is an error at the key
+    /// that holds it, with its line, whatever the configuration checks before.
+    #[tokio::test]
+    async fn backends_that_cannot_be_built_are_configuration_errors() {
+        let text = "[queue]\nkind = \"redis\"\nurl = \"rediss://127.0.0.1:6379\"\n\n\
+                    [delivery.dead_letter]\nstream = \"dlq\"\nredis = \"redis://h/x\"\n\n\
+                    [delivery.dedup]\nwindow = \"1h\"\nstore = \"redis\"\nurl = \"redis://0.0.0.0\"\n";
+        let (config, _) = Config::parse_lenient(Source::new("t.toml", text), |_| None);
+        let (_, errors) = super::Backends::build(&config);
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 3, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("t.toml:3:7: queue.url: \"rediss://"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].starts_with("t.toml:7:9: delivery.dead_letter.redis: "),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[2].starts_with("t.toml:12:7: delivery.dedup.url: "),
+            "{shown:#?}"
+        );
+    }
+
+    /// In durable mode without a dead-letter sink, dead letters are kept beside
+    /// the queue's stream; routes still have none of their own.
+    #[tokio::test]
+    async fn durable_mode_keeps_dead_letters_beside_its_stream() {
+        let text = "[queue]\nkind = \"redis\"\nstream = \"s\"\n";
+        let config = Config::parse(Source::new("t.toml", text), |_| None).unwrap();
+        let runtime = Runtime::build(&config).await.unwrap();
+        assert!(runtime.queue_redis().is_some());
+        assert!(runtime.settings.dead_letter.is_none());
+        assert!(
+            format!("{:?}", runtime.settings.dead_letters).contains("\"s:dead\""),
+            "{:?}",
+            runtime.settings.dead_letters
+        );
     }
 
     #[test]

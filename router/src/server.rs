@@ -30,9 +30,13 @@ impl Server {
         Ok(Self::new(config, Runtime::build(config).await?))
     }
 
-    /// A server for `config` serving `runtime`.
+    /// A server for `config` serving `runtime` (built from `config`: its Redis is
+    /// the durable queue's).
     pub fn new(config: &Config, runtime: Runtime) -> Self {
         let server = &config.server;
+        let queue = runtime
+            .queue_redis()
+            .map(|redis| crate::queue::RedisQueue::new(&config.queue, redis.clone()));
         let dispatcher = Arc::new(Dispatcher::new(runtime));
         let reloader = Arc::new(Reloader::new(
             &config.source.file,
@@ -49,12 +53,7 @@ impl Server {
                 dispatcher,
                 reloader,
                 guard: Arc::new(Guard::new(&config.ingest)),
-                queue: (config.queue.kind == crate::config::QueueKind::Redis)
-                    .then(|| crate::queue::RedisQueue::new(&config.queue))
-                    .and_then(|q| {
-                        q.inspect_err(|e| tracing::error!(error = %e, "durable mode is off"))
-                            .ok()
-                    }),
+                queue,
                 limits: Limits {
                     body: server.body_limit.0,
                     batch: server.batch_limit,

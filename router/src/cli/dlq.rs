@@ -60,10 +60,25 @@ pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
         DlqAction::Redrive { .. } => {
             println!("{} redriven", body["redriven"]);
             for r in body["results"].as_array().into_iter().flatten() {
-                let outcome = r["report"]["outcome"]
-                    .as_str()
-                    .or(r["error"].as_str())
-                    .unwrap_or_default();
+                // A route's report has an outcome; a poison entry's (routed through
+                // every route) has one per route.
+                let per_route: Vec<String> = r["report"]["routes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|route| {
+                        format!(
+                            "{}={}",
+                            route["route"].as_str().unwrap_or_default(),
+                            route["outcome"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let outcome = match r["report"]["outcome"].as_str().or(r["error"].as_str()) {
+                    Some(outcome) => outcome.to_owned(),
+                    None if per_route.is_empty() => "no route matches".to_owned(),
+                    None => per_route.join(" "),
+                };
                 println!("{}  {outcome}", r["id"].as_str().unwrap_or_default());
             }
         }

@@ -99,8 +99,9 @@ pub enum DlqAction {
         /// The dead letter's id.
         id: String,
     },
-    /// Send dead letters back to their own route (only), and remove those that no
-    /// longer fail.
+    /// Send dead letters back to their own route (only), or for a durable queue's
+    /// poison entries (route `*`), through every route that matches them now, and
+    /// remove those that no longer fail.
     Redrive {
         /// Only these dead letters (all when none is given).
         ids: Vec<String>,

@@ -6,9 +6,16 @@
 //! router process) can be listed, shown and redriven. An HTTP URL receives each
 //! dead letter as a structured CloudEvent of type [`DEAD_LETTER_TYPE`] whose data is
 //! the [`DeadLetter`]; what happens next is the receiver's business.
+//!
+//! Every dead letter goes through the sink: those of routes that gave up, and
+//! the durable queue's poison entries (delivered `max_deliveries` times without
+//! success, or holding no valid event). A poison entry belongs to no route: its
+//! dead letter names [`ALL_ROUTES`], and a redrive routes it through every route
+//! it matches now.
 
 use crate::event::Event;
 use crate::event::json::{decode_structured, encode_structured};
+use crate::redis::{CommandError, Redis};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -17,19 +24,26 @@ use tokio::io::AsyncWriteExt as _;
 /// The CloudEvents type of a dead letter sent to an HTTP sink.
 pub const DEAD_LETTER_TYPE: &str = "dev.router.deadletter";
 
+/// The `route` of a dead letter that belongs to no one route (a poison entry of
+/// the durable queue): redriven through every route that matches it. No route
+/// can be named so.
+pub const ALL_ROUTES: &str = "*";
+
 /// One dead letter.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct DeadLetter {
     /// Unique id of this dead letter (not the event's).
     pub id: String,
-    /// The route that gave up.
+    /// The route that gave up, or [`ALL_ROUTES`].
     pub route: String,
     /// The event as the route received it, before its transforms, in the
-    /// CloudEvents JSON format.
+    /// CloudEvents JSON format. For a queue entry that holds no valid event, its
+    /// body as it was: the JSON it holds, or else a string.
     pub event: serde_json::Value,
-    /// How many attempts were made.
+    /// How many attempts (deliveries, for a queue entry) were made.
     pub attempts: u32,
-    /// Why the route stopped: `not_retryable`, `max_attempts` or `max_age`.
+    /// Why the route stopped: `not_retryable`, `max_attempts` or `max_age`; for a
+    /// queue entry, `max_deliveries` or `undecodable`.
     pub reason: String,
     /// The last attempt's error.
     pub error: String,
@@ -39,6 +53,19 @@ pub struct DeadLetter {
     pub last_attempt: String,
     /// When the dead letter was written (RFC 3339).
     pub dead_lettered_at: String,
+    /// The durable queue's entry it came from (`<stream> <entry id>`), for a
+    /// poison entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+}
+
+/// What a poison queue entry held.
+#[derive(Clone, Copy, Debug)]
+pub enum PoisonBody<'a> {
+    /// A valid event.
+    Event(&'a Event),
+    /// Bytes that are no valid event.
+    Raw(&'a [u8]),
 }
 
 impl DeadLetter {
@@ -77,6 +104,42 @@ impl DeadLetter {
             first_attempt: rfc3339(super::retry::Attempts::wall(attempts.first)),
             last_attempt: rfc3339(super::retry::Attempts::wall(attempts.last)),
             dead_lettered_at: rfc3339(std::time::SystemTime::now()),
+            entry: None,
+        }
+    }
+
+    /// A dead letter for a durable queue's poison entry `entry` (`<stream> <id>`),
+    /// which holds `body`, was delivered `deliveries` times, and is given up on for
+    /// `reason` (`max_deliveries` or `undecodable`) with `error`.
+    pub fn poison(
+        entry: String,
+        body: PoisonBody<'_>,
+        deliveries: u32,
+        reason: &str,
+        error: String,
+    ) -> Self {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let event = match body {
+            PoisonBody::Event(event) => {
+                serde_json::from_slice(&encode_structured(event)).unwrap_or_default()
+            }
+            // Kept as it was, so that nothing is lost: the JSON it holds, or the
+            // text.
+            PoisonBody::Raw(raw) => serde_json::from_slice(raw).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(raw).into_owned())
+            }),
+        };
+        Self {
+            id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            route: ALL_ROUTES.to_owned(),
+            event,
+            attempts: deliveries,
+            reason: reason.to_owned(),
+            error,
+            first_attempt: now.clone(),
+            last_attempt: now.clone(),
+            dead_lettered_at: now,
+            entry: Some(entry),
         }
     }
 }
@@ -157,13 +220,12 @@ impl DeadLetterSink {
         }
     }
 
-    /// The sink for the Redis stream `stream` at `url`.
-    pub fn stream(url: &str, stream: &str) -> Result<Self, redis::RedisError> {
-        let timeout = std::time::Duration::from_secs(1);
-        Ok(Self::Stream(Arc::new(StreamSink {
-            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
+    /// The sink for the Redis stream `stream` on `redis`.
+    pub fn stream(redis: Redis, stream: &str) -> Self {
+        Self::Stream(Arc::new(StreamSink {
+            redis,
             stream: stream.to_owned(),
-        })))
+        }))
     }
 
     /// Stores `letter`.
@@ -221,21 +283,14 @@ impl DeadLetterSink {
 }
 
 /// A Redis stream of dead letters: field `letter` holds the [`DeadLetter`] as JSON.
+#[derive(Debug)]
 pub struct StreamSink {
-    conn: redis::aio::ConnectionManager,
+    redis: Redis,
     stream: String,
 }
 
-impl std::fmt::Debug for StreamSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamSink")
-            .field("stream", &self.stream)
-            .finish()
-    }
-}
-
 impl StreamSink {
-    fn error(&self, e: redis::RedisError) -> DeadLetterError {
+    fn error(&self, e: CommandError) -> DeadLetterError {
         DeadLetterError::Http {
             url: format!("redis stream {}", self.stream),
             reason: e.to_string(),
@@ -243,15 +298,16 @@ impl StreamSink {
     }
 
     async fn append(&self, letter: &DeadLetter) -> Result<(), DeadLetterError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(&self.stream)
-            .arg("*")
-            .arg("letter")
-            .arg(serde_json::to_vec(letter).unwrap_or_default())
-            .arg("route")
-            .arg(&letter.route)
-            .query_async::<String>(&mut conn)
+        self.redis
+            .run::<String>(
+                redis::cmd("XADD")
+                    .arg(&self.stream)
+                    .arg("*")
+                    .arg("letter")
+                    .arg(serde_json::to_vec(letter).unwrap_or_default())
+                    .arg("route")
+                    .arg(&letter.route),
+            )
             .await
             .map(drop)
             .map_err(|e| self.error(e))
@@ -259,14 +315,11 @@ impl StreamSink {
 
     /// (entry id, dead letter) for every entry.
     async fn entries(&self) -> Result<Vec<(String, DeadLetter)>, DeadLetterError> {
-        let mut conn = self.conn.clone();
         /// `XRANGE`: (entry id, field-value pairs) per entry.
         type Rows = Vec<(String, Vec<(String, Vec<u8>)>)>;
-        let rows: Rows = redis::cmd("XRANGE")
-            .arg(&self.stream)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut conn)
+        let rows: Rows = self
+            .redis
+            .run(redis::cmd("XRANGE").arg(&self.stream).arg("-").arg("+"))
             .await
             .map_err(|e| self.error(e))?;
         Ok(rows
@@ -295,11 +348,8 @@ impl StreamSink {
         if doomed.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn.clone();
-        redis::cmd("XDEL")
-            .arg(&self.stream)
-            .arg(&doomed)
-            .query_async::<usize>(&mut conn)
+        self.redis
+            .run::<usize>(redis::cmd("XDEL").arg(&self.stream).arg(&doomed))
             .await
             .map_err(|e| self.error(e))
     }

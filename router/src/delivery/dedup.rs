@@ -8,17 +8,108 @@
 //! copies arriving while the first is still being delivered are both delivered:
 //! at least once, never lost.
 //!
-//! In memory, bounded and time-expiring: entries leave after their window, and
-//! when the set is full the oldest leave first. The set outlives reloads (the
-//! dispatcher owns it), so a reload does not reopen the window.
+//! [`Dedup`] is the one type the dispatcher asks: it holds the global window and
+//! one of two stores. In memory (the default), bounded and time-expiring: entries
+//! leave after their window, and when the set is full the oldest leave first; the
+//! set outlives reloads (each new runtime takes over the previous one's, see
+//! [`Dedup::carry_over`]), so a reload does not reopen the window. In Redis
+//! (`[delivery.dedup] store = "redis"`), shared by every router process.
 
+use crate::redis::Redis;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The pairs seen recently.
+/// Duplicate suppression as configured: the window of every event (if any), and
+/// the store that remembers delivered pairs for it and for the routes' windows.
+#[derive(Clone, Debug)]
+pub struct Dedup {
+    /// The window of every event (`[delivery.dedup] window`); routes may have
+    /// their own.
+    pub window: Option<Duration>,
+    store: Store,
+}
+
+/// Where delivered pairs are remembered.
+#[derive(Clone, Debug)]
+enum Store {
+    /// This process's memory, keeping at most `max_entries` keys.
+    Memory {
+        seen: Arc<MemorySeen>,
+        max_entries: usize,
+    },
+    /// Redis.
+    Redis(RedisSeen),
+}
+
+/// The most keys the memory store keeps unless `[delivery.dedup] max_entries`
+/// says otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Self::memory(None, DEFAULT_MAX_ENTRIES)
+    }
+}
+
+impl Dedup {
+    /// In memory, with `window` for every event (`None`: only the routes' own),
+    /// keeping at most `max_entries` keys.
+    pub fn memory(window: Option<Duration>, max_entries: usize) -> Self {
+        Self {
+            window,
+            store: Store::Memory {
+                seen: Arc::default(),
+                max_entries,
+            },
+        }
+    }
+
+    /// In Redis, keys starting with `prefix`, with `window` for every event.
+    pub fn redis(window: Option<Duration>, redis: Redis, prefix: &str) -> Self {
+        Self {
+            window,
+            store: Store::Redis(RedisSeen::new(redis, prefix)),
+        }
+    }
+
+    /// Takes over `previous`'s memory set (a reload must not reopen the window);
+    /// nothing to do for Redis, or when the store kind changed.
+    pub fn carry_over(&mut self, previous: &Dedup) {
+        if let (
+            Store::Memory { seen, .. },
+            Store::Memory {
+                seen: previous_seen,
+                ..
+            },
+        ) = (&mut self.store, &previous.store)
+        {
+            *seen = Arc::clone(previous_seen);
+        }
+    }
+
+    /// Whether `key` was delivered within its window.
+    pub async fn seen(&self, key: &str) -> bool {
+        match &self.store {
+            Store::Memory { seen, .. } => seen.seen(key),
+            // Boxed: the Redis round trip's future is large, and this path is
+            // only taken when the Redis store is configured.
+            Store::Redis(store) => Box::pin(store.seen(key)).await,
+        }
+    }
+
+    /// Remembers `key` as delivered for `window`.
+    pub async fn remember(&self, key: &str, window: Duration) {
+        match &self.store {
+            Store::Memory { seen, max_entries } => seen.remember(key, window, *max_entries),
+            Store::Redis(store) => Box::pin(store.remember(key, window)).await,
+        }
+    }
+}
+
+/// The pairs seen recently, in memory.
 #[derive(Debug, Default)]
-pub struct Seen {
+pub struct MemorySeen {
     inner: Mutex<Inner>,
 }
 
@@ -37,7 +128,7 @@ pub fn key(scope: &str, source: &str, id: &str) -> String {
     format!("{scope}\0{source}\0{id}")
 }
 
-impl Seen {
+impl MemorySeen {
     /// Whether `key` was remembered within its window.
     pub fn seen(&self, key: &str) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,47 +192,31 @@ impl Inner {
 
 /// Delivered pairs kept in Redis (`SET key 1 PX window`), shared by every router
 /// process that points at the same server.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RedisSeen {
-    conn: redis::aio::ConnectionManager,
+    redis: Redis,
     prefix: String,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisSeen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSeen")
-            .field("prefix", &self.prefix)
-            .finish()
-    }
 }
 
 impl RedisSeen {
-    /// A store on the Redis at `url`; keys are `prefix` followed by the pair's key.
-    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
-        let timeout = Duration::from_secs(1);
-        Ok(Self {
-            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
+    /// A store on `redis`; keys are `prefix` followed by the pair's key.
+    pub fn new(redis: Redis, prefix: &str) -> Self {
+        Self {
+            redis,
             prefix: prefix.to_owned(),
-            timeout,
-        })
+        }
     }
 
     /// Whether `key` was remembered within its window. When Redis cannot answer,
     /// the event counts as new: delivering twice is better than dropping it.
     pub async fn seen(&self, key: &str) -> bool {
-        let mut conn = self.conn.clone();
         let command = redis::cmd("EXISTS")
             .arg(format!("{}{key}", self.prefix))
             .to_owned();
-        match tokio::time::timeout(self.timeout, command.query_async::<u64>(&mut conn)).await {
-            Ok(Ok(n)) => n > 0,
-            Ok(Err(e)) => {
+        match self.redis.run::<u64>(&command).await {
+            Ok(n) => n > 0,
+            Err(e) => {
                 tracing::warn!(error = %e, "dedup store unavailable; treating the event as new");
-                false
-            }
-            Err(_) => {
-                tracing::warn!("dedup store timed out; treating the event as new");
                 false
             }
         }
@@ -149,18 +224,13 @@ impl RedisSeen {
 
     /// Remembers `key` for `window` (its event was delivered).
     pub async fn remember(&self, key: &str, window: Duration) {
-        let mut conn = self.conn.clone();
         let command = redis::cmd("SET")
             .arg(format!("{}{key}", self.prefix))
             .arg(1)
             .arg("PX")
             .arg(u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1))
             .to_owned();
-        if let Ok(Err(e)) | Err(e) =
-            tokio::time::timeout(self.timeout, command.query_async::<()>(&mut conn))
-                .await
-                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
-        {
+        if let Err(e) = self.redis.run::<()>(&command).await {
             tracing::warn!(error = %e, "cannot remember a dedup key: a copy may be delivered again");
         }
     }
@@ -172,7 +242,7 @@ mod tests {
 
     #[test]
     fn duplicates_within_the_window_only() {
-        let seen = Seen::default();
+        let seen = MemorySeen::default();
         let w = Duration::from_millis(50);
         assert!(!seen.seen("a"));
         seen.remember("a", w, 10);
@@ -184,7 +254,7 @@ mod tests {
 
     #[test]
     fn the_set_is_bounded_oldest_first() {
-        let seen = Seen::default();
+        let seen = MemorySeen::default();
         let w = Duration::from_secs(3600);
         for i in 0..100 {
             seen.remember(&i.to_string(), w, 10);

@@ -9,6 +9,7 @@
 
 use crate::event::Event;
 use crate::event::json::encode_structured;
+use crate::redis::Redis;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncWriteExt as _;
@@ -61,13 +62,12 @@ impl Journal {
         }))
     }
 
-    /// The Redis stream `stream` on the server at `url` (connected lazily).
-    pub fn stream(url: &str, stream: &str) -> Result<Self, redis::RedisError> {
-        let timeout = std::time::Duration::from_secs(1);
-        Ok(Self::Stream(Arc::new(JournalStream {
-            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
+    /// The Redis stream `stream` on `redis`.
+    pub fn stream(redis: Redis, stream: &str) -> Self {
+        Self::Stream(Arc::new(JournalStream {
+            redis,
             stream: stream.to_owned(),
-        })))
+        }))
     }
 
     /// Appends `event`.
@@ -135,32 +135,26 @@ impl JournalFile {
 
 /// A Redis stream journal: fields `event` (the structured JSON), `type` and
 /// `source`, so consumers can filter without parsing.
+#[derive(Debug)]
 pub struct JournalStream {
-    conn: redis::aio::ConnectionManager,
+    redis: Redis,
     stream: String,
-}
-
-impl std::fmt::Debug for JournalStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JournalStream")
-            .field("stream", &self.stream)
-            .finish()
-    }
 }
 
 impl JournalStream {
     async fn append(&self, event: &Event) -> Result<(), JournalError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(&self.stream)
-            .arg("*")
-            .arg("event")
-            .arg(encode_structured(event))
-            .arg("type")
-            .arg(&event.ty)
-            .arg("source")
-            .arg(&event.source)
-            .query_async::<String>(&mut conn)
+        self.redis
+            .run::<String>(
+                redis::cmd("XADD")
+                    .arg(&self.stream)
+                    .arg("*")
+                    .arg("event")
+                    .arg(encode_structured(event))
+                    .arg("type")
+                    .arg(&event.ty)
+                    .arg("source")
+                    .arg(&event.source),
+            )
             .await
             .map(drop)
             .map_err(|e| JournalError::Redis {

@@ -1,10 +1,12 @@
 //! Delivery guarantees around the dispatcher: retries with backoff ([`retry`]),
-//! dead letters ([`deadletter`]), duplicate suppression ([`dedup`]), and the
-//! journals that routes append events to ([`journal`]).
+//! dead letters ([`deadletter`]) and sending them back ([`redrive`]), duplicate
+//! suppression ([`dedup`]), and the journals that routes append events to
+//! ([`journal`]).
 
 pub mod deadletter;
 pub mod dedup;
 pub mod journal;
+pub mod redrive;
 pub mod retry;
 
 use std::collections::HashMap;

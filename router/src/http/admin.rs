@@ -105,18 +105,6 @@ pub struct DlqQuery {
     route: Option<String>,
 }
 
-/// Body of `POST /admin/dlq/redrive`: the dead letters to send back, by id, or
-/// those of one route; all of them when both are absent.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RedriveRequest {
-    /// Dead-letter ids.
-    #[serde(default)]
-    ids: Vec<String>,
-    /// A route name.
-    route: Option<String>,
-}
-
 fn dlq_error(e: crate::delivery::deadletter::DeadLetterError) -> Response {
     use crate::delivery::deadletter::DeadLetterError as E;
     let status = match e {
@@ -131,7 +119,7 @@ async fn dead_letters(
 ) -> Result<Vec<crate::delivery::deadletter::DeadLetter>, Response> {
     let runtime = state.dispatcher.runtime();
     let sink =
-        runtime.settings.dead_letter.as_ref().ok_or_else(|| {
+        runtime.settings.dead_letters.as_ref().ok_or_else(|| {
             dlq_error(crate::delivery::deadletter::DeadLetterError::NotConfigured)
         })?;
     sink.list().await.map_err(dlq_error)
@@ -171,48 +159,19 @@ pub async fn dlq_show(
     }
 }
 
-/// `POST /admin/dlq/redrive`: sends dead letters back to their own route only
-/// (not through every route), and removes those that are no longer failing: the
-/// ones delivered, and the ones dead-lettered again (as a new entry).
+/// `POST /admin/dlq/redrive`: [`crate::delivery::redrive::redrive`] of the dead
+/// letters chosen by the body (ids and/or a route; all when absent).
 pub async fn dlq_redrive(
     State(state): State<AppState>,
-    body: Option<Json<RedriveRequest>>,
+    body: Option<Json<crate::delivery::redrive::Selection>>,
 ) -> Response {
-    let request = body.map(|Json(r)| r).unwrap_or_default();
-    let letters = match dead_letters(&state).await {
-        Ok(letters) => letters,
-        Err(response) => return response,
-    };
-    let chosen: Vec<_> = letters
-        .into_iter()
-        .filter(|l| request.ids.is_empty() || request.ids.contains(&l.id))
-        .filter(|l| request.route.as_ref().is_none_or(|r| &l.route == r))
-        .collect();
-    let mut done = Vec::new();
-    let mut results = Vec::new();
-    for letter in &chosen {
-        let outcome = match letter.event() {
-            Err(e) => json!({ "id": letter.id, "error": e.to_string() }),
-            Ok(event) => match state.dispatcher.redeliver(&letter.route, &event).await {
-                None => json!({
-                    "id": letter.id,
-                    "error": format!("route {:?} no longer exists", letter.route),
-                }),
-                Some(report) => {
-                    if report.outcome != crate::dispatch::Outcome::Failed {
-                        done.push(letter.id.clone());
-                    }
-                    json!({ "id": letter.id, "report": report })
-                }
-            },
-        };
-        results.push(outcome);
-    }
+    let selection = body.map(|Json(s)| s).unwrap_or_default();
     let runtime = state.dispatcher.runtime();
-    if let Some(sink) = &runtime.settings.dead_letter
-        && let Err(e) = sink.remove(&done).await
-    {
-        return dlq_error(e);
+    let Some(sink) = &runtime.settings.dead_letters else {
+        return dlq_error(crate::delivery::deadletter::DeadLetterError::NotConfigured);
+    };
+    match crate::delivery::redrive::redrive(sink, &selection, state.dispatcher.as_ref()).await {
+        Ok(outcome) => Json(outcome).into_response(),
+        Err(e) => dlq_error(e),
     }
-    Json(json!({ "redriven": done.len(), "results": results })).into_response()
 }

@@ -135,29 +135,19 @@ impl Kv {
 }
 
 /// Keys in Redis: `<prefix><plugin>:<key>`.
+#[derive(Debug)]
 pub struct RedisKv {
-    conn: redis::aio::ConnectionManager,
+    redis: crate::redis::Redis,
     prefix: String,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisKv {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisKv")
-            .field("prefix", &self.prefix)
-            .finish()
-    }
 }
 
 impl RedisKv {
-    /// A store on the Redis at `url` (connected lazily, reconnected after failures).
-    pub fn new(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
-        let timeout = Duration::from_secs(1);
-        Ok(Self {
-            conn: crate::queue::lazy_connection(&redis::Client::open(url)?, timeout, None)?,
+    /// A store on `redis`; keys start with `prefix`.
+    pub fn new(redis: crate::redis::Redis, prefix: &str) -> Self {
+        Self {
+            redis,
             prefix: prefix.to_owned(),
-            timeout,
-        })
+        }
     }
 
     fn key(&self, plugin: &str, key: &str) -> String {
@@ -165,14 +155,11 @@ impl RedisKv {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, KvError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, command.query_async(&mut conn)).await {
-            Ok(result) => result.map_err(|e| KvError::Unavailable(e.to_string())),
-            Err(_) => Err(KvError::Unavailable(format!(
-                "no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        use crate::redis::CommandError;
+        self.redis.run(command).await.map_err(|e| match e {
+            CommandError::Redis(e) => KvError::Unavailable(e.to_string()),
+            CommandError::Timeout(t) => KvError::Unavailable(format!("no answer within {t:?}")),
+        })
     }
 }
 

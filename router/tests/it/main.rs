@@ -15,6 +15,7 @@ mod guarantees;
 mod ingest;
 mod ops;
 mod plugins;
+mod poison;
 mod policy;
 mod process;
 mod reload;
