@@ -86,10 +86,12 @@ impl Runtime {
         errors.extend(plugin_errors);
         let (schemas, schema_errors) = Schemas::load(&config);
         errors.extend(schema_errors);
+        let (filters, filter_errors) = compile_filters(&config);
+        errors.extend(filter_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas)?;
+        let runtime = Self::assemble(&config, plugins, schemas, filters)?;
         Ok((config, runtime))
     }
 
@@ -100,10 +102,12 @@ impl Runtime {
         let (plugins, mut errors) = load_plugins(config).await;
         let (schemas, schema_errors) = Schemas::load(config);
         errors.extend(schema_errors);
+        let (filters, filter_errors) = compile_filters(config);
+        errors.extend(filter_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        Self::assemble(config, plugins, schemas)
+        Self::assemble(config, plugins, schemas, filters)
     }
 
     /// Puts the routes together with their plugins; a plugin of the wrong world for
@@ -112,10 +116,11 @@ impl Runtime {
         config: &Config,
         plugins: HashMap<String, Arc<Plugin>>,
         schemas: Schemas,
+        filters: Vec<Option<Filter>>,
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
-        for r in &config.routes {
+        for (r, filter) in config.routes.iter().zip(filters) {
             let i = r.index;
             let handler = r
                 .handler
@@ -184,7 +189,7 @@ impl Runtime {
             });
             routes.push(Route {
                 name: r.name.get_ref().to_string(),
-                filter: r.compiled_filter.clone(),
+                filter,
                 handler,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
                 append,
@@ -353,6 +358,30 @@ impl Runtime {
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
     }
+}
+
+/// Compiles the filter of each route of `config`, in order, with an error at the
+/// route's TOML path for each one that cannot be compiled.
+fn compile_filters(config: &Config) -> (Vec<Option<Filter>>, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let filters = config
+        .routes
+        .iter()
+        .map(|r| {
+            let spec = r.filter.as_ref()?;
+            spec.get_ref()
+                .compile()
+                .map_err(|e| {
+                    errors.push(config.source.error(
+                        Some(spec.span()),
+                        format!("route[{}].{}", r.index, e.path),
+                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
+                    ))
+                })
+                .ok()
+        })
+        .collect();
+    (filters, errors)
 }
 
 /// Loads the plugins that `config` declares, keyed by name, with an error for

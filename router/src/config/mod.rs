@@ -4,12 +4,14 @@
 //! Loading has three passes, so one mistake does not hide the next: the TOML
 //! syntax (every syntax error), then each `[server]`, `[[plugin]]` and `[[route]]`
 //! table on its own (types, unknown keys, `${VAR}` references), then the
-//! cross-references between them (names, targets, filters). Plugins are compiled
-//! later, by [`crate::runtime::Runtime::build`], which reports in the same format.
+//! cross-references between them (names, targets). The configuration is data:
+//! filters, transforms and plugins are compiled later, by
+//! `runtime::Runtime::build`, which reports in the same format.
 
 mod delivery;
 mod env;
 mod error;
+mod filter;
 mod ingest;
 mod kv;
 mod name;
@@ -19,6 +21,7 @@ mod reload;
 mod route;
 mod schema;
 mod server;
+mod transform;
 mod units;
 
 pub use delivery::{
@@ -27,6 +30,7 @@ pub use delivery::{
 };
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
+pub use filter::{DataFilterSpec, FilterSpec};
 pub use ingest::{CredentialConfig, IngestConfig, RateLimitConfig};
 pub use kv::KvConfig;
 pub use name::Name;
@@ -38,6 +42,7 @@ pub use reload::ReloadConfig;
 pub use route::RouteConfig;
 pub use schema::SchemaConfig;
 pub use server::{MIN_BODY_LIMIT, ServerConfig, TlsConfig};
+pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 
 use route::check_forward_url;
@@ -67,7 +72,7 @@ pub struct Config {
     pub kv: KvConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
-    /// `[[route]]`, in file order, with compiled filters.
+    /// `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
     /// `[[schema]]`: JSON Schemas enforced at ingest.
     pub schemas: Vec<SchemaConfig>,
@@ -189,7 +194,7 @@ impl Config {
                 )),
             }
         }
-        let mut config = Config {
+        let config = Config {
             source,
             server,
             reload,
@@ -279,7 +284,7 @@ impl Config {
         }
     }
 
-    fn validate(&mut self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
+    fn validate(&self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
         let source = &self.source;
         if self.server.body_limit.0 < MIN_BODY_LIMIT {
             errors.push(source.error(
@@ -431,7 +436,7 @@ impl Config {
         };
 
         let mut route_names = HashSet::new();
-        for r in &mut self.routes {
+        for r in &self.routes {
             let i = r.index;
             let at = |field: &str| format!("route[{i}].{field}");
             if !route_names.insert(r.name.get_ref().clone()) {
@@ -440,16 +445,6 @@ impl Config {
                     at("name"),
                     format!("duplicate route name {:?}", r.name.get_ref().as_str()),
                 ));
-            }
-            if let Some(spec) = &r.filter {
-                match spec.get_ref().compile() {
-                    Ok(f) => r.compiled_filter = Some(f),
-                    Err(e) => errors.push(source.error(
-                        Some(spec.span()),
-                        format!("route[{i}].{}", e.path),
-                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
-                    )),
-                }
             }
             if r.handler.is_none() && r.forward.is_none() && r.append.is_none() {
                 errors.push(source.error(
@@ -607,7 +602,7 @@ mod tests {
             c.routes[0].forward.as_ref().unwrap().get_ref(),
             "http://sink:9/"
         );
-        assert!(c.routes[0].compiled_filter.is_none());
+        assert!(c.routes[0].filter.is_none());
     }
 
     #[test]

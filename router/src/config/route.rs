@@ -1,7 +1,6 @@
 //! `[[route]]`: which events go where, and what happens to them on the way.
 
-use super::{AppendSpec, Duration, Name, Positioned, RetrySpec};
-use crate::policy::filter::{Filter, FilterSpec};
+use super::{AppendSpec, Duration, FilterSpec, Name, Positioned, RetrySpec, StepSpec};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -25,16 +24,13 @@ pub struct RouteConfig {
     pub append: Option<Spanned<AppendSpec>>,
     /// Steps applied, in order, before the targets.
     #[serde(default)]
-    pub transform: Vec<crate::policy::transform::StepSpec>,
+    pub transform: Vec<StepSpec>,
     /// Overrides of `[delivery.retry]` for this route.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
     /// Drop an event whose (`source`, `id`) this route saw within this window.
     #[serde(default)]
     pub dedup: Option<Duration>,
-    /// The compiled filter; filled in by validation.
-    #[serde(skip)]
-    pub compiled_filter: Option<Filter>,
     /// Position in its `[[...]]` array as written, for error paths: entries that
     /// fail to parse are dropped, so the position in the parsed list can differ.
     #[serde(skip)]

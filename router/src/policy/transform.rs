@@ -5,37 +5,11 @@
 //!
 //! Steps are validated and compiled at load, with the TOML path of each problem.
 
+use crate::config::StepSpec;
 use crate::event::{Event, is_context_attribute, is_valid_extension_name};
 use crate::plugin::Plugin;
-use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
-
-/// One step as written in TOML: exactly one operation.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    /// Set this attribute or extension to `value` (a template).
-    pub set: Option<String>,
-    /// The value of `set` or `data_set`.
-    pub value: Option<Value>,
-    /// Remove this optional attribute or extension.
-    pub remove: Option<String>,
-    /// Rename this extension to `to`.
-    pub rename: Option<String>,
-    /// The new name of `rename` or `data_rename`.
-    pub to: Option<String>,
-    /// Set the JSON value at this pointer in the data to `value` (strings are templates).
-    pub data_set: Option<String>,
-    /// Remove the value at this pointer in the data.
-    pub data_remove: Option<String>,
-    /// Move the value at this pointer in the data to `to`.
-    pub data_rename: Option<String>,
-    /// Keep only the values at these pointers in the data.
-    pub data_keep: Option<Vec<String>>,
-    /// Run this plugin of the `transform` world.
-    pub wasm: Option<String>,
-}
 
 /// A compiled step.
 #[derive(Clone)]
@@ -464,6 +438,7 @@ fn take_pointer(root: &mut Value, pointer: &str) -> Option<Value> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn compile(toml_text: &str) -> Result<Vec<Step>, String> {
