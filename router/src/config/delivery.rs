@@ -1,7 +1,7 @@
 //! `[delivery]`: retries, the dead-letter sink and duplicate suppression, with the
 //! per-route `retry` and `dedup` overrides.
 
-use super::Duration;
+use super::{ConfigError, Duration, Source};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -162,6 +162,98 @@ pub enum DedupStore {
 
 fn default_dedup_entries() -> usize {
     1_000_000
+}
+
+impl DeliveryConfig {
+    /// Checks the dead-letter sink and the dedup store; `queue_url` is the Redis
+    /// server they use when they name none. The retry defaults are checked with the
+    /// routes' overrides, by [`RetrySpec::validate`].
+    pub fn validate(&self, source: &Source, queue_url: &str, errors: &mut Vec<ConfigError>) {
+        if let Some(dl) = &self.dead_letter {
+            dl.validate(source, queue_url, errors);
+        }
+        if let Some(d) = &self.dedup {
+            d.validate(source, queue_url, errors);
+        }
+    }
+}
+
+impl RetrySpec {
+    /// Checks the values; `path` is the table's TOML path.
+    pub fn validate(&self, source: &Source, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.max_attempts == Some(0) {
+            errors.push(source.error(
+                None,
+                format!("{path}.max_attempts"),
+                "must be at least 1 (1 attempt means no retry)",
+            ));
+        }
+        if let (Some(base), Some(cap)) = (self.backoff_base, self.backoff_cap)
+            && base > cap
+        {
+            errors.push(source.error(
+                None,
+                format!("{path}.backoff_base"),
+                format!("{base} is above backoff_cap ({cap})"),
+            ));
+        }
+    }
+}
+
+impl DeadLetterSpec {
+    /// Checks that exactly one sink is named, and its URL's syntax.
+    pub fn validate(&self, source: &Source, queue_url: &str, errors: &mut Vec<ConfigError>) {
+        let set = [
+            self.file.is_some(),
+            self.url.is_some(),
+            self.stream.is_some(),
+        ];
+        if set.iter().filter(|&&b| b).count() != 1 {
+            errors.push(source.error(
+                None,
+                "delivery.dead_letter",
+                "set exactly one of `file`, `url` and `stream`",
+            ));
+        }
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errors.push(source.error(
+                None,
+                "delivery.dead_letter.url",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
+        let redis_url = self.redis.as_deref().unwrap_or(queue_url);
+        if self.stream.is_some()
+            && let Err(e) = redis::Client::open(redis_url)
+        {
+            errors.push(source.error(
+                None,
+                "delivery.dead_letter.redis",
+                format!("{redis_url:?} is not a Redis URL: {e}"),
+            ));
+        }
+    }
+}
+
+impl DedupSpec {
+    /// Checks the size and, for a Redis store, its URL's syntax.
+    pub fn validate(&self, source: &Source, queue_url: &str, errors: &mut Vec<ConfigError>) {
+        if self.max_entries == 0 {
+            errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+        }
+        let url = self.url.as_deref().unwrap_or(queue_url);
+        if self.store == DedupStore::Redis
+            && let Err(e) = redis::Client::open(url)
+        {
+            errors.push(source.error(
+                None,
+                "delivery.dedup.url",
+                format!("{url:?} is not a Redis URL: {e}"),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

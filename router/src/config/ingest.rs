@@ -1,6 +1,6 @@
 //! `[ingest]`: who may send events (credentials, origins), and how much.
 
-use super::Name;
+use super::{ConfigError, Name, Source};
 use serde::Deserialize;
 use std::num::NonZeroU32;
 use toml::Spanned;
@@ -57,4 +57,44 @@ pub struct CredentialConfig {
     /// Event `source` prefixes this sender may use; any source when empty.
     #[serde(default)]
     pub sources: Vec<String>,
+}
+
+impl IngestConfig {
+    /// Checks the gate's size and that each credential is one usable kind.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.max_in_flight == 0 {
+            errors.push(source.error(None, "ingest.max_in_flight", "must be at least 1"));
+        }
+        for (i, c) in self.credential.iter().enumerate() {
+            c.validate(source, &format!("ingest.credential[{i}]"), errors);
+        }
+    }
+}
+
+impl CredentialConfig {
+    /// Checks that exactly one kind of secret is set, and that it is usable.
+    pub fn validate(&self, source: &Source, at: &str, errors: &mut Vec<ConfigError>) {
+        match (&self.bearer, self.webhook_secrets.is_empty()) {
+            (Some(_), false) | (None, true) => errors.push(source.error(
+                Some(self.name.span()),
+                at,
+                "set exactly one of `bearer` and `webhook_secrets`",
+            )),
+            (Some(token), true) if token.is_empty() => errors.push(source.error(
+                Some(self.name.span()),
+                format!("{at}.bearer"),
+                "the token must not be empty",
+            )),
+            _ => {}
+        }
+        for (j, secret) in self.webhook_secrets.iter().enumerate() {
+            if let Err(e) = crate::http::decode_webhook_secret(secret) {
+                errors.push(source.error(
+                    Some(self.name.span()),
+                    format!("{at}.webhook_secrets[{j}]"),
+                    e,
+                ));
+            }
+        }
+    }
 }

@@ -45,7 +45,6 @@ pub use server::{MIN_BODY_LIMIT, ServerConfig, TlsConfig};
 pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 
-use route::check_forward_url;
 use std::collections::HashSet;
 use std::path::Path;
 use toml::Spanned;
@@ -211,151 +210,25 @@ impl Config {
         (config, errors)
     }
 
-    /// `[delivery]` and the routes' `retry` tables.
-    fn validate_delivery(&self, errors: &mut Vec<ConfigError>) {
-        let source = &self.source;
-        let mut retry = |path: String, spec: &RetrySpec| {
-            if spec.max_attempts == Some(0) {
-                errors.push(source.error(
-                    None,
-                    format!("{path}.max_attempts"),
-                    "must be at least 1 (1 attempt means no retry)",
-                ));
-            }
-            if let (Some(base), Some(cap)) = (spec.backoff_base, spec.backoff_cap)
-                && base > cap
-            {
-                errors.push(source.error(
-                    None,
-                    format!("{path}.backoff_base"),
-                    format!("{base} is above backoff_cap ({cap})"),
-                ));
-            }
-        };
-        retry("delivery.retry".into(), &self.delivery.retry);
-        for r in &self.routes {
-            if let Some(spec) = &r.retry {
-                retry(format!("route[{}].retry", r.index), spec);
-            }
-        }
-        if let Some(dl) = &self.delivery.dead_letter {
-            let set = [dl.file.is_some(), dl.url.is_some(), dl.stream.is_some()];
-            if set.iter().filter(|&&b| b).count() != 1 {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter",
-                    "set exactly one of `file`, `url` and `stream`",
-                ));
-            }
-            if let Some(url) = &dl.url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter.url",
-                    format!("{url:?} is not an http:// or https:// URL"),
-                ));
-            }
-            let redis_url = dl.redis.as_deref().unwrap_or(&self.queue.url);
-            if dl.stream.is_some()
-                && let Err(e) = redis::Client::open(redis_url)
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter.redis",
-                    format!("{redis_url:?} is not a Redis URL: {e}"),
-                ));
-            }
-        }
-        if let Some(d) = &self.delivery.dedup {
-            if d.max_entries == 0 {
-                errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
-            }
-            let url = d.url.as_deref().unwrap_or(&self.queue.url);
-            if d.store == DedupStore::Redis
-                && let Err(e) = redis::Client::open(url)
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dedup.url",
-                    format!("{url:?} is not a Redis URL: {e}"),
-                ));
-            }
-        }
-    }
-
+    /// Checks each section, then the references between sections. Errors without
+    /// a position come out in this order, so it is the order of the sections.
     fn validate(&self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
         let source = &self.source;
-        if self.server.body_limit.0 < MIN_BODY_LIMIT {
-            errors.push(source.error(
-                None,
-                "server.body_limit",
-                format!(
-                    "{} bytes is below the 64 KiB that CloudEvents intermediaries must accept",
-                    self.server.body_limit.0
-                ),
-            ));
-        }
-        if self.server.batch_limit == 0 {
-            errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
-        }
-
-        if self.ingest.max_in_flight == 0 {
-            errors.push(source.error(None, "ingest.max_in_flight", "must be at least 1"));
-        }
-        for (i, c) in self.ingest.credential.iter().enumerate() {
-            let at = format!("ingest.credential[{i}]");
-            match (&c.bearer, c.webhook_secrets.is_empty()) {
-                (Some(_), false) | (None, true) => errors.push(source.error(
-                    Some(c.name.span()),
-                    at.clone(),
-                    "set exactly one of `bearer` and `webhook_secrets`",
-                )),
-                (Some(token), true) if token.is_empty() => errors.push(source.error(
-                    Some(c.name.span()),
-                    format!("{at}.bearer"),
-                    "the token must not be empty",
-                )),
-                _ => {}
-            }
-            for (j, secret) in c.webhook_secrets.iter().enumerate() {
-                if let Err(e) = crate::http::decode_webhook_secret(secret) {
-                    errors.push(source.error(
-                        Some(c.name.span()),
-                        format!("{at}.webhook_secrets[{j}]"),
-                        e,
-                    ));
-                }
-            }
-        }
-
+        self.server.validate(source, errors);
+        self.ingest.validate(source, errors);
         for schema in &self.schemas {
-            let i = schema.index;
-            if schema.ty.is_some() == schema.type_prefix.is_some() {
-                errors.push(source.error(
-                    Some(schema.path.span()),
-                    format!("schema[{i}]"),
-                    "set exactly one of `type` and `type_prefix`",
-                ));
+            schema.validate(source, errors);
+        }
+        self.delivery
+            .retry
+            .validate(source, "delivery.retry", errors);
+        for r in &self.routes {
+            if let Some(spec) = &r.retry {
+                spec.validate(source, &format!("route[{}].retry", r.index), errors);
             }
         }
-
-        self.validate_delivery(errors);
-        if self.queue.kind == QueueKind::Redis {
-            if self.queue.concurrency == 0 {
-                errors.push(source.error(None, "queue.concurrency", "must be at least 1"));
-            }
-            if self.queue.max_deliveries == 0 {
-                errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
-            }
-            if let Err(e) = redis::Client::open(self.queue.url.as_str()) {
-                errors.push(source.error(
-                    None,
-                    "queue.url",
-                    format!("{:?} is not a Redis URL: {e}", self.queue.url),
-                ));
-            }
-        }
+        self.delivery.validate(source, &self.queue.url, errors);
+        self.queue.validate(source, errors);
 
         let mut plugin_names = HashSet::new();
         for p in &self.plugins {
@@ -368,120 +241,19 @@ impl Config {
             }
         }
         for p in &self.plugins {
-            let i = p.index;
-            let limits = p.limits(&self.plugin_defaults);
-            let at = |key: &str| format!("plugin[{i}].{key}");
-            if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
-                errors.push(source.error(
-                    Some(p.name.span()),
-                    at("memory_limit"),
-                    format!("{} bytes exceeds the maximum of 1 GiB", limits.memory_limit),
-                ));
-            }
-            if limits.timeout.is_zero() {
-                errors.push(source.error(
-                    Some(p.name.span()),
-                    at("timeout"),
-                    "must be more than 0",
-                ));
-            }
-            for (j, name) in p.env.iter().enumerate() {
-                if name.is_empty() || name.contains('=') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].env[{j}]"),
-                        format!("{name:?} is not an environment variable name"),
-                    ));
-                }
-            }
-            for (j, dir) in p.dirs.iter().enumerate() {
-                if !dir.guest.starts_with('/') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].dirs[{j}].guest"),
-                        format!(
-                            "{:?} must be an absolute guest path such as \"/data\"",
-                            dir.guest
-                        ),
-                    ));
-                }
-            }
-            for (j, grant) in p.http.iter().enumerate() {
-                if grant.host.is_empty() || grant.host.contains('/') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].http[{j}].host"),
-                        format!("{:?} is not a host or host:port", grant.host),
-                    ));
-                }
-                for m in &grant.methods {
-                    if http::Method::from_bytes(m.as_bytes()).is_err() {
-                        errors.push(source.error(
-                            Some(p.name.span()),
-                            format!("plugin[{i}].http[{j}].methods"),
-                            format!("{m:?} is not an HTTP method"),
-                        ));
-                    }
-                }
-            }
+            p.validate(source, &self.plugin_defaults, errors);
         }
-        let known = || {
-            let mut names: Vec<_> = plugin_names.iter().copied().collect();
-            names.sort_unstable();
-            if names.is_empty() {
-                "no plugins are declared".to_owned()
-            } else {
-                format!("declared plugins: {}", names.join(", "))
-            }
-        };
 
         let mut route_names = HashSet::new();
         for r in &self.routes {
-            let i = r.index;
-            let at = |field: &str| format!("route[{i}].{field}");
             if !route_names.insert(r.name.get_ref().clone()) {
                 errors.push(source.error(
                     Some(r.name.span()),
-                    at("name"),
+                    format!("route[{}].name", r.index),
                     format!("duplicate route name {:?}", r.name.get_ref().as_str()),
                 ));
             }
-            if r.handler.is_none() && r.forward.is_none() && r.append.is_none() {
-                errors.push(source.error(
-                    Some(r.name.span()),
-                    format!("route[{i}]"),
-                    "the route has no target: set `handler`, `forward` and/or `append`",
-                ));
-            }
-            if let Some(append) = &r.append {
-                let spec = append.get_ref();
-                let problem = match (&spec.file, &spec.stream, &spec.redis) {
-                    (Some(_), None, None) | (None, Some(_), _) => None,
-                    (Some(_), Some(_), _) => Some("set `file` or `stream`, not both"),
-                    (Some(_), None, Some(_)) => Some("`redis` goes with `stream`, not `file`"),
-                    (None, None, _) => {
-                        Some("set `file` (a JSON-lines file) or `stream` (a Redis stream)")
-                    }
-                };
-                if let Some(problem) = problem {
-                    errors.push(source.error(Some(append.span()), at("append"), problem));
-                }
-            }
-            if let Some(h) = &r.handler
-                && !plugin_names.contains(h.get_ref().as_str())
-            {
-                errors.push(source.error(
-                    Some(h.span()),
-                    at("handler"),
-                    format!("unknown plugin {:?} ({})", h.get_ref(), known()),
-                ));
-            }
-            if let Some(url) = &r.forward
-                && !unresolved.contains(&source.line_col(url.span().start).0)
-                && let Err(message) = check_forward_url(url.get_ref())
-            {
-                errors.push(source.error(Some(url.span()), at("forward"), message));
-            }
+            r.validate(source, &plugin_names, unresolved, errors);
         }
     }
 }

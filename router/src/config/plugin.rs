@@ -1,7 +1,7 @@
 //! `[[plugin]]` and `[plugin_defaults]`: the WASM components, their grants and
 //! their limits.
 
-use super::{ByteSize, Duration, Name, Positioned};
+use super::{ByteSize, ConfigError, Duration, Name, Positioned, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -226,5 +226,69 @@ impl<'de> Deserialize<'de> for ConfigValue {
 impl Positioned for PluginConfig {
     fn set_index(&mut self, index: usize) {
         self.index = index;
+    }
+}
+
+impl PluginConfig {
+    /// Checks the limits (its own over `defaults`) and the grants' syntax.
+    pub fn validate(
+        &self,
+        source: &Source,
+        defaults: &PluginDefaults,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let i = self.index;
+        let span = || Some(self.name.span());
+        let limits = self.limits(defaults);
+        let at = |key: &str| format!("plugin[{i}].{key}");
+        if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
+            errors.push(source.error(
+                span(),
+                at("memory_limit"),
+                format!("{} bytes exceeds the maximum of 1 GiB", limits.memory_limit),
+            ));
+        }
+        if limits.timeout.is_zero() {
+            errors.push(source.error(span(), at("timeout"), "must be more than 0"));
+        }
+        for (j, name) in self.env.iter().enumerate() {
+            if name.is_empty() || name.contains('=') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].env[{j}]"),
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
+        }
+        for (j, dir) in self.dirs.iter().enumerate() {
+            if !dir.guest.starts_with('/') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].dirs[{j}].guest"),
+                    format!(
+                        "{:?} must be an absolute guest path such as \"/data\"",
+                        dir.guest
+                    ),
+                ));
+            }
+        }
+        for (j, grant) in self.http.iter().enumerate() {
+            if grant.host.is_empty() || grant.host.contains('/') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].http[{j}].host"),
+                    format!("{:?} is not a host or host:port", grant.host),
+                ));
+            }
+            for m in &grant.methods {
+                if http::Method::from_bytes(m.as_bytes()).is_err() {
+                    errors.push(source.error(
+                        span(),
+                        format!("plugin[{i}].http[{j}].methods"),
+                        format!("{m:?} is not an HTTP method"),
+                    ));
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! routes them in the request; `redis` appends them to a Redis stream first and
 //! answers 202, and workers in every router process consume the stream.
 
-use super::Duration;
+use super::{ConfigError, Duration, Source};
 use serde::Deserialize;
 
 /// `[queue]`.
@@ -63,6 +63,28 @@ impl Default for QueueConfig {
             max_deliveries: 5,
             timeout: ms(1000),
             partitions: 8,
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Checks a Redis queue's settings; a memory queue uses none of them.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.kind != QueueKind::Redis {
+            return;
+        }
+        if self.concurrency == 0 {
+            errors.push(source.error(None, "queue.concurrency", "must be at least 1"));
+        }
+        if self.max_deliveries == 0 {
+            errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
+        }
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            errors.push(source.error(
+                None,
+                "queue.url",
+                format!("{:?} is not a Redis URL: {e}", self.url),
+            ));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `[[schema]]`: JSON Schemas that the data of events must satisfy at ingest.
 
-use super::Positioned;
+use super::{ConfigError, Positioned, Source};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -24,5 +24,18 @@ pub struct SchemaConfig {
 impl Positioned for SchemaConfig {
     fn set_index(&mut self, index: usize) {
         self.index = index;
+    }
+}
+
+impl SchemaConfig {
+    /// Checks that the schema says which event types it applies to.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.ty.is_some() == self.type_prefix.is_some() {
+            errors.push(source.error(
+                Some(self.path.span()),
+                format!("schema[{}]", self.index),
+                "set exactly one of `type` and `type_prefix`",
+            ));
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `[server]`: the listener, its TLS and the limits of the HTTP ingest.
 
-use super::{ByteSize, Duration};
+use super::{ByteSize, ConfigError, Duration, Source};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -62,3 +62,22 @@ impl Default for ServerConfig {
 
 /// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
 pub const MIN_BODY_LIMIT: u64 = 64 * 1024;
+
+impl ServerConfig {
+    /// Checks the limits that the types alone do not.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.body_limit.0 < MIN_BODY_LIMIT {
+            errors.push(source.error(
+                None,
+                "server.body_limit",
+                format!(
+                    "{} bytes is below the 64 KiB that CloudEvents intermediaries must accept",
+                    self.body_limit.0
+                ),
+            ));
+        }
+        if self.batch_limit == 0 {
+            errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
+        }
+    }
+}
