@@ -31,11 +31,14 @@ pub use delivery::{
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
 pub use filter::{DataFilterSpec, FilterSpec};
-pub use ingest::{CredentialConfig, IngestConfig, RateLimitConfig};
+pub use ingest::{
+    CredentialConfig, IngestConfig, RateLimitConfig, WebhookSecret, WebhookSecretError,
+};
 pub use kv::KvConfig;
 pub use name::Name;
 pub use plugin::{
-    ConfigValue, DirGrant, HttpGrant, InstanceMode, PluginConfig, PluginDefaults, PluginLimits,
+    ConfigValue, DirGrant, HttpGrant, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig, PluginDefaults,
+    PluginLimits,
 };
 pub use queue::{QueueConfig, QueueKind};
 pub use reload::ReloadConfig;

@@ -8,6 +8,9 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+/// The largest linear memory any plugin may be configured for.
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+
 /// `[[plugin]]`: a WASM component of the `handler` world.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -241,7 +244,7 @@ impl PluginConfig {
         let span = || Some(self.name.span());
         let limits = self.limits(defaults);
         let at = |key: &str| format!("plugin[{i}].{key}");
-        if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
+        if limits.memory_limit > MAX_MEMORY_LIMIT {
             errors.push(source.error(
                 span(),
                 at("memory_limit"),
