@@ -164,14 +164,7 @@ impl Runtime {
                 use crate::delivery::journal::Journal;
                 let append = spec.get_ref();
                 match (&append.file, &append.stream) {
-                    (Some(file), _) => Some(Journal::file(
-                        &config
-                            .source
-                            .file
-                            .parent()
-                            .unwrap_or(Path::new("."))
-                            .join(file),
-                    )),
+                    (Some(file), _) => Some(Journal::file(&config.resolve(file))),
                     (None, Some(stream)) => {
                         let url = append.redis.as_deref().unwrap_or(&config.queue.url);
                         Journal::stream(url, stream)
@@ -229,17 +222,14 @@ impl Runtime {
             config
                 .plugins
                 .iter()
-                .map(|p| p.resolved_path(&config.source.file)),
+                .map(|p| config.resolve(p.path.get_ref())),
         );
-        files.extend(config.schemas.iter().map(|s| {
+        files.extend(
             config
-                .source
-                .file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(s.path.get_ref())
-        }));
-        let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
+                .schemas
+                .iter()
+                .map(|s| config.resolve(s.path.get_ref())),
+        );
         Ok(Self {
             generation: 1,
             files,
@@ -256,7 +246,7 @@ impl Runtime {
                 dead_letter: config.delivery.dead_letter.as_ref().and_then(|dl| {
                     use crate::delivery::deadletter::DeadLetterSink;
                     match (&dl.file, &dl.url, &dl.stream) {
-                        (Some(file), _, _) => Some(DeadLetterSink::file(&config_dir.join(file))),
+                        (Some(file), _, _) => Some(DeadLetterSink::file(&config.resolve(file))),
                         (None, Some(url), _) => {
                             Some(DeadLetterSink::http(url, config.server.forward_timeout.0))
                         }
@@ -396,7 +386,6 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
         }
     };
     let mut errors = Vec::new();
-    let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
     let kv = match config.kv.store {
         crate::config::DedupStore::Memory => crate::kv::Kv::default(),
         crate::config::DedupStore::Redis => {
@@ -416,9 +405,9 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     for p in &config.plugins {
         let i = p.index;
-        let path = p.resolved_path(&config.source.file);
+        let path = config.resolve(p.path.get_ref());
         let limits = p.limits(&config.plugin_defaults);
-        match host.load(p, limits, &path, config_dir).await {
+        match host.load(p, limits, &path, config.dir()).await {
             Ok(plugin) => {
                 let plugin = plugin.with_kv(kv.clone());
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));

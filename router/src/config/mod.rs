@@ -49,7 +49,7 @@ pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -87,6 +87,18 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
         Self::parse(Source::new(path, text), |name| std::env::var(name).ok())
+    }
+
+    /// The folder of the configuration file: relative paths in it (plugins,
+    /// schemas, TLS files, journals, granted directories) are relative to it.
+    pub fn dir(&self) -> &Path {
+        self.source.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `path`, from the configuration, resolved against [`Config::dir`]; an
+    /// absolute path stays as it is.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.dir().join(path)
     }
 
     /// Validates configuration text; `env` resolves `${VAR}` references.

@@ -5,7 +5,6 @@ use super::{ByteSize, ConfigError, Duration, Name, Positioned, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 /// The largest linear memory any plugin may be configured for.
@@ -184,12 +183,6 @@ impl PluginConfig {
                 .unwrap_or(defaults.max_http_response_bytes)
                 .0,
         }
-    }
-
-    /// The `.wasm` file's path, resolved against the configuration file's folder.
-    pub fn resolved_path(&self, config_file: &Path) -> PathBuf {
-        let dir = config_file.parent().unwrap_or(Path::new("."));
-        dir.join(self.path.get_ref())
     }
 }
 
