@@ -324,7 +324,7 @@ impl Dispatcher {
                 Err(e) => {
                     tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
                     let attempts = Attempts::once();
-                    let retryable = e.retryable;
+                    let retryable = e.retryable();
                     return Box::pin(self.give_up(
                         runtime,
                         route,
