@@ -291,7 +291,7 @@ impl Dispatcher {
             }
             Transformed::Failed(e) => {
                 tracing::warn!(route = %route.name, event = %event, error = %e, "transform failed");
-                let retryable = e.retryable;
+                let retryable = e.retryable();
                 return Box::pin(self.give_up(
                     runtime,
                     route,

@@ -77,7 +77,7 @@ pub async fn explain(runtime: &Runtime, event: &Event) -> Explanation {
                         json
                     }
                     Ok(None) => serde_json::json!({ "dropped": true }),
-                    Err((message, _)) => serde_json::json!({ "error": message }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
                 };
                 explanation.steps.push(StepExplanation {
                     step: step.describe(),

@@ -76,17 +76,16 @@ impl Backends {
         let mut open = |url: &str, timeout: Duration, at: &[&str]| {
             Redis::open(url, timeout)
                 .map_err(|e| {
-                    errors.push(source.error(locate(source, at), at.join("."), e.to_string()))
+                    errors.push(source.error(source.span_of(at), at.join("."), e.to_string()))
                 })
                 .ok()
         };
         let queue = (config.queue.kind == crate::config::QueueKind::Redis)
             .then(|| open(&config.queue.url, config.queue.timeout.0, &["queue", "url"]))
             .flatten();
-        let config_dir = source.file.parent().unwrap_or(Path::new("."));
         let dead_letter = config.delivery.dead_letter.as_ref().and_then(|dl| {
             match (&dl.file, &dl.url, &dl.stream) {
-                (Some(file), _, _) => Some(DeadLetterSink::file(&config_dir.join(file))),
+                (Some(file), _, _) => Some(DeadLetterSink::file(&config.resolve(file))),
                 (None, Some(url), _) => {
                     Some(DeadLetterSink::http(url, config.server.forward_timeout.0))
                 }
@@ -130,26 +129,6 @@ impl Backends {
     }
 }
 
-/// The span of the value at TOML path `at` in `source`, or of the deepest table
-/// on the way that is written (a key left to its default has no place of its own).
-fn locate(source: &crate::config::Source, at: &[&str]) -> Option<std::ops::Range<usize>> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(source.text()).ok()?;
-    let mut table = root.get_ref();
-    let mut found = None;
-    for key in at {
-        let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == key) else {
-            break;
-        };
-        found = Some(value.span());
-        match value.get_ref() {
-            DeValue::Table(inner) => table = inner,
-            _ => break,
-        }
-    }
-    found
-}
-
 /// An immutable snapshot of everything routing needs.
 pub struct Runtime {
     routes: Vec<Route>,
@@ -184,15 +163,14 @@ impl Runtime {
         errors.extend(plugin_errors);
         let (schemas, schema_errors) = Schemas::load(&config);
         errors.extend(schema_errors);
+        let (filters, filter_errors) = compile_filters(&config);
+        errors.extend(filter_errors);
         let (backends, backend_errors) = Backends::build(&config);
-        // Reported once, by the backend that cannot be built (with its line), even
-        // if the configuration's own checks refused the same key.
-        errors.retain(|e| !backend_errors.iter().any(|b| b.path == e.path));
         errors.extend(backend_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas, backends)?;
+        let runtime = Self::assemble(&config, plugins, schemas, filters, backends)?;
         Ok((config, runtime))
     }
 
@@ -203,12 +181,14 @@ impl Runtime {
         let (plugins, mut errors) = load_plugins(config).await;
         let (schemas, schema_errors) = Schemas::load(config);
         errors.extend(schema_errors);
+        let (filters, filter_errors) = compile_filters(config);
+        errors.extend(filter_errors);
         let (backends, backend_errors) = Backends::build(config);
         errors.extend(backend_errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        Self::assemble(config, plugins, schemas, backends)
+        Self::assemble(config, plugins, schemas, filters, backends)
     }
 
     /// Puts the routes together with their plugins; a plugin of the wrong world for
@@ -217,11 +197,12 @@ impl Runtime {
         config: &Config,
         plugins: HashMap<String, Arc<Plugin>>,
         schemas: Schemas,
+        filters: Vec<Option<Filter>>,
         backends: Backends,
     ) -> Result<Self, ConfigErrors> {
         let mut errors = Vec::new();
         let mut routes = Vec::new();
-        for r in &config.routes {
+        for (r, filter) in config.routes.iter().zip(filters) {
             let i = r.index;
             let handler = r
                 .handler
@@ -265,14 +246,7 @@ impl Runtime {
                 use crate::delivery::journal::Journal;
                 let append = spec.get_ref();
                 match (&append.file, &append.stream) {
-                    (Some(file), _) => Some(Journal::file(
-                        &config
-                            .source
-                            .file
-                            .parent()
-                            .unwrap_or(Path::new("."))
-                            .join(file),
-                    )),
+                    (Some(file), _) => Some(Journal::file(&config.resolve(file))),
                     (None, Some(stream)) => {
                         let url = append.redis.as_deref().unwrap_or(&config.queue.url);
                         Redis::open(url, crate::redis::DEFAULT_TIMEOUT)
@@ -291,7 +265,7 @@ impl Runtime {
             });
             routes.push(Route {
                 name: r.name.get_ref().to_string(),
-                filter: r.compiled_filter.clone(),
+                filter,
                 handler,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
                 append,
@@ -331,16 +305,14 @@ impl Runtime {
             config
                 .plugins
                 .iter()
-                .map(|p| p.resolved_path(&config.source.file)),
+                .map(|p| config.resolve(p.path.get_ref())),
         );
-        files.extend(config.schemas.iter().map(|s| {
+        files.extend(
             config
-                .source
-                .file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(s.path.get_ref())
-        }));
+                .schemas
+                .iter()
+                .map(|s| config.resolve(s.path.get_ref())),
+        );
         Ok(Self {
             generation: 1,
             files,
@@ -432,6 +404,30 @@ impl Runtime {
     }
 }
 
+/// Compiles the filter of each route of `config`, in order, with an error at the
+/// route's TOML path for each one that cannot be compiled.
+fn compile_filters(config: &Config) -> (Vec<Option<Filter>>, Vec<ConfigError>) {
+    let mut errors = Vec::new();
+    let filters = config
+        .routes
+        .iter()
+        .map(|r| {
+            let spec = r.filter.as_ref()?;
+            spec.get_ref()
+                .compile()
+                .map_err(|e| {
+                    errors.push(config.source.error(
+                        Some(spec.span()),
+                        format!("route[{}].{}", r.index, e.path),
+                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
+                    ))
+                })
+                .ok()
+        })
+        .collect();
+    (filters, errors)
+}
+
 /// Loads the plugins that `config` declares, keyed by name, with an error for
 /// each one that cannot be loaded.
 async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigError>) {
@@ -444,7 +440,6 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
         }
     };
     let mut errors = Vec::new();
-    let config_dir = config.source.file.parent().unwrap_or(Path::new("."));
     let kv = match config.kv.store {
         crate::config::DedupStore::Memory => crate::kv::Kv::default(),
         crate::config::DedupStore::Redis => {
@@ -463,9 +458,9 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     for p in &config.plugins {
         let i = p.index;
-        let path = p.resolved_path(&config.source.file);
+        let path = config.resolve(p.path.get_ref());
         let limits = p.limits(&config.plugin_defaults);
-        match host.load(p, limits, &path, config_dir).await {
+        match host.load(p, limits, &path, config.dir()).await {
             Ok(plugin) => {
                 let plugin = plugin.with_kv(kv.clone());
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));

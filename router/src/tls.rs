@@ -9,18 +9,13 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, ConfigError> {
     let Some(tls) = &config.server.tls else {
         return Ok(None);
     };
-    let dir = config
-        .source
-        .file
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
     let error = |key: &str, message: String| {
         config
             .source
             .error(None, format!("server.tls.{key}"), message)
     };
-    let cert_path = dir.join(&tls.cert);
-    let key_path = dir.join(&tls.key);
+    let cert_path = config.resolve(&tls.cert);
+    let key_path = config.resolve(&tls.key);
     let read = |key: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))
     };

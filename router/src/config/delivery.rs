@@ -1,7 +1,7 @@
 //! `[delivery]`: retries, the dead-letter sink and duplicate suppression, with the
 //! per-route `retry` and `dedup` overrides.
 
-use super::Duration;
+use super::{ConfigError, Duration, Source};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -162,6 +162,78 @@ pub enum DedupStore {
 
 fn default_dedup_entries() -> usize {
     1_000_000
+}
+
+impl DeliveryConfig {
+    /// Checks the dead-letter sink and the dedup store (their Redis URLs are
+    /// checked when the runtime builds them). The retry defaults are checked with
+    /// the routes' overrides, by [`RetrySpec::validate`].
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if let Some(dl) = &self.dead_letter {
+            dl.validate(source, errors);
+        }
+        if let Some(d) = &self.dedup {
+            d.validate(source, errors);
+        }
+    }
+}
+
+impl RetrySpec {
+    /// Checks the values; `path` is the table's TOML path.
+    pub fn validate(&self, source: &Source, path: &str, errors: &mut Vec<ConfigError>) {
+        if self.max_attempts == Some(0) {
+            errors.push(source.error(
+                None,
+                format!("{path}.max_attempts"),
+                "must be at least 1 (1 attempt means no retry)",
+            ));
+        }
+        if let (Some(base), Some(cap)) = (self.backoff_base, self.backoff_cap)
+            && base > cap
+        {
+            errors.push(source.error(
+                None,
+                format!("{path}.backoff_base"),
+                format!("{base} is above backoff_cap ({cap})"),
+            ));
+        }
+    }
+}
+
+impl DeadLetterSpec {
+    /// Checks that exactly one sink is named, and its URL's syntax.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        let set = [
+            self.file.is_some(),
+            self.url.is_some(),
+            self.stream.is_some(),
+        ];
+        if set.iter().filter(|&&b| b).count() != 1 {
+            errors.push(source.error(
+                None,
+                "delivery.dead_letter",
+                "set exactly one of `file`, `url` and `stream`",
+            ));
+        }
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            errors.push(source.error(
+                None,
+                "delivery.dead_letter.url",
+                format!("{url:?} is not an http:// or https:// URL"),
+            ));
+        }
+    }
+}
+
+impl DedupSpec {
+    /// Checks the size; a Redis store's URL is checked when the store is built.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.max_entries == 0 {
+            errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,27 @@ impl Source {
         &self.text
     }
 
+    /// The span of the value at TOML path `at`, or of the deepest table on the way
+    /// that is written (a key left to its default has no place of its own): for
+    /// errors found after parsing, by parts that keep no spans.
+    pub fn span_of(&self, at: &[&str]) -> Option<Range<usize>> {
+        use toml::de::{DeTable, DeValue};
+        let root = DeTable::parse(self.text()).ok()?;
+        let mut table = root.get_ref();
+        let mut found = None;
+        for key in at {
+            let Some((_, value)) = table.iter().find(|(k, _)| k.get_ref() == key) else {
+                break;
+            };
+            found = Some(value.span());
+            match value.get_ref() {
+                DeValue::Table(inner) => table = inner,
+                _ => break,
+            }
+        }
+        found
+    }
+
     /// The 1-based line and column of byte offset `at`.
     pub fn line_col(&self, at: usize) -> (usize, usize) {
         let at = at.min(self.text.len());

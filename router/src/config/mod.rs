@@ -4,13 +4,24 @@
 //! Loading has three passes, so one mistake does not hide the next: the TOML
 //! syntax (every syntax error), then each `[server]`, `[[plugin]]` and `[[route]]`
 //! table on its own (types, unknown keys, `${VAR}` references), then the
-//! cross-references between them (names, targets, filters). Plugins are compiled
-//! later, by [`crate::runtime::Runtime::build`], which reports in the same format.
+//! cross-references between them (names, targets). The configuration is data:
+//! filters, transforms and plugins are compiled later, by
+//! `runtime::Runtime::build`, which reports in the same format.
 
 mod delivery;
 mod env;
 mod error;
+mod filter;
+mod ingest;
+mod kv;
+mod name;
+mod plugin;
 mod queue;
+mod reload;
+mod route;
+mod schema;
+mod server;
+mod transform;
 mod units;
 
 pub use delivery::{
@@ -19,14 +30,25 @@ pub use delivery::{
 };
 pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
-pub use queue::{KvConfig, QueueConfig, QueueKind};
+pub use filter::{DataFilterSpec, FilterSpec};
+pub use ingest::{
+    CredentialConfig, IngestConfig, RateLimitConfig, WebhookSecret, WebhookSecretError,
+};
+pub use kv::KvConfig;
+pub use name::Name;
+pub use plugin::{
+    ConfigValue, DirGrant, HttpGrant, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig, PluginDefaults,
+    PluginLimits,
+};
+pub use queue::{QueueConfig, QueueKind};
+pub use reload::ReloadConfig;
+pub use route::RouteConfig;
+pub use schema::SchemaConfig;
+pub use server::{MIN_BODY_LIMIT, ServerConfig, TlsConfig};
+pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 
-use crate::policy::filter::{Filter, FilterSpec};
-use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -52,450 +74,10 @@ pub struct Config {
     pub kv: KvConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
-    /// `[[route]]`, in file order, with compiled filters.
+    /// `[[route]]`, in file order.
     pub routes: Vec<RouteConfig>,
     /// `[[schema]]`: JSON Schemas enforced at ingest.
     pub schemas: Vec<SchemaConfig>,
-}
-
-/// `[[schema]]`: the JSON Schema that the data of events of a type must satisfy.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchemaConfig {
-    /// The exact event type this schema applies to.
-    #[serde(rename = "type")]
-    pub ty: Option<Spanned<String>>,
-    /// Or: a prefix of the event types it applies to.
-    pub type_prefix: Option<Spanned<String>>,
-    /// The schema file (JSON), relative to the configuration file.
-    pub path: Spanned<String>,
-    /// Position in its `[[...]]` array as written, for error paths: entries that
-    /// fail to parse are dropped, so the position in the parsed list can differ.
-    #[serde(skip)]
-    pub index: usize,
-}
-
-/// `[server]`: the listener and the limits of the HTTP ingest.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on; `serve --listen` overrides it.
-    pub listen: SocketAddr,
-    /// Largest request body accepted; larger ones get 413 without being read.
-    pub body_limit: ByteSize,
-    /// Most events in one batched request.
-    pub batch_limit: usize,
-    /// Most events of one batched request in dispatch at once: each of these
-    /// lanes takes the next event when its previous one is done.
-    pub batch_concurrency: NonZeroUsize,
-    /// How long a client may take to send its request headers.
-    pub header_timeout: Duration,
-    /// How long a client may take to send its request body.
-    pub body_timeout: Duration,
-    /// How many times an event may be re-emitted along a chain of handlers.
-    pub hop_limit: u32,
-    /// Timeout of one forward request.
-    pub forward_timeout: Duration,
-    /// How long shutdown waits for events in flight.
-    pub shutdown_timeout: Duration,
-    /// Serve HTTPS with this certificate and key.
-    pub tls: Option<TlsConfig>,
-}
-
-/// `[server.tls]`: PEM files, relative to the configuration file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The certificate chain, leaf first.
-    pub cert: String,
-    /// The private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: String,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        let secs = |s| Duration(std::time::Duration::from_secs(s));
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            body_limit: ByteSize(1 << 20),
-            batch_limit: 1000,
-            batch_concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
-            header_timeout: secs(10),
-            body_timeout: secs(30),
-            hop_limit: 8,
-            forward_timeout: secs(10),
-            shutdown_timeout: secs(30),
-            tls: None,
-        }
-    }
-}
-
-/// `[reload]`: hot reload of the configuration and plugin files.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReloadConfig {
-    /// Watch the files and reload on change; `serve --no-watch` turns it off.
-    pub watch: bool,
-    /// Quiet time after the last change before reloading.
-    pub debounce: Duration,
-    /// Longest a stream of changes may postpone a reload.
-    pub max_wait: Duration,
-    /// How long files must stay unchanged before they are read.
-    pub settle: Duration,
-}
-
-impl Default for ReloadConfig {
-    fn default() -> Self {
-        let ms = |n| Duration(std::time::Duration::from_millis(n));
-        Self {
-            watch: true,
-            debounce: ms(50),
-            max_wait: ms(2000),
-            settle: ms(50),
-        }
-    }
-}
-
-/// `[ingest]`: who may send events, and how much.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// Most events routed at once; past it requests get 503 with Retry-After.
-    pub max_in_flight: u32,
-    /// Origins allowed by the CloudEvents webhook handshake (`OPTIONS`); `*` allows all.
-    pub allowed_origins: Vec<String>,
-    /// Requests per second allowed per origin (the `WebHook-Request-Origin` or
-    /// `Origin` header, else the client's address); unlimited when absent.
-    pub rate_limit: Option<RateLimitConfig>,
-    /// Credentials; when any is configured, every request must present one.
-    pub credential: Vec<CredentialConfig>,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        Self {
-            max_in_flight: 10_000,
-            allowed_origins: vec!["*".to_owned()],
-            rate_limit: None,
-            credential: Vec::new(),
-        }
-    }
-}
-
-/// A per-origin token bucket.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Sustained requests per second.
-    pub per_second: NonZeroU32,
-    /// Requests allowed in a burst; `per_second` when absent.
-    pub burst: Option<NonZeroU32>,
-}
-
-/// `[[ingest.credential]]`: one sender's credential: a bearer token, or the
-/// secrets of Standard Webhooks signatures (several, for rotation).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialConfig {
-    /// Names the sender in logs.
-    pub name: Spanned<Name>,
-    /// The token expected in `Authorization: Bearer <token>`.
-    #[serde(default)]
-    pub bearer: Option<String>,
-    /// Standard Webhooks secrets (`whsec_` followed by base64).
-    #[serde(default)]
-    pub webhook_secrets: Vec<String>,
-    /// Event `source` prefixes this sender may use; any source when empty.
-    #[serde(default)]
-    pub sources: Vec<String>,
-}
-
-/// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
-pub const MIN_BODY_LIMIT: u64 = 64 * 1024;
-
-/// `[[plugin]]`: a WASM component of the `handler` world.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// Unique name; routes refer to it.
-    pub name: Spanned<Name>,
-    /// The `.wasm` file, relative to the configuration file.
-    pub path: Spanned<String>,
-    /// Values the guest reads through the `config` interface.
-    #[serde(default)]
-    pub config: BTreeMap<String, ConfigValue>,
-    /// How many instances may run at once (one event each).
-    pub instances: Option<NonZeroU32>,
-    /// Longest time one call may take before it is interrupted.
-    pub timeout: Option<Duration>,
-    /// Most linear memory one instance may grow to.
-    pub memory_limit: Option<ByteSize>,
-    /// Keep warm instances (`reuse`) or start a new one per event (`fresh`).
-    pub mode: Option<InstanceMode>,
-    /// Most events one call may emit.
-    pub max_emitted: Option<u32>,
-    /// Largest data of one emitted event.
-    pub max_event_bytes: Option<ByteSize>,
-    /// Most log output (log interface, stdout, stderr) one call may write; the rest is dropped.
-    pub max_log_bytes: Option<ByteSize>,
-    /// Consecutive traps or timeouts after which the plugin is paused; 0 never pauses.
-    pub breaker_threshold: Option<u32>,
-    /// How long a paused plugin refuses events.
-    pub breaker_cooldown: Option<Duration>,
-    /// Timeout of one outbound HTTP request.
-    pub http_timeout: Option<Duration>,
-    /// Largest outbound HTTP response body.
-    pub max_http_response_bytes: Option<ByteSize>,
-    /// Environment variables the guest may read, by name (values from the router's environment).
-    #[serde(default)]
-    pub env: Vec<String>,
-    /// Read-only directories the guest may read.
-    #[serde(default)]
-    pub dirs: Vec<DirGrant>,
-    /// Hosts (and methods) the guest may call over `wasi:http`.
-    #[serde(default)]
-    pub http: Vec<HttpGrant>,
-    /// Position in its `[[...]]` array as written, for error paths: entries that
-    /// fail to parse are dropped, so the position in the parsed list can differ.
-    #[serde(skip)]
-    pub index: usize,
-}
-
-/// Whether a plugin's instances serve many events or one.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InstanceMode {
-    /// Warm instances serve one event after another.
-    #[default]
-    Reuse,
-    /// A new instance per event: nothing survives from one event to the next.
-    Fresh,
-}
-
-/// A directory a plugin may read.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirGrant {
-    /// The directory on the router's machine, relative to the configuration file.
-    pub host: String,
-    /// Where the guest sees it, such as `/data`.
-    pub guest: String,
-}
-
-/// A host a plugin may call over HTTP.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpGrant {
-    /// `host` or `host:port`.
-    pub host: String,
-    /// Allowed methods; all when empty.
-    #[serde(default)]
-    pub methods: Vec<String>,
-}
-
-/// `[plugin_defaults]`: the limits of every plugin that does not set its own.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PluginDefaults {
-    /// Instances that may run at once.
-    pub instances: NonZeroU32,
-    /// Longest call.
-    pub timeout: Duration,
-    /// Linear memory per instance.
-    pub memory_limit: ByteSize,
-    /// Instance mode.
-    pub mode: InstanceMode,
-    /// Events one call may emit.
-    pub max_emitted: u32,
-    /// Data bytes per emitted event.
-    pub max_event_bytes: ByteSize,
-    /// Log bytes per call.
-    pub max_log_bytes: ByteSize,
-    /// Consecutive failures that pause a plugin; 0 never pauses.
-    pub breaker_threshold: u32,
-    /// How long a paused plugin refuses events.
-    pub breaker_cooldown: Duration,
-    /// Outbound HTTP timeout.
-    pub http_timeout: Duration,
-    /// Outbound HTTP response size.
-    pub max_http_response_bytes: ByteSize,
-}
-
-impl Default for PluginDefaults {
-    fn default() -> Self {
-        let secs = |s| Duration(std::time::Duration::from_secs(s));
-        Self {
-            instances: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
-            timeout: secs(5),
-            memory_limit: ByteSize(64 << 20),
-            mode: InstanceMode::Reuse,
-            max_emitted: 100,
-            max_event_bytes: ByteSize(1 << 20),
-            max_log_bytes: ByteSize(64 << 10),
-            breaker_threshold: 5,
-            breaker_cooldown: secs(10),
-            http_timeout: secs(10),
-            max_http_response_bytes: ByteSize(1 << 20),
-        }
-    }
-}
-
-/// A plugin's limits, its own settings over `[plugin_defaults]`.
-#[derive(Clone, Debug)]
-pub struct PluginLimits {
-    /// Instances that may run at once.
-    pub instances: NonZeroU32,
-    /// Longest call.
-    pub timeout: std::time::Duration,
-    /// Linear memory per instance, bytes.
-    pub memory_limit: u64,
-    /// Instance mode.
-    pub mode: InstanceMode,
-    /// Events one call may emit.
-    pub max_emitted: u32,
-    /// Data bytes per emitted event.
-    pub max_event_bytes: u64,
-    /// Log bytes per call.
-    pub max_log_bytes: u64,
-    /// Consecutive failures that pause the plugin; 0 never pauses.
-    pub breaker_threshold: u32,
-    /// How long a paused plugin refuses events.
-    pub breaker_cooldown: std::time::Duration,
-    /// Outbound HTTP timeout.
-    pub http_timeout: std::time::Duration,
-    /// Outbound HTTP response size.
-    pub max_http_response_bytes: u64,
-}
-
-impl PluginConfig {
-    /// This plugin's limits: its own settings, else `defaults`.
-    pub fn limits(&self, defaults: &PluginDefaults) -> PluginLimits {
-        PluginLimits {
-            instances: self.instances.unwrap_or(defaults.instances),
-            timeout: self.timeout.unwrap_or(defaults.timeout).0,
-            memory_limit: self.memory_limit.unwrap_or(defaults.memory_limit).0,
-            mode: self.mode.unwrap_or(defaults.mode),
-            max_emitted: self.max_emitted.unwrap_or(defaults.max_emitted),
-            max_event_bytes: self.max_event_bytes.unwrap_or(defaults.max_event_bytes).0,
-            max_log_bytes: self.max_log_bytes.unwrap_or(defaults.max_log_bytes).0,
-            breaker_threshold: self.breaker_threshold.unwrap_or(defaults.breaker_threshold),
-            breaker_cooldown: self.breaker_cooldown.unwrap_or(defaults.breaker_cooldown).0,
-            http_timeout: self.http_timeout.unwrap_or(defaults.http_timeout).0,
-            max_http_response_bytes: self
-                .max_http_response_bytes
-                .unwrap_or(defaults.max_http_response_bytes)
-                .0,
-        }
-    }
-
-    /// The `.wasm` file's path, resolved against the configuration file's folder.
-    pub fn resolved_path(&self, config_file: &Path) -> PathBuf {
-        let dir = config_file.parent().unwrap_or(Path::new("."));
-        dir.join(self.path.get_ref())
-    }
-}
-
-/// `[[route]]`: which events go where.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Unique name, reported in responses and logs.
-    pub name: Spanned<Name>,
-    /// Which events the route takes; all of them when absent.
-    #[serde(default)]
-    pub filter: Option<Spanned<FilterSpec>>,
-    /// The plugin that handles the events.
-    #[serde(default)]
-    pub handler: Option<Spanned<String>>,
-    /// A URL the events are POSTed to in binary mode.
-    #[serde(default)]
-    pub forward: Option<Spanned<String>>,
-    /// A journal (file or Redis stream) every matched event is appended to.
-    #[serde(default)]
-    pub append: Option<Spanned<AppendSpec>>,
-    /// Steps applied, in order, before the targets.
-    #[serde(default)]
-    pub transform: Vec<crate::policy::transform::StepSpec>,
-    /// Overrides of `[delivery.retry]` for this route.
-    #[serde(default)]
-    pub retry: Option<RetrySpec>,
-    /// Drop an event whose (`source`, `id`) this route saw within this window.
-    #[serde(default)]
-    pub dedup: Option<Duration>,
-    /// The compiled filter; filled in by validation.
-    #[serde(skip)]
-    pub compiled_filter: Option<Filter>,
-    /// Position in its `[[...]]` array as written, for error paths: entries that
-    /// fail to parse are dropped, so the position in the parsed list can differ.
-    #[serde(skip)]
-    pub index: usize,
-}
-
-/// A plugin or route name: letters, digits, `-`, `_` and `.`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(String);
-
-impl Name {
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Name {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Name {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if ok {
-            Ok(Self(s))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "invalid name {s:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
-            )))
-        }
-    }
-}
-
-/// A plugin configuration value: strings, numbers and booleans, kept as text
-/// because that is what the guest's `config.get` returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigValue(pub String);
-
-impl<'de> Deserialize<'de> for ConfigValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = ConfigValue;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<ConfigValue, E> {
-                Ok(ConfigValue(v.to_owned()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<ConfigValue, E> {
-                Ok(ConfigValue(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<ConfigValue, E> {
-                Ok(ConfigValue(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<ConfigValue, E> {
-                Ok(ConfigValue(v.to_string()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<ConfigValue, E> {
-                Ok(ConfigValue(v.to_string()))
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
 }
 
 impl Config {
@@ -505,6 +87,18 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
         Self::parse(Source::new(path, text), |name| std::env::var(name).ok())
+    }
+
+    /// The folder of the configuration file: relative paths in it (plugins,
+    /// schemas, TLS files, journals, granted directories) are relative to it.
+    pub fn dir(&self) -> &Path {
+        self.source.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `path`, from the configuration, resolved against [`Config::dir`]; an
+    /// absolute path stays as it is.
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.dir().join(path)
     }
 
     /// Validates configuration text; `env` resolves `${VAR}` references.
@@ -614,7 +208,7 @@ impl Config {
                 )),
             }
         }
-        let mut config = Config {
+        let config = Config {
             source,
             server,
             reload,
@@ -631,151 +225,25 @@ impl Config {
         (config, errors)
     }
 
-    /// `[delivery]` and the routes' `retry` tables.
-    fn validate_delivery(&self, errors: &mut Vec<ConfigError>) {
+    /// Checks each section, then the references between sections. Errors without
+    /// a position come out in this order, so it is the order of the sections.
+    fn validate(&self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
         let source = &self.source;
-        let mut retry = |path: String, spec: &RetrySpec| {
-            if spec.max_attempts == Some(0) {
-                errors.push(source.error(
-                    None,
-                    format!("{path}.max_attempts"),
-                    "must be at least 1 (1 attempt means no retry)",
-                ));
-            }
-            if let (Some(base), Some(cap)) = (spec.backoff_base, spec.backoff_cap)
-                && base > cap
-            {
-                errors.push(source.error(
-                    None,
-                    format!("{path}.backoff_base"),
-                    format!("{base} is above backoff_cap ({cap})"),
-                ));
-            }
-        };
-        retry("delivery.retry".into(), &self.delivery.retry);
+        self.server.validate(source, errors);
+        self.ingest.validate(source, errors);
+        for schema in &self.schemas {
+            schema.validate(source, errors);
+        }
+        self.delivery
+            .retry
+            .validate(source, "delivery.retry", errors);
         for r in &self.routes {
             if let Some(spec) = &r.retry {
-                retry(format!("route[{}].retry", r.index), spec);
+                spec.validate(source, &format!("route[{}].retry", r.index), errors);
             }
         }
-        if let Some(dl) = &self.delivery.dead_letter {
-            let set = [dl.file.is_some(), dl.url.is_some(), dl.stream.is_some()];
-            if set.iter().filter(|&&b| b).count() != 1 {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter",
-                    "set exactly one of `file`, `url` and `stream`",
-                ));
-            }
-            if let Some(url) = &dl.url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter.url",
-                    format!("{url:?} is not an http:// or https:// URL"),
-                ));
-            }
-            let redis_url = dl.redis.as_deref().unwrap_or(&self.queue.url);
-            if dl.stream.is_some()
-                && let Err(e) = redis::Client::open(redis_url)
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dead_letter.redis",
-                    format!("{redis_url:?} is not a Redis URL: {e}"),
-                ));
-            }
-        }
-        if let Some(d) = &self.delivery.dedup {
-            if d.max_entries == 0 {
-                errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
-            }
-            let url = d.url.as_deref().unwrap_or(&self.queue.url);
-            if d.store == DedupStore::Redis
-                && let Err(e) = redis::Client::open(url)
-            {
-                errors.push(source.error(
-                    None,
-                    "delivery.dedup.url",
-                    format!("{url:?} is not a Redis URL: {e}"),
-                ));
-            }
-        }
-    }
-
-    fn validate(&mut self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
-        let source = &self.source;
-        if self.server.body_limit.0 < MIN_BODY_LIMIT {
-            errors.push(source.error(
-                None,
-                "server.body_limit",
-                format!(
-                    "{} bytes is below the 64 KiB that CloudEvents intermediaries must accept",
-                    self.server.body_limit.0
-                ),
-            ));
-        }
-        if self.server.batch_limit == 0 {
-            errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
-        }
-
-        if self.ingest.max_in_flight == 0 {
-            errors.push(source.error(None, "ingest.max_in_flight", "must be at least 1"));
-        }
-        for (i, c) in self.ingest.credential.iter().enumerate() {
-            let at = format!("ingest.credential[{i}]");
-            match (&c.bearer, c.webhook_secrets.is_empty()) {
-                (Some(_), false) | (None, true) => errors.push(source.error(
-                    Some(c.name.span()),
-                    at.clone(),
-                    "set exactly one of `bearer` and `webhook_secrets`",
-                )),
-                (Some(token), true) if token.is_empty() => errors.push(source.error(
-                    Some(c.name.span()),
-                    format!("{at}.bearer"),
-                    "the token must not be empty",
-                )),
-                _ => {}
-            }
-            for (j, secret) in c.webhook_secrets.iter().enumerate() {
-                if let Err(e) = crate::http::decode_webhook_secret(secret) {
-                    errors.push(source.error(
-                        Some(c.name.span()),
-                        format!("{at}.webhook_secrets[{j}]"),
-                        e,
-                    ));
-                }
-            }
-        }
-
-        for schema in &self.schemas {
-            let i = schema.index;
-            if schema.ty.is_some() == schema.type_prefix.is_some() {
-                errors.push(source.error(
-                    Some(schema.path.span()),
-                    format!("schema[{i}]"),
-                    "set exactly one of `type` and `type_prefix`",
-                ));
-            }
-        }
-
-        self.validate_delivery(errors);
-        if self.queue.kind == QueueKind::Redis {
-            if self.queue.concurrency == 0 {
-                errors.push(source.error(None, "queue.concurrency", "must be at least 1"));
-            }
-            if self.queue.max_deliveries == 0 {
-                errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
-            }
-            if let Err(e) = redis::Client::open(self.queue.url.as_str()) {
-                errors.push(source.error(
-                    None,
-                    "queue.url",
-                    format!("{:?} is not a Redis URL: {e}", self.queue.url),
-                ));
-            }
-        }
+        self.delivery.validate(source, errors);
+        self.queue.validate(source, errors);
 
         let mut plugin_names = HashSet::new();
         for p in &self.plugins {
@@ -788,144 +256,20 @@ impl Config {
             }
         }
         for p in &self.plugins {
-            let i = p.index;
-            let limits = p.limits(&self.plugin_defaults);
-            let at = |key: &str| format!("plugin[{i}].{key}");
-            if limits.memory_limit > crate::plugin::MAX_MEMORY_LIMIT {
-                errors.push(source.error(
-                    Some(p.name.span()),
-                    at("memory_limit"),
-                    format!("{} bytes exceeds the maximum of 1 GiB", limits.memory_limit),
-                ));
-            }
-            if limits.timeout.is_zero() {
-                errors.push(source.error(
-                    Some(p.name.span()),
-                    at("timeout"),
-                    "must be more than 0",
-                ));
-            }
-            for (j, name) in p.env.iter().enumerate() {
-                if name.is_empty() || name.contains('=') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].env[{j}]"),
-                        format!("{name:?} is not an environment variable name"),
-                    ));
-                }
-            }
-            for (j, dir) in p.dirs.iter().enumerate() {
-                if !dir.guest.starts_with('/') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].dirs[{j}].guest"),
-                        format!(
-                            "{:?} must be an absolute guest path such as \"/data\"",
-                            dir.guest
-                        ),
-                    ));
-                }
-            }
-            for (j, grant) in p.http.iter().enumerate() {
-                if grant.host.is_empty() || grant.host.contains('/') {
-                    errors.push(source.error(
-                        Some(p.name.span()),
-                        format!("plugin[{i}].http[{j}].host"),
-                        format!("{:?} is not a host or host:port", grant.host),
-                    ));
-                }
-                for m in &grant.methods {
-                    if http::Method::from_bytes(m.as_bytes()).is_err() {
-                        errors.push(source.error(
-                            Some(p.name.span()),
-                            format!("plugin[{i}].http[{j}].methods"),
-                            format!("{m:?} is not an HTTP method"),
-                        ));
-                    }
-                }
-            }
+            p.validate(source, &self.plugin_defaults, errors);
         }
-        let known = || {
-            let mut names: Vec<_> = plugin_names.iter().copied().collect();
-            names.sort_unstable();
-            if names.is_empty() {
-                "no plugins are declared".to_owned()
-            } else {
-                format!("declared plugins: {}", names.join(", "))
-            }
-        };
 
         let mut route_names = HashSet::new();
-        for r in &mut self.routes {
-            let i = r.index;
-            let at = |field: &str| format!("route[{i}].{field}");
+        for r in &self.routes {
             if !route_names.insert(r.name.get_ref().clone()) {
                 errors.push(source.error(
                     Some(r.name.span()),
-                    at("name"),
+                    format!("route[{}].name", r.index),
                     format!("duplicate route name {:?}", r.name.get_ref().as_str()),
                 ));
             }
-            if let Some(spec) = &r.filter {
-                match spec.get_ref().compile() {
-                    Ok(f) => r.compiled_filter = Some(f),
-                    Err(e) => errors.push(source.error(
-                        Some(spec.span()),
-                        format!("route[{i}].{}", e.path),
-                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
-                    )),
-                }
-            }
-            if r.handler.is_none() && r.forward.is_none() && r.append.is_none() {
-                errors.push(source.error(
-                    Some(r.name.span()),
-                    format!("route[{i}]"),
-                    "the route has no target: set `handler`, `forward` and/or `append`",
-                ));
-            }
-            if let Some(append) = &r.append {
-                let spec = append.get_ref();
-                let problem = match (&spec.file, &spec.stream, &spec.redis) {
-                    (Some(_), None, None) | (None, Some(_), _) => None,
-                    (Some(_), Some(_), _) => Some("set `file` or `stream`, not both"),
-                    (Some(_), None, Some(_)) => Some("`redis` goes with `stream`, not `file`"),
-                    (None, None, _) => {
-                        Some("set `file` (a JSON-lines file) or `stream` (a Redis stream)")
-                    }
-                };
-                if let Some(problem) = problem {
-                    errors.push(source.error(Some(append.span()), at("append"), problem));
-                }
-            }
-            if let Some(h) = &r.handler
-                && !plugin_names.contains(h.get_ref().as_str())
-            {
-                errors.push(source.error(
-                    Some(h.span()),
-                    at("handler"),
-                    format!("unknown plugin {:?} ({})", h.get_ref(), known()),
-                ));
-            }
-            if let Some(url) = &r.forward
-                && !unresolved.contains(&source.line_col(url.span().start).0)
-                && let Err(message) = check_forward_url(url.get_ref())
-            {
-                errors.push(source.error(Some(url.span()), at("forward"), message));
-            }
+            r.validate(source, &plugin_names, unresolved, errors);
         }
-    }
-}
-
-fn check_forward_url(url: &str) -> Result<(), String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") if uri.host().is_some() => Ok(()),
-        Some("https") => Err(format!(
-            "{url:?}: https forwarding is not supported yet; use http, or terminate TLS in a proxy"
-        )),
-        _ => Err(format!("{url:?} is not an absolute http:// URL")),
     }
 }
 
@@ -966,24 +310,6 @@ fn deserialize<T: serde::de::DeserializeOwned>(
 /// An element of a `[[...]]` array, which remembers its position as written.
 trait Positioned {
     fn set_index(&mut self, index: usize);
-}
-
-impl Positioned for SchemaConfig {
-    fn set_index(&mut self, index: usize) {
-        self.index = index;
-    }
-}
-
-impl Positioned for PluginConfig {
-    fn set_index(&mut self, index: usize) {
-        self.index = index;
-    }
-}
-
-impl Positioned for RouteConfig {
-    fn set_index(&mut self, index: usize) {
-        self.index = index;
-    }
 }
 
 fn deserialize_array<T: serde::de::DeserializeOwned + Positioned>(
@@ -1063,7 +389,7 @@ mod tests {
             c.routes[0].forward.as_ref().unwrap().get_ref(),
             "http://sink:9/"
         );
-        assert!(c.routes[0].compiled_filter.is_none());
+        assert!(c.routes[0].filter.is_none());
     }
 
     #[test]

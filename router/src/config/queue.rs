@@ -2,7 +2,7 @@
 //! routes them in the request; `redis` appends them to a Redis stream first and
 //! answers 202, and workers in every router process consume the stream.
 
-use super::Duration;
+use super::{ConfigError, Duration, Source};
 use serde::Deserialize;
 
 /// `[queue]`.
@@ -67,24 +67,17 @@ impl Default for QueueConfig {
     }
 }
 
-/// `[kv]`: where plugins' key-value stores live.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct KvConfig {
-    /// `memory` (this process) or `redis` (shared by every router process).
-    pub store: super::DedupStore,
-    /// The Redis server of a `redis` store; `[queue] url` when absent.
-    pub url: Option<String>,
-    /// Prefix of every key in Redis (then the plugin's name and `:`).
-    pub prefix: String,
-}
-
-impl Default for KvConfig {
-    fn default() -> Self {
-        Self {
-            store: super::DedupStore::Memory,
-            url: None,
-            prefix: "router:kv:".into(),
+impl QueueConfig {
+    /// Checks a Redis queue's settings; a memory queue uses none of them.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.kind != QueueKind::Redis {
+            return;
+        }
+        if self.concurrency == 0 {
+            errors.push(source.error(None, "queue.concurrency", "must be at least 1"));
+        }
+        if self.max_deliveries == 0 {
+            errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Who may send events, and how many: credentials (bearer tokens, Standard
 //! Webhooks signatures), per-origin rate limits, and load shedding.
 
-use crate::config::{CredentialConfig, IngestConfig};
+use crate::config::{CredentialConfig, IngestConfig, WebhookSecret};
 use crate::event::Event;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -54,7 +54,7 @@ pub enum GuardError {
 enum Secret {
     /// SHA-256 of the token, so the comparison time says nothing about it.
     Bearer([u8; 32]),
-    Webhook(Vec<Vec<u8>>),
+    Webhook(Vec<WebhookSecret>),
 }
 
 struct Credential {
@@ -73,16 +73,6 @@ pub struct Guard {
     in_flight: Arc<Semaphore>,
     max_in_flight: u32,
     allowed_origins: Vec<String>,
-}
-
-/// Decodes a Standard Webhooks secret: `whsec_` (optional) then base64.
-pub fn decode_webhook_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret.strip_prefix("whsec_").unwrap_or(secret);
-    match BASE64.decode(b64) {
-        Ok(key) if !key.is_empty() => Ok(key),
-        Ok(_) => Err("the secret is empty".into()),
-        Err(e) => Err(format!("the secret is not base64 after `whsec_`: {e}")),
-    }
 }
 
 impl Guard {
@@ -179,7 +169,7 @@ impl Guard {
             .find(|c| match &c.secret {
                 Secret::Webhook(keys) => keys.iter().any(|key| {
                     offered.iter().any(|sig| {
-                        Hmac::<Sha256>::new_from_slice(key).is_ok_and(|mut mac| {
+                        Hmac::<Sha256>::new_from_slice(key.as_bytes()).is_ok_and(|mut mac| {
                             mac.update(&signed);
                             mac.verify_slice(sig).is_ok()
                         })
@@ -284,12 +274,7 @@ impl Guard {
 fn credential(c: &CredentialConfig) -> Credential {
     let secret = match &c.bearer {
         Some(token) => Secret::Bearer(Sha256::digest(token.as_bytes()).into()),
-        None => Secret::Webhook(
-            c.webhook_secrets
-                .iter()
-                .filter_map(|s| decode_webhook_secret(s).ok())
-                .collect(),
-        ),
+        None => Secret::Webhook(c.webhook_secrets.clone()),
     };
     Credential {
         name: c.name.get_ref().to_string(),
@@ -313,8 +298,8 @@ mod tests {
     }
 
     fn sign(secret: &str, id: &str, ts: u64, body: &[u8]) -> HeaderMap {
-        let key = decode_webhook_secret(secret).unwrap();
-        let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+        let key: WebhookSecret = secret.parse().unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
         let sig = BASE64.encode(mac.finalize().into_bytes());

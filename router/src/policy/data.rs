@@ -5,8 +5,8 @@
 //! The data is parsed at most once per event, however many data filters look at
 //! it (see [`Subject`]), and only when a route that has one is considered.
 
+use crate::config::DataFilterSpec;
 use crate::event::Event;
-use serde::Deserialize;
 use serde_json::Value;
 use std::cell::OnceCell;
 
@@ -38,34 +38,6 @@ impl<'a> Subject<'a> {
             .as_ref()
             .and_then(|v| v.pointer(pointer))
     }
-}
-
-/// A data filter as written in TOML: a pointer and exactly one operator.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DataFilterSpec {
-    /// RFC 6901 JSON Pointer into the data, such as `/order/total`.
-    pub pointer: String,
-    /// The value equals this JSON value.
-    pub equals: Option<Value>,
-    /// The value is a string equal to this one, ignoring case.
-    pub equals_ignore_case: Option<String>,
-    /// The value is a string starting with this.
-    pub prefix: Option<String>,
-    /// The value is a string ending with this.
-    pub suffix: Option<String>,
-    /// The value is a string matching this pattern, `*` standing for any run of
-    /// characters (`\*` for a literal star).
-    pub wildcard: Option<String>,
-    /// The value is present (`true`) or absent (`false`).
-    pub exists: Option<bool>,
-    /// The value is one of these.
-    #[serde(rename = "in")]
-    pub in_list: Option<Vec<Value>>,
-    /// The value is present and none of these.
-    pub anything_but: Option<Vec<Value>>,
-    /// The value is a number satisfying every comparison: `[">", 0, "<=", 100]`.
-    pub numeric: Option<Vec<Value>>,
 }
 
 /// A compiled data filter.
@@ -307,6 +279,7 @@ impl DataFilter {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn event(data: Value) -> Event {

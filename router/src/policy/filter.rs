@@ -2,37 +2,15 @@
 //! `suffix`, `all`, `any`, `not` and `sql` (CESQL), over context attributes and
 //! extensions, and `data` filters over the JSON data.
 //!
-//! A filter is written in TOML as a [`FilterSpec`] and compiled once, at load, into
-//! a [`Filter`].
+//! A filter is written in TOML as a [`FilterSpec`] (a configuration type) and
+//! compiled once, at load, into a [`Filter`].
 
 use super::cesql::Expression;
-use super::data::{DataFilter, DataFilterSpec, Subject};
+use super::data::{DataFilter, Subject};
+/// Re-exported for callers that compile a filter on its own (benches, tests).
+pub use crate::config::FilterSpec;
 use crate::event::{Event, is_valid_extension_name};
-use serde::Deserialize;
 use std::collections::BTreeMap;
-
-/// A filter as written in the configuration: a table with exactly one dialect key.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum FilterSpec {
-    /// The attribute equals the value.
-    Exact(BTreeMap<String, String>),
-    /// The attribute starts with the value.
-    Prefix(BTreeMap<String, String>),
-    /// The attribute ends with the value.
-    Suffix(BTreeMap<String, String>),
-    /// Every nested filter matches.
-    All(Vec<FilterSpec>),
-    /// At least one nested filter matches.
-    Any(Vec<FilterSpec>),
-    /// The nested filter does not match.
-    Not(Box<FilterSpec>),
-    /// A condition on the JSON data (see [`DataFilterSpec`]).
-    Data(Box<DataFilterSpec>),
-    /// A CloudEvents SQL expression; `cesql` is Knative's name for the dialect.
-    #[serde(alias = "cesql")]
-    Sql(String),
-}
 
 /// A compiled filter, evaluated per event without allocating.
 #[derive(Clone, Debug, PartialEq)]
@@ -307,6 +285,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     fn compile(toml_text: &str) -> Result<Filter, FilterError> {
         #[derive(Deserialize)]

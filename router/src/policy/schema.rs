@@ -34,15 +34,10 @@ pub struct Schemas(Vec<Schema>);
 impl Schemas {
     /// Reads and compiles the schemas of `config`; one error per unusable file.
     pub fn load(config: &Config) -> (Self, Vec<ConfigError>) {
-        let dir = config
-            .source
-            .file
-            .parent()
-            .unwrap_or(std::path::Path::new("."));
         let mut schemas = Vec::new();
         let mut errors = Vec::new();
         for (i, s) in config.schemas.iter().enumerate() {
-            let path = dir.join(s.path.get_ref());
+            let path = config.resolve(s.path.get_ref());
             let error = |m: String| {
                 config
                     .source

@@ -5,37 +5,11 @@
 //!
 //! Steps are validated and compiled at load, with the TOML path of each problem.
 
-use crate::event::{Event, is_context_attribute, is_valid_extension_name};
-use crate::plugin::Plugin;
-use serde::Deserialize;
+use crate::config::StepSpec;
+use crate::event::{Event, EventError, is_context_attribute, is_valid_extension_name};
+use crate::plugin::{CallError, Plugin};
 use serde_json::Value;
 use std::sync::Arc;
-
-/// One step as written in TOML: exactly one operation.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    /// Set this attribute or extension to `value` (a template).
-    pub set: Option<String>,
-    /// The value of `set` or `data_set`.
-    pub value: Option<Value>,
-    /// Remove this optional attribute or extension.
-    pub remove: Option<String>,
-    /// Rename this extension to `to`.
-    pub rename: Option<String>,
-    /// The new name of `rename` or `data_rename`.
-    pub to: Option<String>,
-    /// Set the JSON value at this pointer in the data to `value` (strings are templates).
-    pub data_set: Option<String>,
-    /// Remove the value at this pointer in the data.
-    pub data_remove: Option<String>,
-    /// Move the value at this pointer in the data to `to`.
-    pub data_rename: Option<String>,
-    /// Keep only the values at these pointers in the data.
-    pub data_keep: Option<Vec<String>>,
-    /// Run this plugin of the `transform` world.
-    pub wasm: Option<String>,
-}
 
 /// A compiled step.
 #[derive(Clone)]
@@ -271,21 +245,51 @@ impl StepSpec {
     }
 }
 
-/// Why a transform could not be applied.
+/// Why one step could not be applied to an event.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("transform step {step}: {message}")]
+pub enum StepError {
+    /// A data step found no JSON data to edit, or a pointer that leads nowhere.
+    #[error("{0}")]
+    Data(String),
+    /// The edited event is not a valid CloudEvent.
+    #[error("the result is not a valid event: {0}")]
+    InvalidResult(EventError),
+    /// A `wasm` step's plugin failed.
+    #[error(transparent)]
+    Plugin(CallError),
+}
+
+impl StepError {
+    /// Whether trying again might succeed: only a plugin's failure can pass.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Plugin(e) => e.is_retryable(),
+            Self::Data(_) | Self::InvalidResult(_) => false,
+        }
+    }
+}
+
+/// Why a transform could not be applied: its failing step, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("transform step {step}: {error}")]
 pub struct TransformError {
     /// Zero-based index of the failing step.
     pub step: usize,
     /// What went wrong.
-    pub message: String,
+    #[source]
+    pub error: StepError,
+}
+
+impl TransformError {
     /// Whether trying again might succeed (a retryable plugin error).
-    pub retryable: bool,
+    pub fn retryable(&self) -> bool {
+        self.error.retryable()
+    }
 }
 
 impl Step {
     /// Applies the step. `Ok(None)` means a `wasm` step dropped the event.
-    pub async fn apply(&self, mut event: Event) -> Result<Option<Event>, (String, bool)> {
+    pub async fn apply(&self, mut event: Event) -> Result<Option<Event>, StepError> {
         match self {
             Step::Set { name, value } => {
                 let data = value.uses_data().then(|| json_data(&event).ok()).flatten();
@@ -306,46 +310,41 @@ impl Step {
                 }
             }
             Step::DataSet { pointer, value } => {
-                let mut data = json_data(&event).map_err(|e| (e, false))?;
+                let mut data = json_data(&event).map_err(StepError::Data)?;
                 let v = match value {
                     DataValue::Json(v) => v.clone(),
                     DataValue::Template(t) => Value::String(t.render(&event, Some(&data))),
                 };
-                set_pointer(&mut data, pointer, v).map_err(|e| (e, false))?;
+                set_pointer(&mut data, pointer, v).map_err(StepError::Data)?;
                 put_data(&mut event, &data);
             }
             Step::DataRemove(pointer) => {
-                let mut data = json_data(&event).map_err(|e| (e, false))?;
+                let mut data = json_data(&event).map_err(StepError::Data)?;
                 take_pointer(&mut data, pointer);
                 put_data(&mut event, &data);
             }
             Step::DataRename { from, to } => {
-                let mut data = json_data(&event).map_err(|e| (e, false))?;
+                let mut data = json_data(&event).map_err(StepError::Data)?;
                 if let Some(v) = take_pointer(&mut data, from) {
-                    set_pointer(&mut data, to, v).map_err(|e| (e, false))?;
+                    set_pointer(&mut data, to, v).map_err(StepError::Data)?;
                 }
                 put_data(&mut event, &data);
             }
             Step::DataKeep(pointers) => {
-                let data = json_data(&event).map_err(|e| (e, false))?;
+                let data = json_data(&event).map_err(StepError::Data)?;
                 let mut kept = Value::Object(serde_json::Map::new());
                 for p in pointers {
                     if let Some(v) = data.pointer(p) {
-                        set_pointer(&mut kept, p, v.clone()).map_err(|e| (e, false))?;
+                        set_pointer(&mut kept, p, v.clone()).map_err(StepError::Data)?;
                     }
                 }
                 put_data(&mut event, &kept);
             }
             Step::Wasm(plugin) => {
-                return plugin
-                    .transform(&event)
-                    .await
-                    .map_err(|e| (e.to_string(), e.is_retryable()));
+                return plugin.transform(&event).await.map_err(StepError::Plugin);
             }
         }
-        event
-            .validate()
-            .map_err(|e| (format!("the result is not a valid event: {e}"), false))?;
+        event.validate().map_err(StepError::InvalidResult)?;
         Ok(Some(event))
     }
 
@@ -370,13 +369,7 @@ pub async fn apply_all(steps: &[Step], mut event: Event) -> Result<Option<Event>
         match s.apply(event).await {
             Ok(Some(next)) => event = next,
             Ok(None) => return Ok(None),
-            Err((message, retryable)) => {
-                return Err(TransformError {
-                    step,
-                    message,
-                    retryable,
-                });
-            }
+            Err(error) => return Err(TransformError { step, error }),
         }
     }
     Ok(Some(event))
@@ -464,6 +457,7 @@ fn take_pointer(root: &mut Value, pointer: &str) -> Option<Value> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde::Deserialize;
     use serde_json::json;
 
     fn compile(toml_text: &str) -> Result<Vec<Step>, String> {
@@ -561,6 +555,7 @@ mod tests {
         e.data = Some(Bytes::from_static(b"plain"));
         let err = apply_all(&steps, e).await.unwrap_err();
         assert_eq!(err.step, 1);
-        assert!(err.message.contains("not JSON"));
+        assert!(matches!(&err.error, StepError::Data(m) if m.contains("not JSON")));
+        assert!(!err.retryable());
     }
 }

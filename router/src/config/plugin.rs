@@ -1,0 +1,290 @@
+//! `[[plugin]]` and `[plugin_defaults]`: the WASM components, their grants and
+//! their limits.
+
+use super::{ByteSize, ConfigError, Duration, Name, Positioned, Source};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use toml::Spanned;
+
+/// The largest linear memory any plugin may be configured for.
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// `[[plugin]]`: a WASM component of the `handler` world.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Unique name; routes refer to it.
+    pub name: Spanned<Name>,
+    /// The `.wasm` file, relative to the configuration file.
+    pub path: Spanned<String>,
+    /// Values the guest reads through the `config` interface.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+    /// How many instances may run at once (one event each).
+    pub instances: Option<NonZeroU32>,
+    /// Longest time one call may take before it is interrupted.
+    pub timeout: Option<Duration>,
+    /// Most linear memory one instance may grow to.
+    pub memory_limit: Option<ByteSize>,
+    /// Keep warm instances (`reuse`) or start a new one per event (`fresh`).
+    pub mode: Option<InstanceMode>,
+    /// Most events one call may emit.
+    pub max_emitted: Option<u32>,
+    /// Largest data of one emitted event.
+    pub max_event_bytes: Option<ByteSize>,
+    /// Most log output (log interface, stdout, stderr) one call may write; the rest is dropped.
+    pub max_log_bytes: Option<ByteSize>,
+    /// Consecutive traps or timeouts after which the plugin is paused; 0 never pauses.
+    pub breaker_threshold: Option<u32>,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: Option<Duration>,
+    /// Timeout of one outbound HTTP request.
+    pub http_timeout: Option<Duration>,
+    /// Largest outbound HTTP response body.
+    pub max_http_response_bytes: Option<ByteSize>,
+    /// Environment variables the guest may read, by name (values from the router's environment).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Read-only directories the guest may read.
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Hosts (and methods) the guest may call over `wasi:http`.
+    #[serde(default)]
+    pub http: Vec<HttpGrant>,
+    /// Position in its `[[...]]` array as written, for error paths: entries that
+    /// fail to parse are dropped, so the position in the parsed list can differ.
+    #[serde(skip)]
+    pub index: usize,
+}
+
+/// Whether a plugin's instances serve many events or one.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// Warm instances serve one event after another.
+    #[default]
+    Reuse,
+    /// A new instance per event: nothing survives from one event to the next.
+    Fresh,
+}
+
+/// A directory a plugin may read.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the router's machine, relative to the configuration file.
+    pub host: String,
+    /// Where the guest sees it, such as `/data`.
+    pub guest: String,
+}
+
+/// A host a plugin may call over HTTP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpGrant {
+    /// `host` or `host:port`.
+    pub host: String,
+    /// Allowed methods; all when empty.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// `[plugin_defaults]`: the limits of every plugin that does not set its own.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginDefaults {
+    /// Instances that may run at once.
+    pub instances: NonZeroU32,
+    /// Longest call.
+    pub timeout: Duration,
+    /// Linear memory per instance.
+    pub memory_limit: ByteSize,
+    /// Instance mode.
+    pub mode: InstanceMode,
+    /// Events one call may emit.
+    pub max_emitted: u32,
+    /// Data bytes per emitted event.
+    pub max_event_bytes: ByteSize,
+    /// Log bytes per call.
+    pub max_log_bytes: ByteSize,
+    /// Consecutive failures that pause a plugin; 0 never pauses.
+    pub breaker_threshold: u32,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: Duration,
+    /// Outbound HTTP timeout.
+    pub http_timeout: Duration,
+    /// Outbound HTTP response size.
+    pub max_http_response_bytes: ByteSize,
+}
+
+impl Default for PluginDefaults {
+    fn default() -> Self {
+        let secs = |s| Duration(std::time::Duration::from_secs(s));
+        Self {
+            instances: NonZeroU32::new(4).unwrap_or(NonZeroU32::MIN),
+            timeout: secs(5),
+            memory_limit: ByteSize(64 << 20),
+            mode: InstanceMode::Reuse,
+            max_emitted: 100,
+            max_event_bytes: ByteSize(1 << 20),
+            max_log_bytes: ByteSize(64 << 10),
+            breaker_threshold: 5,
+            breaker_cooldown: secs(10),
+            http_timeout: secs(10),
+            max_http_response_bytes: ByteSize(1 << 20),
+        }
+    }
+}
+
+/// A plugin's limits, its own settings over `[plugin_defaults]`.
+#[derive(Clone, Debug)]
+pub struct PluginLimits {
+    /// Instances that may run at once.
+    pub instances: NonZeroU32,
+    /// Longest call.
+    pub timeout: std::time::Duration,
+    /// Linear memory per instance, bytes.
+    pub memory_limit: u64,
+    /// Instance mode.
+    pub mode: InstanceMode,
+    /// Events one call may emit.
+    pub max_emitted: u32,
+    /// Data bytes per emitted event.
+    pub max_event_bytes: u64,
+    /// Log bytes per call.
+    pub max_log_bytes: u64,
+    /// Consecutive failures that pause the plugin; 0 never pauses.
+    pub breaker_threshold: u32,
+    /// How long a paused plugin refuses events.
+    pub breaker_cooldown: std::time::Duration,
+    /// Outbound HTTP timeout.
+    pub http_timeout: std::time::Duration,
+    /// Outbound HTTP response size.
+    pub max_http_response_bytes: u64,
+}
+
+impl PluginConfig {
+    /// This plugin's limits: its own settings, else `defaults`.
+    pub fn limits(&self, defaults: &PluginDefaults) -> PluginLimits {
+        PluginLimits {
+            instances: self.instances.unwrap_or(defaults.instances),
+            timeout: self.timeout.unwrap_or(defaults.timeout).0,
+            memory_limit: self.memory_limit.unwrap_or(defaults.memory_limit).0,
+            mode: self.mode.unwrap_or(defaults.mode),
+            max_emitted: self.max_emitted.unwrap_or(defaults.max_emitted),
+            max_event_bytes: self.max_event_bytes.unwrap_or(defaults.max_event_bytes).0,
+            max_log_bytes: self.max_log_bytes.unwrap_or(defaults.max_log_bytes).0,
+            breaker_threshold: self.breaker_threshold.unwrap_or(defaults.breaker_threshold),
+            breaker_cooldown: self.breaker_cooldown.unwrap_or(defaults.breaker_cooldown).0,
+            http_timeout: self.http_timeout.unwrap_or(defaults.http_timeout).0,
+            max_http_response_bytes: self
+                .max_http_response_bytes
+                .unwrap_or(defaults.max_http_response_bytes)
+                .0,
+        }
+    }
+}
+
+/// A plugin configuration value: strings, numbers and booleans, kept as text
+/// because that is what the guest's `config.get` returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigValue(pub String);
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ConfigValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_owned()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ConfigValue, E> {
+                Ok(ConfigValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Positioned for PluginConfig {
+    fn set_index(&mut self, index: usize) {
+        self.index = index;
+    }
+}
+
+impl PluginConfig {
+    /// Checks the limits (its own over `defaults`) and the grants' syntax.
+    pub fn validate(
+        &self,
+        source: &Source,
+        defaults: &PluginDefaults,
+        errors: &mut Vec<ConfigError>,
+    ) {
+        let i = self.index;
+        let span = || Some(self.name.span());
+        let limits = self.limits(defaults);
+        let at = |key: &str| format!("plugin[{i}].{key}");
+        if limits.memory_limit > MAX_MEMORY_LIMIT {
+            errors.push(source.error(
+                span(),
+                at("memory_limit"),
+                format!("{} bytes exceeds the maximum of 1 GiB", limits.memory_limit),
+            ));
+        }
+        if limits.timeout.is_zero() {
+            errors.push(source.error(span(), at("timeout"), "must be more than 0"));
+        }
+        for (j, name) in self.env.iter().enumerate() {
+            if name.is_empty() || name.contains('=') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].env[{j}]"),
+                    format!("{name:?} is not an environment variable name"),
+                ));
+            }
+        }
+        for (j, dir) in self.dirs.iter().enumerate() {
+            if !dir.guest.starts_with('/') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].dirs[{j}].guest"),
+                    format!(
+                        "{:?} must be an absolute guest path such as \"/data\"",
+                        dir.guest
+                    ),
+                ));
+            }
+        }
+        for (j, grant) in self.http.iter().enumerate() {
+            if grant.host.is_empty() || grant.host.contains('/') {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].http[{j}].host"),
+                    format!("{:?} is not a host or host:port", grant.host),
+                ));
+            }
+            for m in &grant.methods {
+                if http::Method::from_bytes(m.as_bytes()).is_err() {
+                    errors.push(source.error(
+                        span(),
+                        format!("plugin[{i}].http[{j}].methods"),
+                        format!("{m:?} is not an HTTP method"),
+                    ));
+                }
+            }
+        }
+    }
+}

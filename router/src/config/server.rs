@@ -1,0 +1,83 @@
+//! `[server]`: the listener, its TLS and the limits of the HTTP ingest.
+
+use super::{ByteSize, ConfigError, Duration, Source};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+
+/// `[server]`: the listener and the limits of the HTTP ingest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on; `serve --listen` overrides it.
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get 413 without being read.
+    pub body_limit: ByteSize,
+    /// Most events in one batched request.
+    pub batch_limit: usize,
+    /// Most events of one batched request in dispatch at once: each of these
+    /// lanes takes the next event when its previous one is done.
+    pub batch_concurrency: NonZeroUsize,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+    /// How long a client may take to send its request body.
+    pub body_timeout: Duration,
+    /// How many times an event may be re-emitted along a chain of handlers.
+    pub hop_limit: u32,
+    /// Timeout of one forward request.
+    pub forward_timeout: Duration,
+    /// How long shutdown waits for events in flight.
+    pub shutdown_timeout: Duration,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: PEM files, relative to the configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: String,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let secs = |s| Duration(std::time::Duration::from_secs(s));
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: ByteSize(1 << 20),
+            batch_limit: 1000,
+            batch_concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
+            header_timeout: secs(10),
+            body_timeout: secs(30),
+            hop_limit: 8,
+            forward_timeout: secs(10),
+            shutdown_timeout: secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
+pub const MIN_BODY_LIMIT: u64 = 64 * 1024;
+
+impl ServerConfig {
+    /// Checks the limits that the types alone do not.
+    pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
+        if self.body_limit.0 < MIN_BODY_LIMIT {
+            errors.push(source.error(
+                None,
+                "server.body_limit",
+                format!(
+                    "{} bytes is below the 64 KiB that CloudEvents intermediaries must accept",
+                    self.body_limit.0
+                ),
+            ));
+        }
+        if self.batch_limit == 0 {
+            errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
+        }
+    }
+}
