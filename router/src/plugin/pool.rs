@@ -7,111 +7,24 @@
 //! time limit, and the whole call (host calls included, which epochs cannot stop)
 //! also runs under a tokio timeout.
 
-use super::Prepared;
 use super::bindings::Handler;
 use super::bindings::router::plugin::types as wit;
+use super::breaker::Breaker;
+use super::convert::{from_wit, to_wit, wit_extensions};
 use super::host::{HostState, HttpPolicy, Limiter, LogBudget, LogStream};
-use super::transform_bindings::Transform;
-use super::{EPOCH_TICK, LoadError};
+use super::world::Prepared;
+use super::world::transform_bindings::Transform;
+use super::{CallError, EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
-use crate::event::{Event, EventError, SPEC_VERSION};
+use crate::event::Event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
-
-/// Why a call into a plugin did not produce events.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The handler returned `handler-error.retryable`.
-    #[error("plugin `{plugin}` failed (retryable): {message}")]
-    Retryable {
-        /// The plugin.
-        plugin: String,
-        /// The guest's message.
-        message: String,
-    },
-    /// The handler returned `handler-error.fatal`.
-    #[error("plugin `{plugin}` failed (fatal): {message}")]
-    Fatal {
-        /// The plugin.
-        plugin: String,
-        /// The guest's message.
-        message: String,
-    },
-    /// The guest trapped (a panic, an out-of-bounds access, memory exhausted ...).
-    #[error("plugin `{plugin}` trapped: {message}")]
-    Trap {
-        /// The plugin.
-        plugin: String,
-        /// The trap and its backtrace summary.
-        message: String,
-    },
-    /// The call ran past the plugin's time limit and was interrupted.
-    #[error(
-        "plugin `{plugin}` exceeded its time limit of {limit:?} (interrupted after {elapsed:?})"
-    )]
-    Timeout {
-        /// The plugin.
-        plugin: String,
-        /// The limit.
-        limit: Duration,
-        /// When the call was stopped.
-        elapsed: Duration,
-    },
-    /// The plugin emitted more, or larger, output than its limits allow.
-    #[error("plugin `{plugin}` exceeded its {limit} limit: {detail}")]
-    OutputLimit {
-        /// The plugin.
-        plugin: String,
-        /// `max_emitted` or `max_event_bytes`.
-        limit: &'static str,
-        /// By how much.
-        detail: String,
-    },
-    /// The plugin emitted an event that is not a valid CloudEvent.
-    #[error("plugin `{plugin}` emitted an invalid event #{index}: {error}")]
-    InvalidOutput {
-        /// The plugin.
-        plugin: String,
-        /// Position of the event in the returned list.
-        index: usize,
-        /// What is wrong with it.
-        error: EventError,
-    },
-    /// The plugin failed too often in a row and is paused.
-    #[error(
-        "plugin `{plugin}` is paused for {remaining:?} after {failures} consecutive traps or timeouts"
-    )]
-    Paused {
-        /// The plugin.
-        plugin: String,
-        /// Failures that tripped the breaker.
-        failures: u32,
-        /// Until it serves again.
-        remaining: Duration,
-    },
-}
-
-impl CallError {
-    /// Whether delivering the event again might succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Retryable { .. } | Self::Trap { .. } | Self::Timeout { .. } | Self::Paused { .. }
-        )
-    }
-
-    /// Whether this failure counts towards the circuit breaker: the plugin
-    /// misbehaved, as opposed to reporting an error about the event.
-    fn trips_breaker(&self) -> bool {
-        matches!(self, Self::Trap { .. } | Self::Timeout { .. })
-    }
-}
 
 /// A warm instance: its store and its bindings.
 struct Instance {
@@ -134,15 +47,6 @@ enum Call<'a> {
 enum Output {
     Events(Vec<wit::EventResult>),
     Maybe(Option<Box<wit::EventResult>>),
-}
-
-/// Counts consecutive traps and timeouts; past the threshold the plugin refuses
-/// events until the cooldown has passed.
-#[derive(Default)]
-struct Breaker {
-    consecutive: AtomicU32,
-    /// Milliseconds since `epoch` until which the plugin is paused; 0 when not.
-    paused_until_ms: AtomicU64,
 }
 
 /// A loaded plugin, ready to handle events. Cheap to share behind an `Arc`.
@@ -644,52 +548,4 @@ impl Plugin {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The extensions as the borrowed pairs the WIT record lowers from (no
-/// allocation for an event without extensions).
-pub fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
-    e.extensions
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
-/// The event as the guest receives it, borrowed from `e`: lowering copies each
-/// field straight into the guest's memory.
-pub fn to_wit<'a>(e: &'a Event, extensions: &'a [(&'a str, &'a str)]) -> wit::EventParam<'a> {
-    wit::EventParam {
-        id: &e.id,
-        source: &e.source,
-        specversion: SPEC_VERSION,
-        type_: &e.ty,
-        datacontenttype: e.datacontenttype.as_deref(),
-        dataschema: e.dataschema.as_deref(),
-        subject: e.subject.as_deref(),
-        time: e.time.as_deref(),
-        extensions,
-        data: e.data.as_deref(),
-    }
-}
-
-fn from_wit(e: wit::EventResult) -> Result<Event, EventError> {
-    if !e.specversion.is_empty() && e.specversion != SPEC_VERSION {
-        return Err(EventError::invalid(
-            "specversion",
-            format!("plugins emit CloudEvents 1.0, not {:?}", e.specversion),
-        ));
-    }
-    let event = Event {
-        id: e.id,
-        source: e.source,
-        ty: e.type_,
-        datacontenttype: e.datacontenttype,
-        dataschema: e.dataschema,
-        subject: e.subject,
-        time: e.time,
-        extensions: e.extensions,
-        data: e.data.map(Into::into),
-    };
-    event.validate()?;
-    Ok(event)
 }
