@@ -19,7 +19,6 @@ use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::Event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
@@ -61,7 +60,6 @@ pub struct Plugin {
     digest: String,
     path: PathBuf,
     loaded_at: SystemTime,
-    epoch: Instant,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
     breaker: Breaker,
@@ -127,10 +125,9 @@ impl Plugin {
             digest,
             path,
             loaded_at: SystemTime::now(),
-            epoch: Instant::now(),
             idle: Mutex::new(Vec::with_capacity(limits.instances.get() as usize)),
             permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
-            breaker: Breaker::default(),
+            breaker: Breaker::new(limits.breaker_threshold, limits.breaker_cooldown),
             counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
             kv: crate::kv::Kv::default(),
             limits,
@@ -226,28 +223,7 @@ impl Plugin {
 
     /// How long the plugin stays paused by its circuit breaker, if it is.
     pub fn paused_for(&self) -> Option<Duration> {
-        let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);
-        // 0: never paused, or a pause seen over; no clock read on every call.
-        if until == 0 {
-            return None;
-        }
-        let now = self.now_ms();
-        if until > now {
-            return Some(Duration::from_millis(until - now));
-        }
-        let _ = self.breaker.paused_until_ms.compare_exchange(
-            until,
-            0,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-        None
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        self.breaker.paused_for()
     }
 
     /// Hands `event` to a `handler` plugin and returns the events it emitted,
@@ -426,17 +402,9 @@ impl Plugin {
     }
 
     fn record<T>(&self, result: &Result<T, CallError>) {
-        let threshold = self.limits.breaker_threshold;
         match result {
             Err(e) if e.trips_breaker() => {
-                let failures = self.breaker.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-                if threshold > 0 && failures >= threshold {
-                    let cooldown =
-                        u64::try_from(self.limits.breaker_cooldown.as_millis()).unwrap_or(u64::MAX);
-                    self.breaker
-                        .paused_until_ms
-                        .store(self.now_ms().saturating_add(cooldown), Ordering::Relaxed);
-                    self.breaker.consecutive.store(0, Ordering::Relaxed);
+                if let Some(failures) = self.breaker.failed() {
                     tracing::error!(
                         plugin = &*self.name,
                         failures,
@@ -446,7 +414,7 @@ impl Plugin {
                 }
             }
             Err(CallError::Paused { .. }) => {}
-            _ => self.breaker.consecutive.store(0, Ordering::Relaxed),
+            _ => self.breaker.succeeded(),
         }
     }
 
