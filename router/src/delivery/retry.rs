@@ -153,25 +153,6 @@ where
     }
 }
 
-impl Retryable for crate::forward::ForwardError {
-    fn is_retryable(&self) -> bool {
-        crate::forward::ForwardError::is_retryable(self)
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-impl Retryable for crate::plugin::CallError {
-    fn is_retryable(&self) -> bool {
-        crate::plugin::CallError::is_retryable(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

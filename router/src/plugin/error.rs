@@ -125,3 +125,9 @@ impl CallError {
         matches!(self, Self::Trap { .. } | Self::Timeout { .. })
     }
 }
+
+impl crate::delivery::retry::Retryable for CallError {
+    fn is_retryable(&self) -> bool {
+        CallError::is_retryable(self)
+    }
+}
