@@ -46,7 +46,7 @@ impl ForwardError {
     }
 }
 
-impl crate::delivery::retry::Retryable for ForwardError {
+impl crate::retryable::Retryable for ForwardError {
     fn is_retryable(&self) -> bool {
         ForwardError::is_retryable(self)
     }

@@ -21,6 +21,7 @@ pub mod plugin;
 pub mod policy;
 pub mod queue;
 pub mod reload;
+pub mod retryable;
 pub mod runtime;
 pub mod send;
 pub mod server;

@@ -7,15 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-/// An error that says whether trying again may help.
-pub trait Retryable {
-    /// Whether another attempt may succeed.
-    fn is_retryable(&self) -> bool;
-    /// How long the target asked to be left alone, if it did.
-    fn retry_after(&self) -> Option<Duration> {
-        None
-    }
-}
+pub use crate::retryable::Retryable;
 
 /// Why the attempts stopped without success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -126,7 +126,7 @@ impl CallError {
     }
 }
 
-impl crate::delivery::retry::Retryable for CallError {
+impl crate::retryable::Retryable for CallError {
     fn is_retryable(&self) -> bool {
         CallError::is_retryable(self)
     }
