@@ -3,7 +3,7 @@
 
 use super::host::HostState;
 use super::world::{Prepared, bindings, transform_bindings};
-use super::{EPOCH_TICK, LoadError, MAX_MEMORY_LIMIT, Plugin};
+use super::{EPOCH_TICK, EngineError, LoadError, MAX_MEMORY_LIMIT, Plugin};
 use crate::config::{PluginConfig, PluginLimits};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -68,20 +68,23 @@ pub struct PluginHost {
 impl PluginHost {
     /// The host shared by every runtime in this process, so that a component is
     /// compiled once per file content however often the configuration is loaded.
-    pub fn shared() -> Result<&'static PluginHost, String> {
-        static HOST: OnceLock<Result<PluginHost, String>> = OnceLock::new();
-        HOST.get_or_init(|| PluginHost::new().map_err(|e| format!("{e:#}")))
+    pub fn shared() -> Result<&'static PluginHost, EngineError> {
+        static HOST: OnceLock<Result<PluginHost, EngineError>> = OnceLock::new();
+        HOST.get_or_init(PluginHost::new)
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    fn new() -> wasmtime::Result<Self> {
-        let engine = Engine::new(&engine_config())?;
-        start_epoch_ticker(&engine)?;
+    fn new() -> Result<Self, EngineError> {
+        let link = |e: wasmtime::Error| EngineError::Link(format!("{e:#}"));
+        let engine =
+            Engine::new(&engine_config()).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        start_epoch_ticker(&engine).map_err(|e| EngineError::Ticker(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link)?;
         Ok(Self {
             engine,
             linker,

@@ -5,6 +5,21 @@ use super::{HANDLER_WORLD, TRANSFORM_WORLD};
 use crate::event::EventError;
 use std::time::Duration;
 
+/// Why the process-wide WebAssembly engine could not be started. Kept as text
+/// because the engine is started once and its error is handed to every caller.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Wasmtime refused the engine's configuration.
+    #[error("wasmtime refused the engine configuration: {0}")]
+    Config(String),
+    /// The thread that advances the epoch could not be started.
+    #[error("the epoch ticker thread did not start: {0}")]
+    Ticker(String),
+    /// WASI or the plugin interfaces could not be added to the linker.
+    #[error("the host interfaces could not be linked: {0}")]
+    Link(String),
+}
+
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -17,7 +17,7 @@ mod world;
 
 pub use convert::{to_wit, wit_extensions};
 pub use engine::{PluginHost, engine_config, start_epoch_ticker};
-pub use error::{CallError, LoadError};
+pub use error::{CallError, EngineError, LoadError};
 pub use pool::Plugin;
 pub use world::{HANDLER_WORLD, TRANSFORM_WORLD, WitHandlerError, bindings};
 
