@@ -2,7 +2,7 @@
 //! compiles, caches and loads components.
 
 use super::host::HostState;
-use super::world::{Prepared, bindings, transform_bindings};
+use super::world::{self, Prepared, Version};
 use super::{EPOCH_TICK, EngineError, LoadError, MAX_MEMORY_LIMIT, Plugin};
 use crate::config::{PluginConfig, PluginLimits};
 use sha2::{Digest, Sha256};
@@ -83,8 +83,7 @@ impl PluginHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
-        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(link)?;
+        world::add_to_linker(&mut linker).map_err(link)?;
         Ok(Self {
             engine,
             linker,
@@ -121,22 +120,21 @@ impl PluginHost {
             path: shown.clone(),
             reason: format!("{e:#}"),
         };
+        let version = Version::of(&component, &self.engine).map_err(|reason| LoadError::World {
+            path: shown.clone(),
+            reason,
+        })?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(world_error)?;
-        let pre = match bindings::HandlerPre::new(instance_pre.clone()) {
-            Ok(pre) => Prepared::Handler(pre),
-            Err(handler_error) => match transform_bindings::TransformPre::new(instance_pre) {
-                Ok(pre) => Prepared::Transform(pre),
-                Err(_) => return Err(world_error(handler_error)),
-            },
-        };
+        let pre = Prepared::new(instance_pre).map_err(world_error)?;
         Plugin::new(
             config,
             limits,
             config_dir,
             pre,
+            version,
             hex(&digest),
             path.to_owned(),
         )

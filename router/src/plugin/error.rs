@@ -40,7 +40,9 @@ pub enum LoadError {
         reason: String,
     },
     /// The component does not implement the `handler` world of this router.
-    #[error("{path} implements neither `{HANDLER_WORLD}` nor `{TRANSFORM_WORLD}`: {reason}")]
+    #[error(
+        "{path} implements neither `{HANDLER_WORLD}` nor `{TRANSFORM_WORLD}` (nor their 0.1.0 versions): {reason}"
+    )]
     World {
         /// The file.
         path: String,

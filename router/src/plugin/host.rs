@@ -1,7 +1,8 @@
 //! The per-instance store data and the host side of the plugin interfaces: `log`,
-//! `config`, guest stdout/stderr, and outbound `wasi:http` behind an allow-list.
+//! `config` and `kv` (in every version served), guest stdout/stderr, and outbound
+//! `wasi:http` behind an allow-list.
 
-use super::bindings::router::plugin::{config, kv, log, types};
+use super::world::bindings::router::plugin::{config, kv, log, types};
 use crate::config::HttpGrant;
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -131,11 +132,8 @@ impl config::Host for HostState {
 }
 
 impl kv::Host for HostState {
-    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
-        self.kv
-            .get(&self.plugin, &key)
-            .await
-            .map_err(|e| e.to_string())
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        Ok(self.kv.get(&self.plugin, &key).await?)
     }
 
     async fn set(
@@ -143,26 +141,96 @@ impl kv::Host for HostState {
         key: String,
         value: Vec<u8>,
         ttl_ms: Option<u64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), kv::KvError> {
         let ttl = ttl_ms.map(Duration::from_millis);
-        self.kv
-            .set(&self.plugin, &key, value, ttl)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(self.kv.set(&self.plugin, &key, value, ttl).await?)
     }
 
-    async fn delete(&mut self, key: String) -> Result<bool, String> {
-        self.kv
-            .delete(&self.plugin, &key)
-            .await
-            .map_err(|e| e.to_string())
+    async fn delete(&mut self, key: String) -> Result<bool, kv::KvError> {
+        Ok(self.kv.delete(&self.plugin, &key).await?)
     }
 
-    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
-        self.kv
-            .increment(&self.plugin, &key, delta)
-            .await
-            .map_err(|e| e.to_string())
+    async fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::KvError> {
+        Ok(self.kv.increment(&self.plugin, &key, delta).await?)
+    }
+}
+
+/// The store's error as the guest sees it: the case says whether the same call
+/// can succeed later, the message says why it failed.
+impl From<crate::kv::KvError> for kv::KvError {
+    fn from(e: crate::kv::KvError) -> Self {
+        use crate::kv::KvError as E;
+        let message = e.to_string();
+        match e {
+            E::Key(_) => Self::InvalidKey(message),
+            E::Value(_) | E::NotInteger(_) | E::Overflow(_) => Self::InvalidValue(message),
+            E::Full => Self::QuotaExceeded(message),
+            E::Unavailable(_) => Self::Unavailable(message),
+        }
+    }
+}
+
+/// The 0.1.0 interfaces: the same host, with `kv-error` as a string (its
+/// message alone).
+mod v0_1 {
+    use super::HostState;
+    use crate::plugin::world::v0_1::router::plugin::{config, kv, log};
+    use std::time::Duration;
+
+    impl log::Host for HostState {
+        fn log(&mut self, level: log::Level, message: String) {
+            use super::log::Level as Current;
+            let level = match level {
+                log::Level::Trace => Current::Trace,
+                log::Level::Debug => Current::Debug,
+                log::Level::Info => Current::Info,
+                log::Level::Warn => Current::Warn,
+                log::Level::Error => Current::Error,
+            };
+            super::log::Host::log(self, level, message);
+        }
+    }
+
+    impl config::Host for HostState {
+        fn get(&mut self, key: String) -> Option<String> {
+            super::config::Host::get(self, key)
+        }
+    }
+
+    impl kv::Host for HostState {
+        async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+            self.kv
+                .get(&self.plugin, &key)
+                .await
+                .map_err(|e| e.to_string())
+        }
+
+        async fn set(
+            &mut self,
+            key: String,
+            value: Vec<u8>,
+            ttl_ms: Option<u64>,
+        ) -> Result<(), String> {
+            let ttl = ttl_ms.map(Duration::from_millis);
+            self.kv
+                .set(&self.plugin, &key, value, ttl)
+                .await
+                .map_err(|e| e.to_string())
+        }
+
+        async fn delete(&mut self, key: String) -> Result<bool, String> {
+            self.kv
+                .delete(&self.plugin, &key)
+                .await
+                .map_err(|e| e.to_string())
+        }
+
+        async fn increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
+            self.kv
+                .increment(&self.plugin, &key, delta)
+                .await
+                .map_err(|e| e.to_string())
+        }
     }
 }
 

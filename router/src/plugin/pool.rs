@@ -12,8 +12,8 @@ use super::bindings::router::plugin::types as wit;
 use super::breaker::Breaker;
 use super::convert::{from_wit, to_wit, wit_extensions};
 use super::host::{HostState, HttpPolicy, Limiter, LogBudget, LogStream};
-use super::world::Prepared;
 use super::world::transform_bindings::Transform;
+use super::world::{Prepared, Version};
 use super::{CallError, EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::Event;
@@ -52,6 +52,7 @@ enum Output {
 pub struct Plugin {
     name: Arc<str>,
     pre: Prepared,
+    version: Version,
     config: Arc<BTreeMap<String, String>>,
     limits: PluginLimits,
     env: Vec<(String, String)>,
@@ -83,6 +84,7 @@ impl Plugin {
         limits: PluginLimits,
         config_dir: &Path,
         pre: Prepared,
+        version: Version,
         digest: String,
         path: PathBuf,
     ) -> Result<Self, LoadError> {
@@ -109,6 +111,7 @@ impl Plugin {
             },
             name,
             pre,
+            version,
             config: Arc::new(
                 config
                     .config
@@ -172,8 +175,8 @@ impl Plugin {
     /// The world the component implements.
     pub fn world(&self) -> &'static str {
         match self.pre {
-            Prepared::Handler(_) => super::HANDLER_WORLD,
-            Prepared::Transform(_) => super::TRANSFORM_WORLD,
+            Prepared::Handler(_) => self.version.handler_world(),
+            Prepared::Transform(_) => self.version.transform_world(),
         }
     }
 
