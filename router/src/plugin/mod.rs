@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod host;
 mod pool;
+mod sandbox;
 mod world;
 
 pub use convert::{to_wit, wit_extensions};
