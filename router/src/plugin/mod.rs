@@ -1,11 +1,23 @@
-//! The wasmtime host: one shared [`Engine`](wasmtime::Engine), compiled components
-//! cached by content hash, and per plugin an [`InstancePre`](wasmtime::component::InstancePre) with a
-//! pool of warm instances.
+//! The wasmtime host: one shared [`Engine`](wasmtime::Engine), compiled
+//! components cached by content hash, and per plugin an
+//! [`InstancePre`](wasmtime::component::InstancePre) with a pool of warm
+//! instances.
 //!
 //! A call runs as an async call on the tokio worker that handles the event, under
 //! an epoch deadline that makes the guest yield every tick, so a guest that loops
 //! cannot hold the worker; an instance serves one event at a time, and an
 //! instance that trapped is dropped, never reused.
+//!
+//! - `engine`: the engine, its epoch ticker, and [`PluginHost`], which compiles,
+//!   caches and loads components;
+//! - `world`: the worlds and versions of `router:plugin` served, and their
+//!   bindings;
+//! - `host`: an instance's store data and the host side of the interfaces a
+//!   plugin imports;
+//! - `sandbox`: what an instance may use, and how much;
+//! - `pool`: a loaded [`Plugin`] and its warm instances, `breaker` its circuit
+//!   breaker, `convert` the event across the WIT boundary;
+//! - `error`: why a load or a call failed.
 
 mod breaker;
 mod convert;
