@@ -14,8 +14,9 @@ pub use event::Event;
 pub use serde;
 pub use serde_json;
 
-/// The bindings generated from `wit/router.wit`; use the curated API of this
-/// crate instead. Public only because [`handler!`] expands in the plugin's crate.
+/// The bindings generated from `wit/router.wit` (`router:plugin@0.2.0`); use
+/// the curated API of this crate instead. Public only because [`handler!`]
+/// expands in the plugin's crate.
 #[doc(hidden)]
 pub mod bindings {
     #![allow(missing_docs)]
@@ -40,10 +41,10 @@ pub mod transform_bindings {
         path: "../wit",
         world: "transform",
         with: {
-            "router:plugin/types@0.1.0": crate::bindings::router::plugin::types,
-            "router:plugin/log@0.1.0": crate::bindings::router::plugin::log,
-            "router:plugin/config@0.1.0": crate::bindings::router::plugin::config,
-            "router:plugin/kv@0.1.0": crate::bindings::router::plugin::kv,
+            "router:plugin/types@0.2.0": crate::bindings::router::plugin::types,
+            "router:plugin/log@0.2.0": crate::bindings::router::plugin::log,
+            "router:plugin/config@0.2.0": crate::bindings::router::plugin::config,
+            "router:plugin/kv@0.2.0": crate::bindings::router::plugin::kv,
         },
         pub_export_macro: true,
         export_macro_name: "export_transform",

@@ -21,6 +21,7 @@
 //! Run the tests for the host, not for wasm32-wasip2:
 //! `cargo test --manifest-path plugins/Cargo.toml -p my-plugin`.
 
+use crate::kv::KvError;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -38,32 +39,58 @@ pub fn clear_kv() {
     KV.with(|kv| kv.borrow_mut().clear());
 }
 
-pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, String> {
+/// The host's limits, so that a unit test meets the errors the router would give.
+const MAX_KEY_BYTES: usize = 1024;
+const MAX_VALUE_BYTES: usize = 1 << 20;
+
+fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(KvError::InvalidKey(format!(
+            "key of {} bytes: keys are 1 to {MAX_KEY_BYTES} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    check_key(key)?;
     Ok(KV.with(|kv| kv.borrow().get(key).cloned()))
 }
 
-pub(crate) fn kv_set(key: &str, value: &[u8], _ttl_ms: Option<u64>) -> Result<(), String> {
+pub(crate) fn kv_set(key: &str, value: &[u8], _ttl_ms: Option<u64>) -> Result<(), KvError> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvError::InvalidValue(format!(
+            "value of {} bytes is over the {MAX_VALUE_BYTES}-byte limit",
+            value.len()
+        )));
+    }
     KV.with(|kv| kv.borrow_mut().insert(key.to_owned(), value.to_vec()));
     Ok(())
 }
 
-pub(crate) fn kv_delete(key: &str) -> Result<bool, String> {
+pub(crate) fn kv_delete(key: &str) -> Result<bool, KvError> {
+    check_key(key)?;
     Ok(KV.with(|kv| kv.borrow_mut().remove(key).is_some()))
 }
 
-pub(crate) fn kv_increment(key: &str, delta: i64) -> Result<i64, String> {
+pub(crate) fn kv_increment(key: &str, delta: i64) -> Result<i64, KvError> {
+    check_key(key)?;
     KV.with(|kv| {
         let mut kv = kv.borrow_mut();
         let current: i64 = match kv.get(key) {
             Some(v) => std::str::from_utf8(v)
                 .ok()
                 .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("the value of {key:?} is not an integer"))?,
+                .ok_or_else(|| {
+                    KvError::InvalidValue(format!("the value of {key:?} is not an integer"))
+                })?,
             None => 0,
         };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| format!("incrementing {key:?} overflows 64 bits"))?;
+        let next = current.checked_add(delta).ok_or_else(|| {
+            KvError::InvalidValue(format!("incrementing {key:?} overflows 64 bits"))
+        })?;
         kv.insert(key.to_owned(), next.to_string().into_bytes());
         Ok(next)
     })
@@ -101,5 +128,28 @@ mod tests {
 
         clear_config();
         assert_eq!(config::get("source"), None);
+    }
+
+    #[test]
+    fn kv_errors_say_whether_a_retry_can_help() {
+        use crate::{HandlerError, kv};
+        clear_kv();
+        let bad_key = kv::get("").unwrap_err();
+        assert!(matches!(bad_key, KvError::InvalidKey(_)), "{bad_key:?}");
+        kv::set("word", b"abc", None).unwrap();
+        let not_integer = kv::increment("word", 1).unwrap_err();
+        assert!(
+            matches!(not_integer, KvError::InvalidValue(_)),
+            "{not_integer:?}"
+        );
+        assert!(!not_integer.is_retryable());
+        assert!(matches!(
+            HandlerError::from(not_integer),
+            HandlerError::Fatal(m) if m.contains("not an integer")
+        ));
+        let unavailable = KvError::Unavailable("no answer".into());
+        assert!(unavailable.is_retryable());
+        assert!(HandlerError::from(unavailable).is_retryable());
+        assert!(HandlerError::from(KvError::QuotaExceeded("full".into())).is_retryable());
     }
 }

@@ -201,18 +201,22 @@ mod floor {
         }
     }
     impl kv::Host for State {
-        async fn get(&mut self, _: String) -> Result<Option<Vec<u8>>, String> {
-            Err("no store in the floor benchmark".into())
+        async fn get(&mut self, _: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+            Err(no_store())
         }
-        async fn set(&mut self, _: String, _: Vec<u8>, _: Option<u64>) -> Result<(), String> {
-            Err("no store in the floor benchmark".into())
+        async fn set(&mut self, _: String, _: Vec<u8>, _: Option<u64>) -> Result<(), kv::KvError> {
+            Err(no_store())
         }
-        async fn delete(&mut self, _: String) -> Result<bool, String> {
-            Err("no store in the floor benchmark".into())
+        async fn delete(&mut self, _: String) -> Result<bool, kv::KvError> {
+            Err(no_store())
         }
-        async fn increment(&mut self, _: String, _: i64) -> Result<i64, String> {
-            Err("no store in the floor benchmark".into())
+        async fn increment(&mut self, _: String, _: i64) -> Result<i64, kv::KvError> {
+            Err(no_store())
         }
+    }
+
+    fn no_store() -> kv::KvError {
+        kv::KvError::Unavailable("no store in the floor benchmark".into())
     }
 
     /// The component at `path`, prepared once, as the router prepares a plugin.

@@ -46,6 +46,19 @@ impl ForwardError {
     }
 }
 
+impl crate::retryable::Retryable for ForwardError {
+    fn is_retryable(&self) -> bool {
+        ForwardError::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 /// An HTTP client with a connection pool shared by every forward route.
 #[derive(Clone)]
 pub struct Forwarder {

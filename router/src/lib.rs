@@ -21,6 +21,7 @@ pub mod policy;
 pub mod queue;
 pub mod redis;
 pub mod reload;
+pub mod retryable;
 pub mod runtime;
 pub mod server;
 pub mod tls;

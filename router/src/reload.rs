@@ -41,11 +41,27 @@ pub struct ReloadStatus {
     pub last_attempt_unix: Option<u64>,
 }
 
+/// Why a reload did not swap in a new configuration; the previous one keeps
+/// serving.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration or one of its plugins is invalid: every error, one
+    /// per line, with file, line and TOML path.
+    #[error("{0}")]
+    Invalid(String),
+    /// The reload task is not running (not started, or shut down).
+    #[error("the reloader is not running")]
+    NotRunning,
+    /// The reload task stopped before it answered.
+    #[error("the reloader stopped")]
+    Stopped,
+}
+
 enum Request {
     /// A watched file changed (or SIGHUP): reload after the debounce.
     Changed,
     /// Reload now and answer with the outcome (`POST /admin/reload`).
-    Now(oneshot::Sender<Result<u64, String>>),
+    Now(oneshot::Sender<Result<u64, ReloadError>>),
 }
 
 /// Drives reloads of one configuration file into one dispatcher.
@@ -90,15 +106,13 @@ impl Reloader {
     }
 
     /// Reloads now and returns the new generation, or why the old one stays.
-    pub async fn reload_now(&self) -> Result<u64, String> {
+    pub async fn reload_now(&self) -> Result<u64, ReloadError> {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Now(reply))
             .await
-            .map_err(|_| "the reloader is not running".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the reloader stopped".to_owned())?
+            .map_err(|_| ReloadError::NotRunning)?;
+        answer.await.map_err(|_| ReloadError::Stopped)?
     }
 
     /// Starts watching the configuration file and every plugin file of the current
@@ -177,7 +191,7 @@ impl Reloader {
     async fn debounce(
         &self,
         inbox: &mut mpsc::Receiver<Request>,
-        waiting: &mut Vec<oneshot::Sender<Result<u64, String>>>,
+        waiting: &mut Vec<oneshot::Sender<Result<u64, ReloadError>>>,
     ) {
         let deadline = Instant::now() + self.settings.max_wait;
         loop {
@@ -199,8 +213,8 @@ impl Reloader {
     async fn reload(
         &self,
         inbox: &mut mpsc::Receiver<Request>,
-        waiting: &mut Vec<oneshot::Sender<Result<u64, String>>>,
-    ) -> Result<u64, String> {
+        waiting: &mut Vec<oneshot::Sender<Result<u64, ReloadError>>>,
+    ) -> Result<u64, ReloadError> {
         let outcome = self.settle_and_build(inbox, waiting).await;
         let mut status = lock(&self.status);
         status.last_attempt_unix = SystemTime::now()
@@ -217,7 +231,7 @@ impl Reloader {
             Err(error) => {
                 crate::metrics::metrics().reload_errors.inc();
                 status.failures += 1;
-                status.last_error = Some(error.clone());
+                status.last_error = Some(error.to_string());
                 tracing::error!(error = %error, "reload failed; the previous configuration keeps serving");
             }
         }
@@ -232,8 +246,8 @@ impl Reloader {
     async fn settle_and_build(
         &self,
         inbox: &mut mpsc::Receiver<Request>,
-        waiting: &mut Vec<oneshot::Sender<Result<u64, String>>>,
-    ) -> Result<u64, String> {
+        waiting: &mut Vec<oneshot::Sender<Result<u64, ReloadError>>>,
+    ) -> Result<u64, ReloadError> {
         loop {
             let current = self.dispatcher.runtime();
             let files: Vec<PathBuf> = current.files().to_vec();
@@ -250,8 +264,8 @@ impl Reloader {
                 continue;
             }
             let built = Runtime::load(&self.config_path).await;
-            let (_, mut runtime) =
-                built.map_err(|errors| errors.to_string().trim_end().to_owned())?;
+            let (_, mut runtime) = built
+                .map_err(|errors| ReloadError::Invalid(errors.to_string().trim_end().to_owned()))?;
             // A plugin rewritten after we settled: its digest differs from what we
             // saw; settle again rather than serve a version that is already stale.
             let latest = fingerprints(runtime.files()).await;

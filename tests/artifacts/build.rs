@@ -17,7 +17,16 @@ const TARGET: &str = "wasm32-wasip2";
 
 /// The plugins the router's tests and the demo configuration rely on; the build
 /// fails if one of them is not produced.
-const REQUIRED: &[&str] = &["inventory", "enricher", "audit", "trap", "relay", "fail"];
+const REQUIRED: &[&str] = &[
+    "inventory",
+    "enricher",
+    "audit",
+    "trap",
+    "relay",
+    "fail",
+    "kv-probe",
+    "kv-legacy",
+];
 
 /// The preamble of a component: `\0asm`, version 0x0d, layer 1 (a core module
 /// has layer 0, and the router refuses it).

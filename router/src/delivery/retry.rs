@@ -7,15 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
-/// An error that says whether trying again may help.
-pub trait Retryable {
-    /// Whether another attempt may succeed.
-    fn is_retryable(&self) -> bool;
-    /// How long the target asked to be left alone, if it did.
-    fn retry_after(&self) -> Option<Duration> {
-        None
-    }
-}
+pub use crate::retryable::Retryable;
 
 /// Why the attempts stopped without success.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -150,25 +142,6 @@ where
             attempts.gave_up = Some(reason);
             return (Err(error), attempts);
         }
-    }
-}
-
-impl Retryable for crate::forward::ForwardError {
-    fn is_retryable(&self) -> bool {
-        crate::forward::ForwardError::is_retryable(self)
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
-    }
-}
-
-impl Retryable for crate::plugin::CallError {
-    fn is_retryable(&self) -> bool {
-        crate::plugin::CallError::is_retryable(self)
     }
 }
 

@@ -67,7 +67,7 @@ pub async fn reload(State(state): State<AppState>) -> Response {
         Err(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({
-                "error": error,
+                "error": error.to_string(),
                 "generation": state.dispatcher.runtime().generation(),
             })),
         )

@@ -1,287 +1,43 @@
-//! The wasmtime host: one shared [`Engine`], compiled components cached by content
-//! hash, and per plugin an [`InstancePre`](wasmtime::component::InstancePre) with a
-//! pool of warm instances.
+//! The wasmtime host: one shared [`Engine`](wasmtime::Engine), compiled
+//! components cached by content hash, and per plugin an
+//! [`InstancePre`](wasmtime::component::InstancePre) with a pool of warm
+//! instances.
 //!
 //! A call runs as an async call on the tokio worker that handles the event, under
 //! an epoch deadline that makes the guest yield every tick, so a guest that loops
 //! cannot hold the worker; an instance serves one event at a time, and an
 //! instance that trapped is dropped, never reused.
+//!
+//! - `engine`: the engine, its epoch ticker, and [`PluginHost`], which compiles,
+//!   caches and loads components;
+//! - `world`: the worlds and versions of `router:plugin` served, and their
+//!   bindings;
+//! - `host`: an instance's store data and the host side of the interfaces a
+//!   plugin imports;
+//! - `sandbox`: what an instance may use, and how much;
+//! - `pool`: a loaded [`Plugin`] and its warm instances, `breaker` its circuit
+//!   breaker, `convert` the event across the WIT boundary;
+//! - `error`: why a load or a call failed.
 
+mod breaker;
+mod convert;
+mod engine;
+mod error;
 mod host;
 mod pool;
+mod sandbox;
+mod world;
 
-pub use pool::{CallError, Plugin, to_wit, wit_extensions};
+pub use convert::{to_wit, wit_extensions};
+pub use engine::{PluginHost, engine_config, start_epoch_ticker};
+pub use error::{CallError, EngineError, LoadError};
+pub use pool::Plugin;
+pub use world::{HANDLER_WORLD, TRANSFORM_WORLD, WitHandlerError, bindings};
 
-use crate::config::{PluginConfig, PluginLimits};
-use host::HostState;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-/// Bindings of the `handler` world, generated from `wit/`. Public so that the
-/// benchmarks' bare-wasmtime floor calls plugins through exactly these.
-#[allow(missing_docs)]
-pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "handler",
-        exports: { default: async },
-        // A Redis-backed store does I/O: its calls yield instead of blocking.
-        imports: { "router:plugin/kv": async },
-        // The event handed to a plugin is lowered from borrowed fields
-        // (`EventParam<'_>`), so a call does not first copy every attribute
-        // and the data into owned strings; what the guest returns is owned
-        // (`EventResult`).
-        ownership: Borrowing { duplicate_if_necessary: true },
-    });
-}
-
-/// Bindings of the `transform` world, sharing the interfaces of `bindings`.
-mod transform_bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "transform",
-        exports: { default: async },
-        ownership: Borrowing { duplicate_if_necessary: true },
-        with: {
-            "router:plugin/types": super::bindings::router::plugin::types,
-            "router:plugin/log": super::bindings::router::plugin::log,
-            "router:plugin/config": super::bindings::router::plugin::config,
-            "router:plugin/kv": super::bindings::router::plugin::kv,
-        },
-    });
-}
-
-pub use bindings::router::plugin::types::HandlerError as WitHandlerError;
-
-/// The world of plugins that handle events (route `handler`).
-pub const HANDLER_WORLD: &str = "router:plugin/handler@0.1.0";
-/// The world of plugins that transform events (route `transform` `wasm` steps).
-pub const TRANSFORM_WORLD: &str = "router:plugin/transform@0.1.0";
-
-/// Which world a loaded plugin implements, with its prepared instantiation.
-pub(crate) enum Prepared {
-    /// The `handler` world.
-    Handler(bindings::HandlerPre<host::HostState>),
-    /// The `transform` world.
-    Transform(transform_bindings::TransformPre<host::HostState>),
-}
 
 /// How often the epoch advances: the granularity of plugin time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The largest linear memory any plugin may be configured for.
 pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
-
-/// Why a plugin could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The `.wasm` file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid component (or not a component at all).
-    #[error("{path} is not a valid WebAssembly component: {reason}")]
-    Compile {
-        /// The file.
-        path: String,
-        /// Wasmtime's explanation.
-        reason: String,
-    },
-    /// The component does not implement the `handler` world of this router.
-    #[error("{path} implements neither `{HANDLER_WORLD}` nor `{TRANSFORM_WORLD}`: {reason}")]
-    World {
-        /// The file.
-        path: String,
-        /// What is missing or mismatched.
-        reason: String,
-    },
-    /// The plugin's limits are out of range.
-    #[error("{0}")]
-    Limits(String),
-}
-
-/// The wasmtime configuration every plugin runs under: epoch interruption, the
-/// stack limits, and the pooling allocator with copy-on-write memory images.
-/// Public so that the benchmarks measure bare wasmtime under the same settings,
-/// as the floor of the router's own figures.
-pub fn engine_config() -> Config {
-    const KEEP_RESIDENT: usize = 2 << 20;
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    // Well below the fiber stack, so deep recursion in a guest is a trap rather
-    // than a crash of the router.
-    config.max_wasm_stack(512 * 1024);
-    config.async_stack_size(1024 * 1024);
-    let mut pooling = PoolingAllocationConfig::default();
-    pooling.total_component_instances(1000);
-    pooling.total_core_instances(1000);
-    pooling.total_memories(1000);
-    pooling.total_tables(1000);
-    pooling.max_memory_size(MAX_MEMORY_LIMIT as usize);
-    // A slot given back keeps its pages: the ones the instance dirtied
-    // (found with Linux's PAGEMAP_SCAN, where the kernel has it) are reset
-    // in place, so the next instance in that slot takes no page faults.
-    // Unmapping and faulting the pages back was most of a fresh
-    // instance's cost.
-    pooling.pagemap_scan(wasmtime::Enabled::Auto);
-    pooling.linear_memory_keep_resident(KEEP_RESIDENT);
-    pooling.table_keep_resident(KEEP_RESIDENT / 16);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    config
-}
-
-/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, which
-/// ends when the engine is dropped: plugin time limits count these ticks.
-pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
-    let ticker = engine.weak();
-    std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = ticker.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })
-        .map(drop)
-}
-
-/// The process-wide wasmtime engine, linker and compiled-component cache.
-pub struct PluginHost {
-    engine: Engine,
-    linker: Linker<HostState>,
-    compiled: Mutex<HashMap<[u8; 32], Component>>,
-}
-
-impl PluginHost {
-    /// The host shared by every runtime in this process, so that a component is
-    /// compiled once per file content however often the configuration is loaded.
-    pub fn shared() -> Result<&'static PluginHost, String> {
-        static HOST: OnceLock<Result<PluginHost, String>> = OnceLock::new();
-        HOST.get_or_init(|| PluginHost::new().map_err(|e| format!("{e:#}")))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    fn new() -> wasmtime::Result<Self> {
-        let engine = Engine::new(&engine_config())?;
-        start_epoch_ticker(&engine)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        bindings::Handler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
-        Ok(Self {
-            engine,
-            linker,
-            compiled: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Loads the plugin of `config` from `path`: compiles it on a blocking thread
-    /// (or takes it from the cache), checks its world, and starts one instance
-    /// under its limits. Granted directories are relative to `config_dir`.
-    pub async fn load(
-        &self,
-        config: &PluginConfig,
-        limits: PluginLimits,
-        path: &Path,
-        config_dir: &Path,
-    ) -> Result<Plugin, LoadError> {
-        let shown = path.display().to_string();
-        if limits.memory_limit > MAX_MEMORY_LIMIT {
-            return Err(LoadError::Limits(format!(
-                "memory_limit {} exceeds the maximum of {MAX_MEMORY_LIMIT} bytes",
-                limits.memory_limit
-            )));
-        }
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: shown.clone(),
-                source,
-            })?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        let component = self.compile(&shown, digest, bytes).await?;
-        let world_error = |e: wasmtime::Error| LoadError::World {
-            path: shown.clone(),
-            reason: format!("{e:#}"),
-        };
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(world_error)?;
-        let pre = match bindings::HandlerPre::new(instance_pre.clone()) {
-            Ok(pre) => Prepared::Handler(pre),
-            Err(handler_error) => match transform_bindings::TransformPre::new(instance_pre) {
-                Ok(pre) => Prepared::Transform(pre),
-                Err(_) => return Err(world_error(handler_error)),
-            },
-        };
-        Plugin::new(
-            config,
-            limits,
-            config_dir,
-            pre,
-            hex(&digest),
-            path.to_owned(),
-        )
-        .await
-    }
-
-    /// Forgets compiled components whose digest is not in `keep`, so a long run of
-    /// reloads does not accumulate every version ever loaded.
-    pub fn retain_compiled(&self, keep: &[&str]) {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|digest, _| keep.contains(&hex(digest).as_str()));
-    }
-
-    async fn compile(
-        &self,
-        shown: &str,
-        digest: [u8; 32],
-        bytes: Vec<u8>,
-    ) -> Result<Component, LoadError> {
-        let cached = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-            .cloned();
-        if let Some(component) = cached {
-            return Ok(component);
-        }
-        // Cranelift takes tens of milliseconds per component: keep it off the
-        // async workers.
-        let engine = self.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Compile {
-                path: shown.to_owned(),
-                reason: format!("the compiler task failed: {e}"),
-            })?;
-        let component = compiled.map_err(|e| LoadError::Compile {
-            path: shown.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, component.clone());
-        Ok(component)
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}

@@ -7,111 +7,24 @@
 //! time limit, and the whole call (host calls included, which epochs cannot stop)
 //! also runs under a tokio timeout.
 
-use super::Prepared;
 use super::bindings::Handler;
 use super::bindings::router::plugin::types as wit;
-use super::host::{HostState, HttpPolicy, Limiter, LogBudget, LogStream};
-use super::transform_bindings::Transform;
-use super::{EPOCH_TICK, LoadError};
+use super::breaker::Breaker;
+use super::convert::{from_wit, to_wit, wit_extensions};
+use super::host::HostState;
+use super::sandbox::{HttpPolicy, Limiter, LogBudget, LogStream};
+use super::world::transform_bindings::Transform;
+use super::world::{Prepared, Version};
+use super::{CallError, EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
-use crate::event::{Event, EventError, SPEC_VERSION};
+use crate::event::Event;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
-
-/// Why a call into a plugin did not produce events.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    /// The handler returned `handler-error.retryable`.
-    #[error("plugin `{plugin}` failed (retryable): {message}")]
-    Retryable {
-        /// The plugin.
-        plugin: String,
-        /// The guest's message.
-        message: String,
-    },
-    /// The handler returned `handler-error.fatal`.
-    #[error("plugin `{plugin}` failed (fatal): {message}")]
-    Fatal {
-        /// The plugin.
-        plugin: String,
-        /// The guest's message.
-        message: String,
-    },
-    /// The guest trapped (a panic, an out-of-bounds access, memory exhausted ...).
-    #[error("plugin `{plugin}` trapped: {message}")]
-    Trap {
-        /// The plugin.
-        plugin: String,
-        /// The trap and its backtrace summary.
-        message: String,
-    },
-    /// The call ran past the plugin's time limit and was interrupted.
-    #[error(
-        "plugin `{plugin}` exceeded its time limit of {limit:?} (interrupted after {elapsed:?})"
-    )]
-    Timeout {
-        /// The plugin.
-        plugin: String,
-        /// The limit.
-        limit: Duration,
-        /// When the call was stopped.
-        elapsed: Duration,
-    },
-    /// The plugin emitted more, or larger, output than its limits allow.
-    #[error("plugin `{plugin}` exceeded its {limit} limit: {detail}")]
-    OutputLimit {
-        /// The plugin.
-        plugin: String,
-        /// `max_emitted` or `max_event_bytes`.
-        limit: &'static str,
-        /// By how much.
-        detail: String,
-    },
-    /// The plugin emitted an event that is not a valid CloudEvent.
-    #[error("plugin `{plugin}` emitted an invalid event #{index}: {error}")]
-    InvalidOutput {
-        /// The plugin.
-        plugin: String,
-        /// Position of the event in the returned list.
-        index: usize,
-        /// What is wrong with it.
-        error: EventError,
-    },
-    /// The plugin failed too often in a row and is paused.
-    #[error(
-        "plugin `{plugin}` is paused for {remaining:?} after {failures} consecutive traps or timeouts"
-    )]
-    Paused {
-        /// The plugin.
-        plugin: String,
-        /// Failures that tripped the breaker.
-        failures: u32,
-        /// Until it serves again.
-        remaining: Duration,
-    },
-}
-
-impl CallError {
-    /// Whether delivering the event again might succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Retryable { .. } | Self::Trap { .. } | Self::Timeout { .. } | Self::Paused { .. }
-        )
-    }
-
-    /// Whether this failure counts towards the circuit breaker: the plugin
-    /// misbehaved, as opposed to reporting an error about the event.
-    fn trips_breaker(&self) -> bool {
-        matches!(self, Self::Trap { .. } | Self::Timeout { .. })
-    }
-}
 
 /// A warm instance: its store and its bindings.
 struct Instance {
@@ -136,19 +49,11 @@ enum Output {
     Maybe(Option<Box<wit::EventResult>>),
 }
 
-/// Counts consecutive traps and timeouts; past the threshold the plugin refuses
-/// events until the cooldown has passed.
-#[derive(Default)]
-struct Breaker {
-    consecutive: AtomicU32,
-    /// Milliseconds since `epoch` until which the plugin is paused; 0 when not.
-    paused_until_ms: AtomicU64,
-}
-
 /// A loaded plugin, ready to handle events. Cheap to share behind an `Arc`.
 pub struct Plugin {
     name: Arc<str>,
     pre: Prepared,
+    version: Version,
     config: Arc<BTreeMap<String, String>>,
     limits: PluginLimits,
     env: Vec<(String, String)>,
@@ -157,7 +62,6 @@ pub struct Plugin {
     digest: String,
     path: PathBuf,
     loaded_at: SystemTime,
-    epoch: Instant,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
     breaker: Breaker,
@@ -181,6 +85,7 @@ impl Plugin {
         limits: PluginLimits,
         config_dir: &Path,
         pre: Prepared,
+        version: Version,
         digest: String,
         path: PathBuf,
     ) -> Result<Self, LoadError> {
@@ -207,6 +112,7 @@ impl Plugin {
             },
             name,
             pre,
+            version,
             config: Arc::new(
                 config
                     .config
@@ -223,10 +129,9 @@ impl Plugin {
             digest,
             path,
             loaded_at: SystemTime::now(),
-            epoch: Instant::now(),
             idle: Mutex::new(Vec::with_capacity(limits.instances.get() as usize)),
             permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
-            breaker: Breaker::default(),
+            breaker: Breaker::new(limits.breaker_threshold, limits.breaker_cooldown),
             counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
             kv: crate::kv::Kv::default(),
             limits,
@@ -271,8 +176,8 @@ impl Plugin {
     /// The world the component implements.
     pub fn world(&self) -> &'static str {
         match self.pre {
-            Prepared::Handler(_) => super::HANDLER_WORLD,
-            Prepared::Transform(_) => super::TRANSFORM_WORLD,
+            Prepared::Handler(_) => self.version.handler_world(),
+            Prepared::Transform(_) => self.version.transform_world(),
         }
     }
 
@@ -322,28 +227,7 @@ impl Plugin {
 
     /// How long the plugin stays paused by its circuit breaker, if it is.
     pub fn paused_for(&self) -> Option<Duration> {
-        let until = self.breaker.paused_until_ms.load(Ordering::Relaxed);
-        // 0: never paused, or a pause seen over; no clock read on every call.
-        if until == 0 {
-            return None;
-        }
-        let now = self.now_ms();
-        if until > now {
-            return Some(Duration::from_millis(until - now));
-        }
-        let _ = self.breaker.paused_until_ms.compare_exchange(
-            until,
-            0,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-        None
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
+        self.breaker.paused_for()
     }
 
     /// Hands `event` to a `handler` plugin and returns the events it emitted,
@@ -522,17 +406,9 @@ impl Plugin {
     }
 
     fn record<T>(&self, result: &Result<T, CallError>) {
-        let threshold = self.limits.breaker_threshold;
         match result {
             Err(e) if e.trips_breaker() => {
-                let failures = self.breaker.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-                if threshold > 0 && failures >= threshold {
-                    let cooldown =
-                        u64::try_from(self.limits.breaker_cooldown.as_millis()).unwrap_or(u64::MAX);
-                    self.breaker
-                        .paused_until_ms
-                        .store(self.now_ms().saturating_add(cooldown), Ordering::Relaxed);
-                    self.breaker.consecutive.store(0, Ordering::Relaxed);
+                if let Some(failures) = self.breaker.failed() {
                     tracing::error!(
                         plugin = &*self.name,
                         failures,
@@ -542,7 +418,7 @@ impl Plugin {
                 }
             }
             Err(CallError::Paused { .. }) => {}
-            _ => self.breaker.consecutive.store(0, Ordering::Relaxed),
+            _ => self.breaker.succeeded(),
         }
     }
 
@@ -644,52 +520,4 @@ impl Plugin {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The extensions as the borrowed pairs the WIT record lowers from (no
-/// allocation for an event without extensions).
-pub fn wit_extensions(e: &Event) -> Vec<(&str, &str)> {
-    e.extensions
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
-/// The event as the guest receives it, borrowed from `e`: lowering copies each
-/// field straight into the guest's memory.
-pub fn to_wit<'a>(e: &'a Event, extensions: &'a [(&'a str, &'a str)]) -> wit::EventParam<'a> {
-    wit::EventParam {
-        id: &e.id,
-        source: &e.source,
-        specversion: SPEC_VERSION,
-        type_: &e.ty,
-        datacontenttype: e.datacontenttype.as_deref(),
-        dataschema: e.dataschema.as_deref(),
-        subject: e.subject.as_deref(),
-        time: e.time.as_deref(),
-        extensions,
-        data: e.data.as_deref(),
-    }
-}
-
-fn from_wit(e: wit::EventResult) -> Result<Event, EventError> {
-    if !e.specversion.is_empty() && e.specversion != SPEC_VERSION {
-        return Err(EventError::invalid(
-            "specversion",
-            format!("plugins emit CloudEvents 1.0, not {:?}", e.specversion),
-        ));
-    }
-    let event = Event {
-        id: e.id,
-        source: e.source,
-        ty: e.type_,
-        datacontenttype: e.datacontenttype,
-        dataschema: e.dataschema,
-        subject: e.subject,
-        time: e.time,
-        extensions: e.extensions,
-        data: e.data.map(Into::into),
-    };
-    event.validate()?;
-    Ok(event)
 }

@@ -1,0 +1,191 @@
+//! The process-wide wasmtime engine, its epoch ticker, and the host that
+//! compiles, caches and loads components.
+
+use super::host::HostState;
+use super::world::{self, Prepared, Version};
+use super::{EPOCH_TICK, EngineError, LoadError, MAX_MEMORY_LIMIT, Plugin};
+use crate::config::{PluginConfig, PluginLimits};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The wasmtime configuration every plugin runs under: epoch interruption, the
+/// stack limits, and the pooling allocator with copy-on-write memory images.
+/// Public so that the benchmarks measure bare wasmtime under the same settings,
+/// as the floor of the router's own figures.
+pub fn engine_config() -> Config {
+    const KEEP_RESIDENT: usize = 2 << 20;
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // Well below the fiber stack, so deep recursion in a guest is a trap rather
+    // than a crash of the router.
+    config.max_wasm_stack(512 * 1024);
+    config.async_stack_size(1024 * 1024);
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling.total_component_instances(1000);
+    pooling.total_core_instances(1000);
+    pooling.total_memories(1000);
+    pooling.total_tables(1000);
+    pooling.max_memory_size(MAX_MEMORY_LIMIT as usize);
+    // A slot given back keeps its pages: the ones the instance dirtied
+    // (found with Linux's PAGEMAP_SCAN, where the kernel has it) are reset
+    // in place, so the next instance in that slot takes no page faults.
+    // Unmapping and faulting the pages back was most of a fresh
+    // instance's cost.
+    pooling.pagemap_scan(wasmtime::Enabled::Auto);
+    pooling.linear_memory_keep_resident(KEEP_RESIDENT);
+    pooling.table_keep_resident(KEEP_RESIDENT / 16);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, which
+/// ends when the engine is dropped: plugin time limits count these ticks.
+pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+}
+
+/// The process-wide wasmtime engine, linker and compiled-component cache.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
+}
+
+impl PluginHost {
+    /// The host shared by every runtime in this process, so that a component is
+    /// compiled once per file content however often the configuration is loaded.
+    pub fn shared() -> Result<&'static PluginHost, EngineError> {
+        static HOST: OnceLock<Result<PluginHost, EngineError>> = OnceLock::new();
+        HOST.get_or_init(PluginHost::new)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn new() -> Result<Self, EngineError> {
+        let link = |e: wasmtime::Error| EngineError::Link(format!("{e:#}"));
+        let engine =
+            Engine::new(&engine_config()).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        start_epoch_ticker(&engine).map_err(|e| EngineError::Ticker(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(link)?;
+        world::add_to_linker(&mut linker).map_err(link)?;
+        Ok(Self {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads the plugin of `config` from `path`: compiles it on a blocking thread
+    /// (or takes it from the cache), checks its world, and starts one instance
+    /// under its limits. Granted directories are relative to `config_dir`.
+    pub async fn load(
+        &self,
+        config: &PluginConfig,
+        limits: PluginLimits,
+        path: &Path,
+        config_dir: &Path,
+    ) -> Result<Plugin, LoadError> {
+        let shown = path.display().to_string();
+        if limits.memory_limit > MAX_MEMORY_LIMIT {
+            return Err(LoadError::Limits(format!(
+                "memory_limit {} exceeds the maximum of {MAX_MEMORY_LIMIT} bytes",
+                limits.memory_limit
+            )));
+        }
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: shown.clone(),
+                source,
+            })?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let component = self.compile(&shown, digest, bytes).await?;
+        let world_error = |e: wasmtime::Error| LoadError::World {
+            path: shown.clone(),
+            reason: format!("{e:#}"),
+        };
+        let version = Version::of(&component, &self.engine).map_err(|reason| LoadError::World {
+            path: shown.clone(),
+            reason,
+        })?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(world_error)?;
+        let pre = Prepared::new(instance_pre).map_err(world_error)?;
+        Plugin::new(
+            config,
+            limits,
+            config_dir,
+            pre,
+            version,
+            hex(&digest),
+            path.to_owned(),
+        )
+        .await
+    }
+
+    /// Forgets compiled components whose digest is not in `keep`, so a long run of
+    /// reloads does not accumulate every version ever loaded.
+    pub fn retain_compiled(&self, keep: &[&str]) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|digest, _| keep.contains(&hex(digest).as_str()));
+    }
+
+    async fn compile(
+        &self,
+        shown: &str,
+        digest: [u8; 32],
+        bytes: Vec<u8>,
+    ) -> Result<Component, LoadError> {
+        let cached = self
+            .compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&digest)
+            .cloned();
+        if let Some(component) = cached {
+            return Ok(component);
+        }
+        // Cranelift takes tens of milliseconds per component: keep it off the
+        // async workers.
+        let engine = self.engine.clone();
+        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                path: shown.to_owned(),
+                reason: format!("the compiler task failed: {e}"),
+            })?;
+        let component = compiled.map_err(|e| LoadError::Compile {
+            path: shown.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest, component.clone());
+        Ok(component)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
