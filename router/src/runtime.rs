@@ -450,7 +450,11 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
                     &config.kv.prefix,
                 ))),
                 Err(e) => {
-                    errors.push(config.source.error(None, "kv.url", e.to_string()));
+                    errors.push(config.source.error(
+                        config.source.span_of(&["kv", "url"]),
+                        "kv.url",
+                        e.to_string(),
+                    ));
                     crate::kv::Kv::default()
                 }
             }
@@ -460,7 +464,12 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
         let i = p.index;
         let path = config.resolve(p.path.get_ref());
         let limits = p.limits(&config.plugin_defaults);
-        match host.load(p, limits, &path, config.dir()).await {
+        let dirs = p
+            .dirs
+            .iter()
+            .map(|d| (config.resolve(&d.host), d.guest.clone()))
+            .collect();
+        match host.load(p, limits, &path, dirs).await {
             Ok(plugin) => {
                 let plugin = plugin.with_kv(kv.clone());
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));

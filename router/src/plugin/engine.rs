@@ -3,11 +3,11 @@
 
 use super::host::HostState;
 use super::world::{self, Prepared, Version};
-use super::{EPOCH_TICK, EngineError, LoadError, MAX_MEMORY_LIMIT, Plugin};
-use crate::config::{PluginConfig, PluginLimits};
+use super::{EPOCH_TICK, EngineError, LoadError, Plugin};
+use crate::config::{MAX_MEMORY_LIMIT, PluginConfig, PluginLimits};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -93,21 +93,16 @@ impl PluginHost {
 
     /// Loads the plugin of `config` from `path`: compiles it on a blocking thread
     /// (or takes it from the cache), checks its world, and starts one instance
-    /// under its limits. Granted directories are relative to `config_dir`.
+    /// under its limits. `dirs` are the granted directories, resolved, each with
+    /// where the guest sees it.
     pub async fn load(
         &self,
         config: &PluginConfig,
         limits: PluginLimits,
         path: &Path,
-        config_dir: &Path,
+        dirs: Vec<(PathBuf, String)>,
     ) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
-        if limits.memory_limit > MAX_MEMORY_LIMIT {
-            return Err(LoadError::Limits(format!(
-                "memory_limit {} exceeds the maximum of {MAX_MEMORY_LIMIT} bytes",
-                limits.memory_limit
-            )));
-        }
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| LoadError::Read {
@@ -132,7 +127,7 @@ impl PluginHost {
         Plugin::new(
             config,
             limits,
-            config_dir,
+            dirs,
             pre,
             version,
             hex(&digest),

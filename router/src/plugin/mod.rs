@@ -38,6 +38,3 @@ use std::time::Duration;
 
 /// How often the epoch advances: the granularity of plugin time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The largest linear memory any plugin may be configured for.
-pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;

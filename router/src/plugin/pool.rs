@@ -83,18 +83,13 @@ impl Plugin {
     pub(super) async fn new(
         config: &PluginConfig,
         limits: PluginLimits,
-        config_dir: &Path,
+        dirs: Vec<(PathBuf, String)>,
         pre: Prepared,
         version: Version,
         digest: String,
         path: PathBuf,
     ) -> Result<Self, LoadError> {
         let name: Arc<str> = config.name.get_ref().as_str().into();
-        let dirs = config
-            .dirs
-            .iter()
-            .map(|d| (config_dir.join(&d.host), d.guest.clone()))
-            .collect::<Vec<_>>();
         for (host, guest) in &dirs {
             if !host.is_dir() {
                 return Err(LoadError::Limits(format!(
