@@ -13,6 +13,7 @@ mod examples;
 mod explain;
 mod guarantees;
 mod ingest;
+mod layering;
 mod ops;
 mod plugins;
 mod poison;
