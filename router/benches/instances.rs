@@ -37,7 +37,11 @@ fn main() {
         // One event first, so code and allocator caches are warm before measuring.
         dispatcher.dispatch(Event::new("warm", "/bench", "t")).await;
         let before = rss_bytes();
-        let idle = dispatcher.runtime().plugins()[0].prewarm(N).await.expect("prewarm");
+        let idle = dispatcher
+            .runtime()
+            .prewarm("enricher", N)
+            .await
+            .expect("prewarm");
         let after = rss_bytes();
         let per = after.saturating_sub(before) as f64 / idle.max(1) as f64;
         let text = format!(

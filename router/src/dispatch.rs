@@ -198,7 +198,7 @@ impl Dispatcher {
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
     /// dead letter sent back); `None` when no such route exists any more.
-    pub async fn redeliver(&self, route: &str, event: &Event) -> Option<RouteReport> {
+    pub(crate) async fn redeliver(&self, route: &str, event: &Event) -> Option<RouteReport> {
         let runtime = self.runtime.load_full();
         let route = runtime.routes().iter().find(|r| r.name == route)?;
         Some(self.deliver(&runtime, route, event, 0).await)

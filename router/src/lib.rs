@@ -8,21 +8,21 @@
 //! when files change; [`server::Server`] serves it.
 
 pub mod config;
-pub mod delivery;
+pub(crate) mod delivery;
 pub mod dispatch;
 pub mod event;
 pub mod explain;
-pub mod forward;
-pub mod http;
-pub mod kv;
-pub mod metrics;
+pub(crate) mod forward;
+pub(crate) mod http;
+pub(crate) mod kv;
+pub(crate) mod metrics;
 pub mod plugin;
 pub mod policy;
-pub mod queue;
-pub mod redis;
-pub mod reload;
-pub mod retryable;
+pub(crate) mod queue;
+pub(crate) mod redis;
+pub(crate) mod reload;
+pub(crate) mod retryable;
 pub mod runtime;
 pub mod server;
 pub mod tls;
-pub mod trace;
+pub(crate) mod trace;

@@ -25,19 +25,19 @@ pub struct Route {
     /// Its compiled filter; `None` matches every event.
     pub filter: Option<Filter>,
     /// The plugin that handles matched events.
-    pub handler: Option<Arc<Plugin>>,
+    pub(crate) handler: Option<Arc<Plugin>>,
     /// The URL matched events are forwarded to.
     pub forward: Option<String>,
     /// The journal matched events are appended to.
-    pub append: Option<crate::delivery::journal::Journal>,
+    pub(crate) append: Option<crate::delivery::journal::Journal>,
     /// Steps applied before the targets.
-    pub transforms: Vec<Step>,
+    pub(crate) transforms: Vec<Step>,
     /// The route's metrics.
-    pub counters: crate::metrics::RouteCounters,
+    pub(crate) counters: crate::metrics::RouteCounters,
     /// How its targets are retried.
-    pub retry: crate::config::RetryPolicy,
+    pub(crate) retry: crate::config::RetryPolicy,
     /// Its own duplicate window, if any.
-    pub dedup: Option<Duration>,
+    pub(crate) dedup: Option<Duration>,
 }
 
 /// Settings the dispatcher needs per event.
@@ -48,13 +48,13 @@ pub struct Settings {
     /// Timeout of one forward request.
     pub forward_timeout: Duration,
     /// Where routes put the events they gave up on (`[delivery.dead_letter]`).
-    pub dead_letter: Option<DeadLetterSink>,
+    pub(crate) dead_letter: Option<DeadLetterSink>,
     /// Where every dead letter is kept, listed and redriven from: the configured
     /// sink, or in durable mode without one, the stream `<queue stream>:dead`
     /// beside the queue's (where the queue puts its poison entries).
-    pub dead_letters: Option<DeadLetterSink>,
+    pub(crate) dead_letters: Option<DeadLetterSink>,
     /// Duplicate suppression: the global window and the store of delivered pairs.
-    pub dedup: Dedup,
+    pub(crate) dedup: Dedup,
 }
 
 /// The Redis-backed parts of a runtime, built once per load so that a URL the
@@ -142,7 +142,7 @@ pub struct Runtime {
     unindexed: Vec<usize>,
     plugins: Vec<Arc<Plugin>>,
     /// Per-event settings.
-    pub settings: Settings,
+    pub(crate) settings: Settings,
     /// The durable queue's Redis, when `[queue] kind = "redis"`.
     queue: Option<Redis>,
     generation: u64,
@@ -373,17 +373,17 @@ impl Runtime {
     }
 
     /// Numbers this snapshot as the successor of `previous`.
-    pub fn succeed(&mut self, previous: &Runtime) {
+    pub(crate) fn succeed(&mut self, previous: &Runtime) {
         self.generation = previous.generation + 1;
     }
 
     /// The files this snapshot was built from: the configuration, then each plugin.
-    pub fn files(&self) -> &[PathBuf] {
+    pub(crate) fn files(&self) -> &[PathBuf] {
         &self.files
     }
 
     /// The JSON Schemas enforced at ingest.
-    pub fn schemas(&self) -> &Schemas {
+    pub(crate) fn schemas(&self) -> &Schemas {
         &self.schemas
     }
 
@@ -392,14 +392,23 @@ impl Runtime {
         &self.routes
     }
 
+    /// Starts instances of plugin `name` until `n` (at most its `instances`) wait
+    /// warm in its pool, so the first events of a burst do not pay for
+    /// instantiation; how many wait, or `None` for an unknown plugin or one that
+    /// cannot be instantiated.
+    pub async fn prewarm(&self, name: &str, n: usize) -> Option<usize> {
+        let plugin = self.plugins.iter().find(|p| p.name() == name)?;
+        plugin.prewarm(n).await.ok()
+    }
+
     /// Every loaded plugin, by name.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
+    pub(crate) fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
     }
 
     /// The durable queue's Redis, when `[queue] kind = "redis"` (built, and its
     /// URL checked, with the rest of the snapshot).
-    pub fn queue_redis(&self) -> Option<&Redis> {
+    pub(crate) fn queue_redis(&self) -> Option<&Redis> {
         self.queue.as_ref()
     }
 }

@@ -5,7 +5,7 @@ mod error;
 mod guard;
 
 pub use error::IngestError;
-pub use guard::{Guard, GuardError, WEBHOOK_TOLERANCE};
+pub use guard::{Guard, GuardError};
 
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;

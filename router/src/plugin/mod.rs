@@ -29,12 +29,14 @@ mod sandbox;
 mod world;
 
 pub use convert::{to_wit, wit_extensions};
-pub use engine::{PluginHost, engine_config, start_epoch_ticker};
-pub use error::{CallError, EngineError, LoadError};
-pub use pool::Plugin;
-pub use world::{HANDLER_WORLD, TRANSFORM_WORLD, WitHandlerError, bindings};
+pub(crate) use engine::PluginHost;
+pub use engine::{engine_config, start_epoch_ticker};
+pub(crate) use error::{CallError, EngineError, LoadError};
+pub(crate) use pool::Plugin;
+pub use world::bindings;
+pub(crate) use world::{HANDLER_WORLD, TRANSFORM_WORLD};
 
 use std::time::Duration;
 
 /// How often the epoch advances: the granularity of plugin time limits.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);

@@ -67,8 +67,6 @@ pub(super) mod v0_1 {
     });
 }
 
-pub use bindings::router::plugin::types::HandlerError as WitHandlerError;
-
 /// The world of plugins that handle events (route `handler`).
 pub const HANDLER_WORLD: &str = "router:plugin/handler@0.2.0";
 /// The world of plugins that transform events (route `transform` `wasm` steps).

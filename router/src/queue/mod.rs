@@ -36,8 +36,6 @@ mod producer;
 mod reply;
 mod trim;
 
-pub use producer::PARTITION_KEY;
-
 /// An entry to acknowledge: its stream, its id, and who waits for the answer.
 type AckRequest = (String, String, oneshot::Sender<Result<(), QueueError>>);
 
