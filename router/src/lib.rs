@@ -26,3 +26,8 @@ pub mod runtime;
 pub mod server;
 pub mod tls;
 pub(crate) mod trace;
+
+/// OpenTelemetry export of the router's spans (feature `otel`), for the binary's
+/// log set-up.
+#[cfg(feature = "otel")]
+pub use trace::otel;

@@ -43,6 +43,6 @@ fn init_logs(format: LogFormat) {
     };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
     #[cfg(feature = "otel")]
-    let registry = registry.with(router::trace::otel::layer());
+    let registry = registry.with(router::otel::layer());
     registry.init();
 }
