@@ -9,6 +9,7 @@
 
 pub mod config;
 pub(crate) mod delivery;
+mod digest;
 pub mod dispatch;
 pub mod event;
 pub mod explain;
@@ -24,6 +25,7 @@ pub(crate) mod reload;
 pub(crate) mod retryable;
 pub mod runtime;
 pub mod server;
+mod sync;
 pub mod tls;
 pub(crate) mod trace;
 

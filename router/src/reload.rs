@@ -9,8 +9,8 @@
 use crate::dispatch::Dispatcher;
 use crate::plugin::PluginHost;
 use crate::runtime::Runtime;
+use crate::sync::lock;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -298,10 +298,7 @@ async fn fingerprints(files: &[PathBuf]) -> HashMap<PathBuf, (u64, String)> {
             .iter()
             .filter_map(|f| {
                 let bytes = std::fs::read(f).ok()?;
-                let digest: String = Sha256::digest(&bytes)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let digest = crate::digest::hex(&crate::digest::sha256(&bytes));
                 Some((absolute(f), (bytes.len() as u64, digest)))
             })
             .collect()
@@ -329,8 +326,4 @@ fn is_relevant(path: &Path, watched: &BTreeSet<PathBuf>) -> bool {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -66,26 +66,44 @@ impl std::fmt::Display for TraceParent {
     }
 }
 
-/// Gives the event the request's trace context when it has none of its own.
-pub fn adopt(event: &mut Event, traceparent: Option<&str>, tracestate: Option<&str>) {
-    if event.extension(TRACEPARENT).is_some() {
-        return;
+/// The trace context of a request: its `traceparent` and `tracestate` headers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestTrace<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
+}
+
+impl<'a> RequestTrace<'a> {
+    /// The trace context in `headers`, if any.
+    pub fn of(headers: &'a http::HeaderMap) -> Self {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            traceparent: get(TRACEPARENT),
+            tracestate: get(TRACESTATE),
+        }
     }
-    if let Some(tp) = traceparent.and_then(TraceParent::parse) {
-        event.set_extension(TRACEPARENT, tp.to_string());
-        if let Some(ts) = tracestate.filter(|s| !s.is_empty()) {
-            event.set_extension(TRACESTATE, ts);
+
+    /// Gives `event` this trace context when it has none of its own.
+    pub fn adopt(self, event: &mut Event) {
+        if event.extension(TRACEPARENT).is_some() {
+            return;
+        }
+        if let Some(tp) = self.traceparent.and_then(TraceParent::parse) {
+            event.set_extension(TRACEPARENT, tp.to_string());
+            if let Some(ts) = self.tracestate.filter(|s| !s.is_empty()) {
+                event.set_extension(TRACESTATE, ts);
+            }
         }
     }
 }
 
 /// An emitted event inherits its parent's trace unless it started its own.
 pub fn inherit(child: &mut Event, parent: &Event) {
-    adopt(
-        child,
-        parent.extension(TRACEPARENT),
-        parent.extension(TRACESTATE),
-    );
+    RequestTrace {
+        traceparent: parent.extension(TRACEPARENT),
+        tracestate: parent.extension(TRACESTATE),
+    }
+    .adopt(child);
 }
 
 /// The trace id of an event, for logs.
@@ -192,11 +210,15 @@ mod tests {
     #[test]
     fn events_adopt_the_request_trace_but_keep_their_own() {
         let mut e = Event::new("1", "/s", "t");
-        adopt(&mut e, Some(TP), Some("k=v"));
+        let trace = |traceparent, tracestate| RequestTrace {
+            traceparent,
+            tracestate,
+        };
+        trace(Some(TP), Some("k=v")).adopt(&mut e);
         assert_eq!(e.extension(TRACEPARENT), Some(TP));
         assert_eq!(e.extension(TRACESTATE), Some("k=v"));
         let other = "00-11111111111111111111111111111111-2222222222222222-00";
-        adopt(&mut e, Some(other), None);
+        trace(Some(other), None).adopt(&mut e);
         assert_eq!(e.extension(TRACEPARENT), Some(TP));
         let mut child = Event::new("2", "/s", "t");
         inherit(&mut child, &e);

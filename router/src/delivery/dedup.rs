@@ -131,7 +131,7 @@ pub fn key(scope: &str, source: &str, id: &str) -> String {
 impl MemorySeen {
     /// Whether `key` was remembered within its window.
     pub fn seen(&self, key: &str) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let inner = crate::sync::lock(&self.inner);
         inner
             .expiry
             .get(key)
@@ -142,7 +142,7 @@ impl MemorySeen {
     /// `max_entries` keys are kept.
     pub fn remember(&self, key: &str, window: Duration, max_entries: usize) {
         let now = Instant::now();
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut inner = crate::sync::lock(&self.inner);
         inner.expire(now, max_entries.saturating_sub(1));
         let until = now + window;
         let key: Box<str> = key.into();
@@ -153,11 +153,7 @@ impl MemorySeen {
     /// How many keys are remembered.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expiry
-            .len()
+        crate::sync::lock(&self.inner).expiry.len()
     }
 }
 

@@ -178,7 +178,7 @@ impl Guard {
                 Secret::Bearer(_) => false,
             })
             .ok_or(GuardError::Unauthorized("invalid webhook signature"))?;
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::sync::lock(&self.seen);
         if seen.contains_key(id) {
             return Err(GuardError::Unauthorized("replayed webhook-id"));
         }

@@ -208,10 +208,9 @@ pub async fn ingest_request(
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
     metrics.events_in_flight.inc_by(n);
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    let trace = crate::trace::RequestTrace::of(&headers);
     let dispatch = |mut event: Event| {
-        crate::trace::adopt(&mut event, traceparent, tracestate);
+        trace.adopt(&mut event);
         state.dispatcher.dispatch(event)
     };
     // One event (binary and structured mode) is awaited in place: `join_all`
@@ -241,7 +240,7 @@ where
     // A mutex, not a `RefCell`, so the request's future stays `Send`; the lanes
     // are polled by one task, so it is never contended.
     let next = std::sync::Mutex::new(events.into_iter().enumerate());
-    let take = || next.lock().unwrap_or_else(|e| e.into_inner()).next();
+    let take = || crate::sync::lock(&next).next();
     let lane = || async {
         let mut done = Vec::new();
         while let Some((i, event)) = take() {
@@ -279,10 +278,9 @@ async fn enqueue(
     let metrics = crate::metrics::metrics();
     let n = events.len() as u64;
     metrics.events_received.inc_by(n);
-    let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    let tracestate = headers.get("tracestate").and_then(|v| v.to_str().ok());
+    let trace = crate::trace::RequestTrace::of(headers);
     for event in &mut events {
-        crate::trace::adopt(event, traceparent, tracestate);
+        trace.adopt(event);
     }
     match queue.enqueue(&events).await {
         Ok(ids) => {

@@ -201,7 +201,7 @@ impl KvStore {
         plugin: &Arc<str>,
         f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T,
     ) -> T {
-        let mut namespaces = self.namespaces.lock().unwrap_or_else(|e| e.into_inner());
+        let mut namespaces = crate::sync::lock(&self.namespaces);
         let keys = namespaces.entry(Arc::clone(plugin)).or_default();
         f(keys, Instant::now())
     }

@@ -5,7 +5,7 @@ use super::host::HostState;
 use super::world::{self, Prepared, Version};
 use super::{EPOCH_TICK, EngineError, LoadError, Plugin};
 use crate::config::{MAX_MEMORY_LIMIT, PluginConfig, PluginLimits};
-use sha2::{Digest, Sha256};
+use crate::digest::hex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -109,7 +109,7 @@ impl PluginHost {
                 path: shown.clone(),
                 source,
             })?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let digest = crate::digest::sha256(&bytes);
         let component = self.compile(&shown, digest, bytes).await?;
         let world_error = |e: wasmtime::Error| LoadError::World {
             path: shown.clone(),
@@ -139,10 +139,7 @@ impl PluginHost {
     /// Forgets compiled components whose digest is not in `keep`, so a long run of
     /// reloads does not accumulate every version ever loaded.
     pub fn retain_compiled(&self, keep: &[&str]) {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|digest, _| keep.contains(&hex(digest).as_str()));
+        crate::sync::lock(&self.compiled).retain(|digest, _| keep.contains(&hex(digest).as_str()));
     }
 
     async fn compile(
@@ -151,12 +148,7 @@ impl PluginHost {
         digest: [u8; 32],
         bytes: Vec<u8>,
     ) -> Result<Component, LoadError> {
-        let cached = self
-            .compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&digest)
-            .cloned();
+        let cached = crate::sync::lock(&self.compiled).get(&digest).cloned();
         if let Some(component) = cached {
             return Ok(component);
         }
@@ -173,14 +165,7 @@ impl PluginHost {
             path: shown.to_owned(),
             reason: format!("{e:#}"),
         })?;
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(digest, component.clone());
+        crate::sync::lock(&self.compiled).insert(digest, component.clone());
         Ok(component)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

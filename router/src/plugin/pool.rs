@@ -18,6 +18,7 @@ use super::world::{Prepared, Version};
 use super::{CallError, EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::Event;
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -511,8 +512,4 @@ impl Plugin {
             elapsed: started.elapsed(),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -141,11 +141,7 @@ impl RedisQueue {
         stop: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let queue = Arc::clone(self);
-        let ack_requests = self
-            .ack_requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let ack_requests = crate::sync::lock(&self.ack_requests).take();
         tokio::spawn(async move {
             if let Some(requests) = ack_requests {
                 // Outlives the workers: it ends when the queue (the last sender)
