@@ -256,6 +256,17 @@ fn post_in_background(
     })
 }
 
+/// Waits until the (closed) sink holds a request.
+async fn held_at(sink: &Sink) {
+    tokio::time::timeout(PATIENCE, async {
+        while sink.waiting() < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the event reaches the sink");
+}
+
 /// SIGTERM while a request is in flight (default, in-request mode): the router
 /// stops taking new connections, finishes the request, and exits with 0.
 #[tokio::test]
@@ -267,13 +278,7 @@ async fn sigterm_finishes_the_request_in_flight() {
         sink.url()
     ));
     let request = post_in_background(&served.addr, "in-flight");
-    tokio::time::timeout(PATIENCE, async {
-        while sink.waiting() < 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the event reaches the sink");
+    held_at(&sink).await;
     signal(&served.child, "-TERM");
     // Still running: it waits for the request it holds.
     let listener_closed = tokio::time::timeout(PATIENCE, async {
@@ -322,13 +327,7 @@ async fn sigterm_gives_up_on_requests_after_the_shutdown_timeout() {
         sink.url()
     ));
     let request = post_in_background(&served.addr, "stuck");
-    tokio::time::timeout(PATIENCE, async {
-        while sink.waiting() < 1 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the event reaches the sink");
+    held_at(&sink).await;
     let signalled = std::time::Instant::now();
     signal(&served.child, "-TERM");
     let status = tokio::task::spawn_blocking(move || {
