@@ -1,11 +1,28 @@
 //! A WebAssembly-extensible CloudEvents router.
 //!
-//! Events arrive over HTTP ([`http`]), are decoded and validated ([`event`]),
-//! matched against the routes of a TOML configuration ([`config`], [`policy`]),
-//! and delivered by the [`dispatch`]er to sandboxed WASM handler components
-//! ([`plugin`]) and HTTP sinks ([`forward`]). Everything routing needs lives in an
-//! immutable [`runtime::Runtime`] snapshot, which [`reload`] rebuilds and swaps
-//! when files change; [`server::Server`] serves it.
+//! The path of one event, folder by folder:
+//!
+//! 1. **ingest**: `http` admits the request (limits, credentials, rate) and
+//!    answers; in durable mode `queue` appends the event to a Redis stream first
+//!    and its consumers take it from there;
+//! 2. **decode**: [`event`] reads the binary, structured or batched content mode;
+//! 3. **match**: the [`runtime::Runtime`] snapshot finds the routes whose
+//!    [`policy`] filter takes the event;
+//! 4. **transform**: each route's [`policy`] transform steps (native or WASM);
+//! 5. **deliver**: the [`dispatch`]er hands it to the route's handler
+//!    ([`plugin`]), forward (`forward`) and journal, with `delivery`'s retries
+//!    and dedup, and routes what handlers emit again;
+//! 6. **dead letter**: what a route gives up on goes to `delivery`'s dead-letter
+//!    sink, from which it can be redriven.
+//!
+//! [`config`] is data: the specs the runtime compiles. `reload` rebuilds the
+//! snapshot and swaps it when files change; [`server::Server`] serves it all.
+//!
+//! Dependencies point down, and `tests/it/layering.rs` keeps them so:
+//! `event`, `config` -> `redis`, `kv`, `plugin`, `policy`, `forward` ->
+//! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
+//! `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
+//! the binary, tests and benchmarks need; the rest is crate-private.
 
 pub mod config;
 pub(crate) mod delivery;

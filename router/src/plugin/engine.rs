@@ -42,7 +42,7 @@ pub fn engine_config() -> Config {
     config
 }
 
-/// Advances `engine`'s epoch every [`EPOCH_TICK`] on a thread of its own, which
+/// Advances `engine`'s epoch every `EPOCH_TICK` (10 ms) on a thread of its own, which
 /// ends when the engine is dropped: plugin time limits count these ticks.
 pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let ticker = engine.weak();

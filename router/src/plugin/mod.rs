@@ -8,14 +8,14 @@
 //! cannot hold the worker; an instance serves one event at a time, and an
 //! instance that trapped is dropped, never reused.
 //!
-//! - `engine`: the engine, its epoch ticker, and [`PluginHost`], which compiles,
+//! - `engine`: the engine, its epoch ticker, and `PluginHost`, which compiles,
 //!   caches and loads components;
 //! - `world`: the worlds and versions of `router:plugin` served, and their
 //!   bindings;
 //! - `host`: an instance's store data and the host side of the interfaces a
 //!   plugin imports;
 //! - `sandbox`: what an instance may use, and how much;
-//! - `pool`: a loaded [`Plugin`] and its warm instances, `breaker` its circuit
+//! - `pool`: a loaded `Plugin` and its warm instances, `breaker` its circuit
 //!   breaker, `convert` the event across the WIT boundary;
 //! - `error`: why a load or a call failed.
 
