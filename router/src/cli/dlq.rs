@@ -59,6 +59,9 @@ pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
         }
         DlqAction::Redrive { .. } => {
             println!("{} redriven", body["redriven"]);
+            // Any outcome but a delivery (or a transform's drop) means the event
+            // still does not get through: dead-lettered again, failed, or not sent.
+            let mut still_failing = 0;
             for r in body["results"].as_array().into_iter().flatten() {
                 // A route's report has an outcome; a poison entry's (routed through
                 // every route) has one per route.
@@ -74,6 +77,16 @@ pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
                         )
                     })
                     .collect();
+                let failed = match (r["report"]["outcome"].as_str(), r["error"].as_str()) {
+                    (Some(outcome), _) => !got_through(outcome),
+                    (None, Some(_)) => true,
+                    (None, None) => r["report"]["routes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|route| !got_through(route["outcome"].as_str().unwrap_or_default())),
+                };
+                still_failing += usize::from(failed);
                 let outcome = match r["report"]["outcome"].as_str().or(r["error"].as_str()) {
                     Some(outcome) => outcome.to_owned(),
                     None if per_route.is_empty() => "no route matches".to_owned(),
@@ -81,8 +94,20 @@ pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
                 };
                 println!("{}  {outcome}", r["id"].as_str().unwrap_or_default());
             }
+            if still_failing > 0 {
+                eprintln!(
+                    "error: the redrive failed for {still_failing} dead letter(s): they are still listed"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         _ => println!("{}", serde_json::to_string_pretty(&body)?),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a redriven route's outcome means the event got through: delivered, or
+/// dropped by the route's own transform (nothing was to be delivered).
+fn got_through(outcome: &str) -> bool {
+    matches!(outcome, "delivered" | "dropped" | "duplicate")
 }

@@ -131,17 +131,24 @@ pub fn key(scope: &str, source: &str, id: &str) -> String {
 impl MemorySeen {
     /// Whether `key` was remembered within its window.
     pub fn seen(&self, key: &str) -> bool {
+        self.seen_at(key, Instant::now())
+    }
+
+    /// [`MemorySeen::seen`] as of `now`: the unit tests choose the time rather
+    /// than sleep through a window.
+    fn seen_at(&self, key: &str, now: Instant) -> bool {
         let inner = crate::sync::lock(&self.inner);
-        inner
-            .expiry
-            .get(key)
-            .is_some_and(|&until| until > Instant::now())
+        inner.expiry.get(key).is_some_and(|&until| until > now)
     }
 
     /// Remembers `key` for `window` (its event was delivered). At most
     /// `max_entries` keys are kept.
     pub fn remember(&self, key: &str, window: Duration, max_entries: usize) {
-        let now = Instant::now();
+        self.remember_at(key, window, max_entries, Instant::now());
+    }
+
+    /// [`MemorySeen::remember`] as of `now`.
+    fn remember_at(&self, key: &str, window: Duration, max_entries: usize, now: Instant) {
         let mut inner = crate::sync::lock(&self.inner);
         inner.expire(now, max_entries.saturating_sub(1));
         let until = now + window;
@@ -236,12 +243,21 @@ mod tests {
     fn duplicates_within_the_window_only() {
         let seen = MemorySeen::default();
         let w = Duration::from_millis(50);
-        assert!(!seen.seen("a"));
-        seen.remember("a", w, 10);
-        assert!(seen.seen("a"));
-        assert!(!seen.seen("b"));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(!seen.seen("a"), "the window has passed");
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(!seen.seen_at("a", t0));
+        seen.remember_at("a", w, 10, t0);
+        assert!(seen.seen_at("a", t0));
+        assert!(seen.seen_at("a", at(49)), "still within the window");
+        assert!(!seen.seen_at("b", at(1)));
+        assert!(!seen.seen_at("a", at(50)), "the window has passed");
+        // Remembered again (delivered again): a new window from then.
+        seen.remember_at("a", w, 10, at(60));
+        assert!(seen.seen_at("a", at(109)));
+        assert!(!seen.seen_at("a", at(110)));
+        // An expired key leaves the set when the next one is remembered.
+        seen.remember_at("b", w, 10, at(200));
+        assert_eq!(seen.len(), 1, "only b is kept");
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct RedisQueue {
     acks: mpsc::UnboundedSender<AckRequest>,
     /// The other end, taken by [`RedisQueue::start`].
     ack_requests: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AckRequest>>>,
+    /// Redis's clock minus this process's, in ms, as last measured: appends carry
+    /// their deadline in Redis's clock.
+    clock_offset: std::sync::atomic::AtomicI64,
 }
 
 impl RedisQueue {
@@ -75,6 +78,7 @@ impl RedisQueue {
         Arc::new(Self {
             acks,
             ack_requests: std::sync::Mutex::new(Some(ack_requests)),
+            clock_offset: std::sync::atomic::AtomicI64::new(0),
             redis,
             stream: config.stream.clone(),
             group: config.group.clone(),

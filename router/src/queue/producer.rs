@@ -1,22 +1,78 @@
-//! Appending events: the partition an event goes to, and one pipelined `XADD`.
+//! Appending events: the partition an event goes to, and one script that appends
+//! them all unless it runs too late.
+//!
+//! Ingest answers 503 ("nothing was accepted") when Redis does not answer within
+//! the queue's timeout. A Redis that hangs rather than dies still holds the
+//! command in its socket, and runs it when it resumes: a plain `XADD` would then
+//! keep an event whose sender was told to send it again. So the append is a
+//! script that first reads Redis's clock and refuses to append past the moment
+//! the router stopped waiting. That moment is sent in Redis's clock, never later
+//! than the real one: every answer carries Redis's time, read after the command
+//! was sent and before the answer arrived, so Redis's time minus the arrival
+//! time is a lower bound of the offset between the clocks. An append may thus be
+//! refused a round trip before the timeout (ingest answers 503 then too), never
+//! kept after it. Until the first answer, the router's own clock is taken for
+//! Redis's.
 
 use super::{QueueError, RedisQueue};
 use crate::event::Event;
 use crate::event::json::encode_structured;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Appends `ARGV[i + 1]` to stream `KEYS[i]` for every key, all or none: none
+/// once Redis's clock (ms since the epoch) has reached `ARGV[1]`. Answers Redis's
+/// time and the entry ids; or an error `LATE <Redis's time>`.
+const APPEND_UNLESS_LATE: &str = "local t = redis.call('TIME') \
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) \
+    if now >= tonumber(ARGV[1]) then return redis.error_reply('LATE ' .. now) end \
+    local ids = {} \
+    for i, key in ipairs(KEYS) do ids[i] = redis.call('XADD', key, '*', 'event', ARGV[i + 1]) end \
+    return {now, ids}";
+
+/// This process's clock, in ms since the epoch.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
 
 impl RedisQueue {
-    /// Appends `events`, in one pipeline, and returns their entry ids once Redis has
-    /// acknowledged every one: only then may ingest answer 2xx.
+    /// Appends `events`, all or none, and returns their entry ids once Redis has
+    /// them: only then may ingest answer 2xx. Redis appends nothing once the
+    /// timeout has passed, even when it gets to the command later (see the
+    /// module's documentation).
     pub async fn enqueue(&self, events: &[Event]) -> Result<Vec<String>, QueueError> {
-        let mut pipe = redis::pipe();
+        let sent = unix_ms();
+        let timeout = i64::try_from(self.redis.timeout().as_millis()).unwrap_or(i64::MAX);
+        // The offset and both clocks' readings are whole milliseconds rounded
+        // down: one more keeps the deadline on the early side.
+        let deadline = sent
+            .saturating_add(self.clock_offset.load(Relaxed))
+            .saturating_add(timeout)
+            .saturating_sub(1);
+        let mut script = redis::cmd("EVAL");
+        script.arg(APPEND_UNLESS_LATE).arg(events.len());
         for event in events {
-            pipe.cmd("XADD")
-                .arg(&*self.stream_of(event))
-                .arg("*")
-                .arg("event")
-                .arg(encode_structured(event));
+            script.arg(&*self.stream_of(event));
         }
-        self.redis.run_pipeline(&pipe).await
+        script.arg(deadline);
+        for event in events {
+            script.arg(encode_structured(event));
+        }
+        let answer = self.redis.run::<(i64, Vec<String>)>(&script).await;
+        let redis_now = match &answer {
+            Ok((now, _)) => Some(*now),
+            Err(QueueError::Redis(e)) if e.code() == Some("LATE") => {
+                e.detail().and_then(|d| d.trim().parse().ok())
+            }
+            Err(_) => None,
+        };
+        if let Some(redis_now) = redis_now {
+            // Redis read its clock before answering: at most this far ahead.
+            self.clock_offset.store(redis_now - unix_ms(), Relaxed);
+        }
+        answer.map(|(_, ids)| ids)
     }
 
     /// The stream an event goes to: its partition's when it has a `partitionkey`

@@ -413,3 +413,35 @@ pub fn check_expected(path: &std::path::Path, actual: &str) -> Option<String> {
         )
     })
 }
+
+impl Sink {
+    /// Waits until every id of `expected` has arrived, and returns how many
+    /// requests arrived in all and their distinct ids. Each request is decoded once,
+    /// as it arrives (not every request at every check), and the wait fails only
+    /// when nothing new arrives for [`PATIENCE`]: a loaded machine delivers slowly,
+    /// a hang delivers nothing.
+    pub async fn wait_for_ids(
+        &self,
+        expected: &std::collections::BTreeSet<String>,
+    ) -> (usize, std::collections::BTreeSet<String>) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut read = 0;
+        loop {
+            let arrived = self.arrived.notified();
+            let new: Vec<Received> = self.received.lock().expect("lock")[read..].to_vec();
+            read += new.len();
+            seen.extend(new.iter().filter_map(|r| r.ce("id")));
+            let missing = expected.difference(&seen).count();
+            if missing == 0 {
+                return (read, seen);
+            }
+            if tokio::time::timeout(PATIENCE, arrived).await.is_err() {
+                let some: Vec<&String> = expected.difference(&seen).take(5).collect();
+                panic!(
+                    "nothing arrived for {PATIENCE:?}: {missing} of {} ids missing (such as {some:?}) after {read} requests",
+                    expected.len()
+                );
+            }
+        }
+    }
+}

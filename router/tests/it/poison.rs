@@ -3,11 +3,19 @@
 //! dead-letter layout, and `router dlq list|show|redrive` sees them.
 
 use crate::common::*;
-use crate::durable::{RedisServer, until, wait_ready};
+use crate::durable::{RedisServer, all_acknowledged, until, wait_ready};
 use axum::http::StatusCode;
 
-/// `router dlq --url <router> <args...>`: its exit status and standard output.
-async fn dlq(router: &TestRouter, args: &[&str]) -> (bool, String) {
+/// `router dlq --url <router> <args...>`, which must succeed: its standard output.
+async fn dlq(router: &TestRouter, args: &[&str]) -> String {
+    let (success, stdout, stderr) = dlq_output(router, args).await;
+    assert!(success, "router dlq {args:?}: {stdout}\n{stderr}");
+    stdout
+}
+
+/// `router dlq --url <router> <args...>`: whether it succeeded, its standard
+/// output and its standard error.
+async fn dlq_output(router: &TestRouter, args: &[&str]) -> (bool, String, String) {
     let url = format!("http://{}", router.addr);
     // tokio's Command: the router under test serves on this test's runtime.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_router"))
@@ -16,13 +24,11 @@ async fn dlq(router: &TestRouter, args: &[&str]) -> (bool, String) {
         .output()
         .await
         .expect("router dlq");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
+    (
         output.status.success(),
-        "router dlq {args:?}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), stdout)
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[tokio::test]
@@ -59,8 +65,17 @@ async fn a_poison_entry_is_listed_shown_and_redriven_by_the_cli() {
         router.admin("dlq").await["count"] == 2
     })
     .await;
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "delivered max_deliveries (1) times, then dead-lettered"
+    );
+    until("the dead-lettered entries are acknowledged", || {
+        all_acknowledged(&redis, "t:cli")
+    })
+    .await;
 
-    let (_, listed) = dlq(&router, &["list"]).await;
+    let listed = dlq(&router, &["list"]).await;
     assert!(listed.starts_with("2 dead letter(s)"), "{listed}");
     assert!(
         listed.contains("route=*  event=poison-1") && listed.contains("reason=max_deliveries"),
@@ -76,7 +91,7 @@ async fn a_poison_entry_is_listed_shown_and_redriven_by_the_cli() {
         .find(|l| l["reason"] == "max_deliveries")
         .expect("the exhausted entry");
     let id = poison["id"].as_str().unwrap().to_owned();
-    let (_, shown) = dlq(&router, &["show", &id]).await;
+    let shown = dlq(&router, &["show", &id]).await;
     let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
     assert_eq!(shown["event"]["id"], "poison-1");
     assert_eq!(shown["route"], "*");
@@ -95,10 +110,31 @@ async fn a_poison_entry_is_listed_shown_and_redriven_by_the_cli() {
         "its body is kept as it was"
     );
 
+    // Redriven while the route still fails: the CLI says so, exits non-zero,
+    // and the event is still a dead letter.
+    let (success, stdout, stderr) = dlq_output(&router, &["redrive", &id]).await;
+    assert!(
+        !success,
+        "a failed redrive exits non-zero: {stdout}{stderr}"
+    );
+    assert!(
+        stderr.contains("the redrive failed for 1 dead letter(s)"),
+        "{stderr}"
+    );
+    let still = router.admin("dlq").await;
+    let id = still["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["event"]["id"] == "poison-1")
+        .and_then(|l| l["id"].as_str())
+        .unwrap_or_else(|| panic!("poison-1 is no dead letter any more: {still}"))
+        .to_owned();
+
     // Redriven through the live routes: the route takes it now.
     sink.answer(StatusCode::OK);
     let before = sink.received().len();
-    let (_, redriven) = dlq(&router, &["redrive", &id]).await;
+    let redriven = dlq(&router, &["redrive", &id]).await;
     assert!(redriven.starts_with("1 redriven"), "{redriven}");
     assert!(redriven.contains("down=delivered"), "{redriven}");
     let received = sink.received();

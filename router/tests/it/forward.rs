@@ -1,5 +1,5 @@
-//! Synchronous delivery: forward failures, concurrency, and shutdown with events
-//! in flight.
+//! Forwards in the default (in-request) mode: a failing or unreachable target,
+//! concurrent requests, and shutdown with events in flight.
 
 use crate::common::*;
 use axum::http::StatusCode;
