@@ -5,13 +5,13 @@ mod common;
 
 mod cesql;
 mod config_ui;
+mod delivery;
 mod demo;
 mod docs;
 mod durable;
 mod examples;
 mod explain;
 mod forward;
-mod guarantees;
 mod ingest;
 mod layering;
 mod ops;
