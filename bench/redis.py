@@ -4,7 +4,7 @@
 Starts its own redis-server (AOF, fsync every second) on a free port, then for
 several pairs: redis-benchmark XADD (unpipelined, and pipelined 16 deep), and the
 router in durable mode driven by the load generator (one event per request, and
-batches of 100, whose XADDs the router pipelines). One event per request is also
+batches of 100, which the router appends with one script, all or none). One event per request is also
 measured on an ingest-only router (`consume = false`): the same ingest path
 without the same process routing the stream on the same two cores. Each pair's router figure is
 divided by its own XADD figure; the medians (with min and max) are printed as JSON.
