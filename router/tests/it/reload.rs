@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A folder with `router.toml` and `p.wasm` (the enricher at first), whose
 /// routes send what `p` emits to a sink: `.enriched` events while `p` is the
@@ -133,11 +133,13 @@ async fn replacing_a_plugin_under_load_loses_nothing() {
         })
         .collect();
     setup.sink.wait_for(20).await;
-    let written = Instant::now();
     replace_atomically(
         &setup.plugin(),
         &std::fs::read(plugin_artifacts::RELAY).expect("relay"),
     );
+    // How soon the switch happens is the reloader's unit tests' business (and
+    // compiling the new component on a loaded machine takes what it takes):
+    // the deadline here only catches a reload that never comes.
     tokio::time::timeout(PATIENCE, async {
         while !setup
             .sink
@@ -150,11 +152,6 @@ async fn replacing_a_plugin_under_load_loses_nothing() {
     })
     .await
     .expect("the new plugin handled an event");
-    let switched = written.elapsed();
-    assert!(
-        switched < Duration::from_secs(2),
-        "new behaviour after {switched:?}"
-    );
     // Keep the clients going on the new version for a moment.
     let before = setup.sink.received().len();
     setup.sink.wait_for(before + 20).await;
