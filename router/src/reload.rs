@@ -327,3 +327,264 @@ fn is_relevant(path: &Path, watched: &BTreeSet<PathBuf>) -> bool {
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Longest a test waits for something that must happen; only catches hangs.
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    fn route(name: &str) -> String {
+        format!("[[route]]\nname = \"{name}\"\nforward = \"http://127.0.0.1:9/\"\n")
+    }
+
+    /// Writes `text` beside `path` and renames it over `path`: every version a
+    /// reload may read is whole, so only the reloader's timing is under test.
+    fn replace(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("write");
+        std::fs::rename(&tmp, path).expect("rename");
+    }
+
+    fn settings(debounce: u64, max_wait: u64, settle: u64) -> ReloadSettings {
+        ReloadSettings {
+            debounce: Duration::from_millis(debounce),
+            max_wait: Duration::from_millis(max_wait),
+            settle: Duration::from_millis(settle),
+        }
+    }
+
+    /// A reloader of `dir/router.toml`, which starts with one route, `first`.
+    async fn reloader(dir: &Path, settings: ReloadSettings) -> Arc<Reloader> {
+        let path = dir.join("router.toml");
+        replace(&path, &route("first"));
+        let (_, runtime) = Runtime::load(&path).await.expect("load");
+        Arc::new(Reloader::new(
+            &path,
+            Arc::new(Dispatcher::new(runtime)),
+            settings,
+        ))
+    }
+
+    fn take_inbox(reloader: &Reloader) -> mpsc::Receiver<Request> {
+        lock(&reloader.inbox)
+            .take()
+            .expect("the inbox is taken once")
+    }
+
+    fn route_names(reloader: &Reloader) -> Vec<String> {
+        reloader
+            .dispatcher
+            .runtime()
+            .routes()
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_change_is_relevant_for_a_watched_file_or_a_double_dot_entry_beside_one() {
+        let watched: BTreeSet<PathBuf> = [PathBuf::from("/etc/router/router.toml")].into();
+        let relevant = |p: &str| is_relevant(Path::new(p), &watched);
+        assert!(relevant("/etc/router/router.toml"));
+        // Kubernetes swaps a ConfigMap by replacing `..data`, and writes `..<timestamp>`.
+        assert!(relevant("/etc/router/..data"));
+        assert!(relevant("/etc/router/..2026_12_02_06_00_00.123"));
+        // Editors' and our own temporary files are not the file: their rename is.
+        assert!(!relevant("/etc/router/router.tmp"));
+        assert!(!relevant("/etc/router/.router.toml.swp"));
+        assert!(!relevant("/etc/router/notes.txt"));
+        assert!(!relevant("/etc/other/..data"));
+        assert!(!relevant("/etc/router"));
+    }
+
+    #[tokio::test]
+    async fn fingerprints_are_size_and_sha256_of_the_files_that_exist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let present = dir.path().join("a.txt");
+        std::fs::write(&present, "abc").expect("write");
+        let missing = dir.path().join("b.txt");
+        let prints = fingerprints(&[present.clone(), missing]).await;
+        assert_eq!(
+            prints,
+            HashMap::from([(
+                absolute(&present),
+                (
+                    3,
+                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_owned()
+                )
+            )])
+        );
+    }
+
+    #[tokio::test]
+    async fn without_changes_the_debounce_waits_its_quiet_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(200, 60_000, 10)).await;
+        let mut inbox = take_inbox(&reloader);
+        let started = Instant::now();
+        reloader.debounce(&mut inbox, &mut Vec::new()).await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    /// Changes 20 ms apart against a 500 ms debounce: the reload starts once
+    /// they stop, not at the first or in between.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_changes_is_debounced_until_it_stops() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(500, 60_000, 10)).await;
+        let mut inbox = take_inbox(&reloader);
+        let sender = {
+            let reloader = Arc::clone(&reloader);
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    reloader.request();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                reloader.request();
+                Instant::now()
+            })
+        };
+        tokio::time::timeout(PATIENCE, reloader.debounce(&mut inbox, &mut Vec::new()))
+            .await
+            .expect("the debounce ends after the burst");
+        let returned = Instant::now();
+        let last_change = sender.await.expect("sender");
+        assert!(
+            returned >= last_change + Duration::from_millis(500),
+            "the reload started {:?} before the quiet time after the last change ended",
+            (last_change + Duration::from_millis(500)).saturating_duration_since(returned)
+        );
+    }
+
+    /// Changes that never stop, against a 10 s debounce: only `max_wait` can end
+    /// the wait, and it does, never before it has passed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_of_changes_postpones_a_reload_by_max_wait_at_most() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(10_000, 300, 10)).await;
+        let mut inbox = take_inbox(&reloader);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (reloader, stop) = (Arc::clone(&reloader), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    reloader.request();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        let started = Instant::now();
+        let ended =
+            tokio::time::timeout(PATIENCE, reloader.debounce(&mut inbox, &mut Vec::new())).await;
+        let took = started.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        sender.await.expect("sender");
+        assert!(
+            ended.is_ok(),
+            "a stream of changes postponed the reload for good"
+        );
+        assert!(took >= Duration::from_millis(300), "ended after {took:?}");
+        assert!(took < Duration::from_secs(10), "ended after {took:?}");
+    }
+
+    #[tokio::test]
+    async fn an_explicit_reload_cuts_the_debounce_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(60_000, 60_000, 10)).await;
+        let mut inbox = take_inbox(&reloader);
+        reloader.request();
+        reloader.request();
+        let (reply, _answer) = oneshot::channel();
+        reloader
+            .requests
+            .try_send(Request::Now(reply))
+            .expect("queued");
+        let mut waiting = Vec::new();
+        tokio::time::timeout(PATIENCE, reloader.debounce(&mut inbox, &mut waiting))
+            .await
+            .expect("`Now` ends the debounce");
+        assert_eq!(waiting.len(), 1, "the caller is answered by this reload");
+    }
+
+    /// The configuration is rewritten every 20 ms for 2 s while a reload is
+    /// asked for; with a 500 ms `settle`, the reload reads it only once the
+    /// writer is done: the last version, 500 ms after its write began.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_that_keeps_changing_is_read_only_once_it_has_settled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(10, 1_000, 500)).await;
+        tokio::spawn(Arc::clone(&reloader).run(std::future::pending()));
+        let path = reloader.config_path.clone();
+        let writer = std::thread::spawn(move || {
+            for i in 0..100 {
+                replace(&path, &route(&format!("v{i}")));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let last = Instant::now();
+            replace(&path, &route("last"));
+            last
+        });
+        let generation = tokio::time::timeout(PATIENCE, reloader.reload_now())
+            .await
+            .expect("the reload ends once the file has settled");
+        let answered = Instant::now();
+        let last_written = writer.join().expect("writer");
+        assert_eq!(generation, Ok(2));
+        assert_eq!(route_names(&reloader), ["last"]);
+        assert!(answered >= last_written + Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_failed_reload_keeps_the_old_runtime_and_says_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(10, 100, 10)).await;
+        tokio::spawn(Arc::clone(&reloader).run(std::future::pending()));
+        replace(&reloader.config_path, "[[route]\nname = ");
+        let Err(ReloadError::Invalid(error)) = reloader.reload_now().await else {
+            panic!("a syntax error reloaded");
+        };
+        assert!(error.contains("router.toml:1:"), "{error}");
+        let status = reloader.status();
+        assert_eq!((status.reloads, status.failures), (0, 1));
+        assert_eq!(status.last_error.as_deref(), Some(error.as_str()));
+        assert!(status.last_attempt_unix.is_some());
+        assert_eq!(reloader.dispatcher.runtime().generation(), 1);
+        assert_eq!(route_names(&reloader), ["first"]);
+
+        replace(&reloader.config_path, &route("second"));
+        assert_eq!(reloader.reload_now().await, Ok(2));
+        let status = reloader.status();
+        assert_eq!((status.reloads, status.failures), (1, 1));
+        assert_eq!(status.last_error, None);
+        assert_eq!(route_names(&reloader), ["second"]);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_reloader_refuses_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(10, 100, 10)).await;
+        Arc::clone(&reloader).run(async {}).await;
+        assert_eq!(reloader.reload_now().await, Err(ReloadError::NotRunning));
+    }
+
+    /// The configuration's folder is watched, so a file renamed over it is seen.
+    #[tokio::test]
+    async fn watching_sees_a_file_renamed_over_the_configuration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reloader = reloader(dir.path(), settings(10, 100, 10)).await;
+        let mut inbox = take_inbox(&reloader);
+        reloader.watch().expect("watch");
+        assert_eq!(
+            *lock(&reloader.watched),
+            BTreeSet::from([absolute(&reloader.config_path)])
+        );
+        replace(&reloader.config_path, &route("second"));
+        let request = tokio::time::timeout(PATIENCE, inbox.recv())
+            .await
+            .expect("the rename is seen");
+        assert!(matches!(request, Some(Request::Changed)));
+    }
+}

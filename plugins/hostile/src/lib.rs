@@ -16,6 +16,14 @@
 //! | `socket:<addr>` | opening a TCP connection |
 //! | `env:<NAME>` | reading an environment variable |
 //! | `http:<url>` | an outbound HTTP GET through `wasi:http` |
+//! | `http-<method>:<url>` | an outbound HTTP request with that method (`http-post:...`) |
+//! | `emit:<n>` | emitting `n` small events |
+//! | `bytes:<n>` | emitting one event with `n` bytes of data |
+//! | `alloc:<n>` | allocating (and touching) `n` MiB, then returning normally |
+//! | `log:<n>` | `n` bytes of log, in lines of at most 1 KiB |
+//!
+//! The numeric cases sit just below or just above a limit, so the router's tests
+//! can check where each limit lies, not only that there is one.
 
 use router_guest::{Event, HandlerError, handler, log};
 use std::hint::black_box;
@@ -85,11 +93,42 @@ fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
                     reply("env", "hostile.env").with_data(seen, "text/plain"),
                 ])
             } else if let Some(url) = other.strip_prefix("http:") {
-                let answer =
-                    http_get(url).map_err(|e| HandlerError::fatal(format!("http {url}: {e}")))?;
+                let answer = http_request("GET", url)
+                    .map_err(|e| HandlerError::fatal(format!("http {url}: {e}")))?;
                 Ok(vec![
                     reply("http", "hostile.http").with_data(answer, "text/plain"),
                 ])
+            } else if let Some((method, url)) = other
+                .strip_prefix("http-")
+                .and_then(|rest| rest.split_once(':'))
+            {
+                let answer = http_request(method, url)
+                    .map_err(|e| HandlerError::fatal(format!("http {method} {url}: {e}")))?;
+                Ok(vec![
+                    reply("http", "hostile.http").with_data(answer, "text/plain"),
+                ])
+            } else if let Some(n) = number(other, "emit:") {
+                Ok((0..n)
+                    .map(|i| reply(&format!("e{i}"), "hostile.emit"))
+                    .collect())
+            } else if let Some(n) = number(other, "bytes:") {
+                Ok(vec![reply("bytes", "hostile.bytes").with_data(
+                    vec![b'x'; n],
+                    "application/octet-stream",
+                )])
+            } else if let Some(n) = number(other, "alloc:") {
+                let hoard = vec![7u8; n << 20];
+                black_box(&hoard);
+                Ok(vec![])
+            } else if let Some(n) = number(other, "log:") {
+                let line = "l".repeat(1024);
+                let mut left = n;
+                while left > 0 {
+                    let size = left.min(line.len());
+                    log::info(&line[..size]);
+                    left -= size;
+                }
+                Ok(vec![])
             } else {
                 Ok(vec![])
             }
@@ -113,8 +152,14 @@ fn recurse(depth: u64) -> u64 {
     black_box(recurse(depth + 1)) + frame[0]
 }
 
-/// A GET through `wasi:http/outgoing-handler`; errors carry the host's error code.
-fn http_get(url: &str) -> Result<String, String> {
+/// The number after `prefix` in `text`, if `text` is `<prefix><n>`.
+fn number(text: &str, prefix: &str) -> Option<usize> {
+    text.strip_prefix(prefix)?.parse().ok()
+}
+
+/// A request through `wasi:http/outgoing-handler`, without a body; errors carry
+/// the host's error code.
+fn http_request(method: &str, url: &str) -> Result<String, String> {
     use wasi::http::outgoing_handler;
     use wasi::http::types::{Fields, Method, OutgoingRequest, Scheme};
     let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
@@ -122,7 +167,14 @@ fn http_get(url: &str) -> Result<String, String> {
         .split_once('/')
         .map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
     let request = OutgoingRequest::new(Fields::new());
-    request.set_method(&Method::Get).map_err(|()| "method")?;
+    let method = match method.to_ascii_uppercase().as_str() {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        "PUT" => Method::Put,
+        "DELETE" => Method::Delete,
+        other => Method::Other(other.to_owned()),
+    };
+    request.set_method(&method).map_err(|()| "method")?;
     request
         .set_scheme(Some(&Scheme::Http))
         .map_err(|()| "scheme")?;

@@ -5,6 +5,7 @@ mod common;
 
 mod cesql;
 mod config_ui;
+mod defaults;
 mod delivery;
 mod demo;
 mod docs;

@@ -7,19 +7,29 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// The hostile plugin twice: bare (nothing granted), and with grants.
+/// The hostile plugin three times: bare (nothing granted), with a short time
+/// limit for the endless loop, and with grants. The bare one's time limit is far
+/// above what any of its other attacks takes even on a loaded machine, so each
+/// is stopped by the limit it attacks, not by the clock.
 fn config(granted_dir: &str, http_port: u16) -> String {
     format!(
         r#"
 [[plugin]]
 name = "hostile"
 path = {hostile:?}
-timeout = "300ms"
+timeout = "10s"
 memory_limit = "32MiB"
 max_emitted = 100
 max_event_bytes = "1MiB"
 max_log_bytes = "16KiB"
+breaker_threshold = 0
+
+[[plugin]]
+name = "spinner"
+path = {hostile:?}
+timeout = "300ms"
 breaker_threshold = 0
 
 [[plugin]]
@@ -34,6 +44,11 @@ http = [{{ host = "127.0.0.1:{http_port}", methods = ["GET"] }}]
 name = "attack"
 filter = {{ exact = {{ type = "attack" }} }}
 handler = "hostile"
+
+[[route]]
+name = "spin"
+filter = {{ exact = {{ type = "spin" }} }}
+handler = "spinner"
 
 [[route]]
 name = "granted"
@@ -119,33 +134,67 @@ async fn hostile_plugins_are_stopped_while_a_neighbour_keeps_serving() {
         Arc::clone(&served),
     );
 
-    // (data, expected status, what the error must say besides the plugin's name)
-    let cases: [(&str, StatusCode, &[&str]); 7] = [
-        ("loop", StatusCode::BAD_GATEWAY, &["time limit of 300ms"]),
+    // (type, data, the plugin, expected status, what the error must say besides
+    // the plugin's name)
+    let cases: [(&str, &str, &str, StatusCode, &[&str]); 7] = [
         (
+            "spin",
+            "loop",
+            "spinner",
+            StatusCode::BAD_GATEWAY,
+            &["time limit of 300ms"],
+        ),
+        (
+            "attack",
             "memory",
+            "hostile",
             StatusCode::BAD_GATEWAY,
             &["memory_limit of 33554432 bytes"],
         ),
-        ("stack", StatusCode::BAD_GATEWAY, &["trapped"]),
-        ("panic", StatusCode::BAD_GATEWAY, &["trapped"]),
         (
+            "attack",
+            "stack",
+            "hostile",
+            StatusCode::BAD_GATEWAY,
+            &["trapped"],
+        ),
+        (
+            "attack",
+            "panic",
+            "hostile",
+            StatusCode::BAD_GATEWAY,
+            &["trapped"],
+        ),
+        (
+            "attack",
             "invalid",
+            "hostile",
             StatusCode::UNPROCESSABLE_ENTITY,
             &["invalid event #0", "id"],
         ),
         (
+            "attack",
             "bigevent",
+            "hostile",
             StatusCode::UNPROCESSABLE_ENTITY,
             &["max_event_bytes", "8388608 bytes"],
         ),
-        ("passwd", StatusCode::UNPROCESSABLE_ENTITY, &["/etc/passwd"]),
+        (
+            "attack",
+            "passwd",
+            "hostile",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["/etc/passwd"],
+        ),
     ];
-    for (data, status, needles) in cases {
-        let (got, body) = attack(&h.router, "attack", data).await;
+    for (ty, data, plugin, status, needles) in cases {
+        let (got, body) = attack(&h.router, ty, data).await;
         assert_eq!(got, status, "{data}: {body}");
         let error = first_error(&body);
-        assert!(error.contains("plugin `hostile`"), "{data}: {error}");
+        assert!(
+            error.contains(&format!("plugin `{plugin}`")),
+            "{data}: {error}"
+        );
         for needle in needles {
             assert!(error.contains(needle), "{data}: {error:?} lacks {needle:?}");
         }
@@ -192,30 +241,32 @@ async fn hostile_plugins_are_stopped_while_a_neighbour_keeps_serving() {
         served.load(Ordering::SeqCst) > 0,
         "the neighbour was served during the attack"
     );
-    // The hostile plugin still answers normal events: trapped instances were replaced.
-    let (got, body) = attack(&h.router, "attack", "nothing").await;
-    assert_eq!(got, StatusCode::OK, "{body}");
 }
 
-/// The loop is interrupted at the limit, never before. The bound after it is one
-/// epoch tick plus slack for a loaded CI machine (the ticker thread and the worker
-/// may be descheduled); `benches/instances.rs` measures the real overshoot.
+/// The loop is interrupted at its 300 ms limit, never before, timed by the
+/// test. The upper bound only tells a stopped loop from one left running (which
+/// holds the request until the client gives up, or for the default 5 s limit),
+/// so a loaded machine cannot fail it; `benches/instances.rs` measures the real
+/// overshoot. The interrupted instance is thrown away and the next event served.
 #[tokio::test]
-async fn an_endless_loop_stops_within_the_limit_plus_a_tick() {
+async fn an_endless_loop_is_stopped_at_its_time_limit_and_the_plugin_keeps_serving() {
     let h = harness().await;
-    let (_, body) = attack(&h.router, "attack", "loop").await;
+    let started = Instant::now();
+    let (got, body) = attack(&h.router, "spin", "loop").await;
+    let took = started.elapsed();
+    assert_eq!(got, StatusCode::BAD_GATEWAY, "{body}");
     let error = first_error(&body);
-    let after = error
-        .rsplit("interrupted after ")
-        .next()
-        .and_then(|t| t.strip_suffix(")"))
-        .and_then(|t| t.strip_suffix("ms"))
-        .and_then(|t| t.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no elapsed time in {error:?}"));
     assert!(
-        (300.0..=300.0 + 10.0 + 190.0).contains(&after),
-        "interrupted after {after} ms"
+        error.contains("plugin `spinner` exceeded its time limit of 300ms"),
+        "{error}"
     );
+    assert!(
+        took >= Duration::from_millis(300),
+        "answered after {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    let (got, body) = attack(&h.router, "spin", "nothing").await;
+    assert_eq!(got, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
@@ -354,58 +405,209 @@ async fn a_plugin_that_keeps_trapping_is_paused_by_its_breaker() {
     );
 }
 
-/// The memory bomb stays inside its limit: the router's own resident memory does
-/// not grow by more than the guests' limits allow.
+/// The memory bomb stays inside its limit, measured on a `router serve` process
+/// of its own (the test binary's memory is shared with every other test): its
+/// peak resident memory during eight bombs grows by one 32 MiB guest memory and
+/// some slack, no more, and the memory is given back after each.
 #[tokio::test]
-async fn the_router_rss_stays_bounded_during_memory_bombs() {
-    let h = harness().await;
-    let before = rss_bytes();
-    for _ in 0..8 {
-        let (got, _) = attack(&h.router, "attack", "memory").await;
-        assert_eq!(got, StatusCode::BAD_GATEWAY);
+async fn a_memory_bomb_grows_the_router_by_its_memory_limit_at_most() {
+    const MIB: u64 = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[plugin]]\nname = \"hostile\"\npath = {:?}\nmemory_limit = \"32MiB\"\ntimeout = \"10s\"\nbreaker_threshold = 0\n\n[[route]]\nname = \"attack\"\nhandler = \"hostile\"\n",
+            plugin_artifacts::HOSTILE
+        ),
+    )
+    .expect("write config");
+    let served = crate::process::serve(&[
+        "--no-watch".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let url = format!("http://{}/events", served.addr);
+    let pid = served.child.id();
+    // One call first, so the baseline holds a warm instance and the code paths
+    // the bombs take; then the peak is reset to what is resident now.
+    let (got, body) = post_binary(&url, &ce_headers("warm", "t"), "nothing").await;
+    assert_eq!(got, StatusCode::OK, "{body}");
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak RSS");
+    let before = proc_status_bytes(pid, "VmRSS:");
+    for i in 0..8 {
+        let (got, body) = post_binary(&url, &ce_headers(&format!("bomb-{i}"), "t"), "memory").await;
+        assert_eq!(got, StatusCode::BAD_GATEWAY, "{body}");
+        assert!(
+            first_error(&body).contains("memory_limit of 33554432 bytes"),
+            "{body}"
+        );
     }
-    let grown = rss_bytes().saturating_sub(before);
-    // Four instances of 32 MiB at most could be resident; allow that and no more.
+    let peak = proc_status_bytes(pid, "VmHWM:");
+    let after = proc_status_bytes(pid, "VmRSS:");
     assert!(
-        grown < 4 * 32 * 1024 * 1024 + 32 * 1024 * 1024,
-        "RSS grew by {grown} bytes"
+        peak.saturating_sub(before) < 32 * MIB + 16 * MIB,
+        "the peak RSS grew by {} MiB",
+        peak.saturating_sub(before) / MIB
+    );
+    assert!(
+        after.saturating_sub(before) < 16 * MIB,
+        "RSS stayed {} MiB above the baseline",
+        after.saturating_sub(before) / MIB
     );
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+/// A `Vm...:` figure of `/proc/<pid>/status`, in bytes.
+fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
 }
 
+/// `fail`'s `flaky:1` fails the first call for an event id and counts the call
+/// in a static, so the second call on the same instance succeeds. In fresh mode
+/// every call starts on a new instance whose static is empty: the same event
+/// fails every time. In reuse mode (one instance), the count survives and the
+/// second call succeeds: the plugin really can tell the two apart.
 #[tokio::test]
-async fn fresh_mode_keeps_no_instance_between_events() {
+async fn fresh_mode_starts_every_event_on_an_instance_with_no_state() {
     let router = TestRouter::start(&format!(
-        "[[plugin]]\nname = \"once\"\npath = {:?}\nmode = \"fresh\"\n\n[[route]]\nname = \"r\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"once\"\n",
-        plugin_artifacts::ENRICHER
+        r#"
+[[plugin]]
+name = "fresh-counter"
+path = {fail:?}
+mode = "fresh"
+
+[[plugin]]
+name = "reused-counter"
+path = {fail:?}
+instances = 1
+
+[[route]]
+name = "fresh"
+filter = {{ exact = {{ type = "fresh" }} }}
+handler = "fresh-counter"
+
+[[route]]
+name = "reused"
+filter = {{ exact = {{ type = "reused" }} }}
+handler = "reused-counter"
+"#,
+        fail = plugin_artifacts::FAIL
     ))
     .await;
-    for i in 0..5 {
-        let (got, _) = post_binary(
-            &router.events_url(),
-            &ce_headers(&format!("f-{i}"), "t"),
-            "",
-        )
-        .await;
-        assert_eq!(got, StatusCode::OK);
+    let call = |ty: &'static str| {
+        let url = router.events_url();
+        async move { post_binary(&url, &ce_headers("same", ty), "flaky:1").await }
+    };
+    for attempt in 1..=3 {
+        let (got, body) = call("fresh").await;
+        assert_eq!(got, StatusCode::BAD_GATEWAY, "attempt {attempt}: {body}");
+        assert!(
+            first_error(&body).contains("call 1 of event same fails"),
+            "attempt {attempt} saw an earlier call's state: {body}"
+        );
     }
+    let (got, body) = call("reused").await;
+    assert_eq!(got, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        first_error(&body).contains("call 1 of event same fails"),
+        "{body}"
+    );
+    let (got, body) = call("reused").await;
+    assert_eq!(
+        got,
+        StatusCode::OK,
+        "the reused instance forgot its state: {body}"
+    );
+
     let plugins = router.admin("plugins").await;
-    let once = plugins["plugins"]
+    let fresh = plugins["plugins"]
         .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "once"))
+        .and_then(|p| p.iter().find(|p| p["name"] == "fresh-counter"))
         .cloned()
         .unwrap_or_default();
-    assert_eq!(once["mode"], "fresh");
-    assert_eq!(once["idle_instances"], 0, "{plugins}");
+    assert_eq!(fresh["idle_instances"], 0, "{plugins}");
+}
+
+/// An HTTP server that answers 200 to POST and 405 to anything else, and
+/// records the method of every request it gets.
+async fn post_only_server() -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let methods: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = Arc::clone(&methods);
+    let app = axum::Router::new().fallback(move |method: axum::http::Method| {
+        let seen = Arc::clone(&seen);
+        async move {
+            seen.lock().expect("lock").push(method.to_string());
+            if method == axum::http::Method::POST {
+                StatusCode::OK
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (addr, methods)
+}
+
+/// The `methods` of an HTTP grant are enforced: a POST to an allowed host is
+/// refused under `methods = ["GET"]` before it leaves the router, and goes
+/// through under `methods = ["POST"]`, which in turn refuses a GET.
+#[tokio::test]
+async fn an_http_grant_allows_only_its_methods() {
+    let (addr, methods) = post_only_server().await;
+    let router = TestRouter::start(&format!(
+        r#"
+[[plugin]]
+name = "get-only"
+path = {hostile:?}
+http = [{{ host = "127.0.0.1:{port}", methods = ["GET"] }}]
+
+[[plugin]]
+name = "post-only"
+path = {hostile:?}
+http = [{{ host = "127.0.0.1:{port}", methods = ["POST"] }}]
+
+[[route]]
+name = "get-only"
+filter = {{ exact = {{ type = "get-only" }} }}
+handler = "get-only"
+
+[[route]]
+name = "post-only"
+filter = {{ exact = {{ type = "post-only" }} }}
+handler = "post-only"
+"#,
+        hostile = plugin_artifacts::HOSTILE,
+        port = addr.port(),
+    ))
+    .await;
+    let post = format!("http-post:http://{addr}/post");
+    let get = format!("http:http://{addr}/get");
+
+    let (got, body) = attack(&router, "get-only", &post).await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(first_error(&body).contains("HttpRequestDenied"), "{body}");
+    let (got, body) = attack(&router, "post-only", &get).await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(first_error(&body).contains("HttpRequestDenied"), "{body}");
+    assert!(
+        methods.lock().expect("lock").is_empty(),
+        "a refused request reached the server"
+    );
+
+    let (got, body) = attack(&router, "post-only", &post).await;
+    assert_eq!(got, StatusCode::OK, "{body}");
+    let emitted = &body["events"][0]["routes"][0]["emitted"][0];
+    assert_eq!(emitted["type"], "hostile.http", "{body}");
+    assert_eq!(*methods.lock().expect("lock"), ["POST"]);
 }
