@@ -112,10 +112,10 @@ fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
                     .map(|i| reply(&format!("e{i}"), "hostile.emit"))
                     .collect())
             } else if let Some(n) = number(other, "bytes:") {
-                Ok(vec![reply("bytes", "hostile.bytes").with_data(
-                    vec![b'x'; n],
-                    "application/octet-stream",
-                )])
+                Ok(vec![
+                    reply("bytes", "hostile.bytes")
+                        .with_data(vec![b'x'; n], "application/octet-stream"),
+                ])
             } else if let Some(n) = number(other, "alloc:") {
                 let hoard = vec![7u8; n << 20];
                 black_box(&hoard);

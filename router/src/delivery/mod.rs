@@ -20,7 +20,7 @@ pub(crate) type PerPath<T> = LazyLock<Mutex<HashMap<PathBuf, Arc<T>>>>;
 /// and reloaded runtime that names one file shares it (and the lock in it), so
 /// their writes to the file never interleave.
 pub(crate) fn per_path<T>(registry: &PerPath<T>, path: &Path, make: impl FnOnce() -> T) -> Arc<T> {
-    let mut values = crate::sync::lock(&registry);
+    let mut values = crate::sync::lock(registry);
     Arc::clone(
         values
             .entry(path.to_owned())

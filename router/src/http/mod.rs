@@ -208,7 +208,7 @@ pub async fn ingest_request(
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
     metrics.events_in_flight.inc_by(n);
-    let trace = crate::trace::RequestTrace::of(&headers);
+    let trace = crate::trace::RequestTrace::of(headers);
     let dispatch = |mut event: Event| {
         trace.adopt(&mut event);
         state.dispatcher.dispatch(event)
