@@ -445,3 +445,11 @@ impl Sink {
         }
     }
 }
+
+/// The first error of the first route of the first event of an ingest answer.
+pub fn first_error(body: &serde_json::Value) -> String {
+    body["events"][0]["routes"][0]["errors"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -28,13 +28,6 @@ async fn call(router: &TestRouter, name: &str, data: &str) -> (StatusCode, Value
     .await
 }
 
-fn first_error(body: &Value) -> String {
-    body["events"][0]["routes"][0]["errors"][0]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// 5 s, timed by the test: an unlimited loop would hold the request until the
 /// client gives up (`PATIENCE`, 20 s), so the upper bound only catches that.
 #[tokio::test]

@@ -88,13 +88,6 @@ async fn attack(router: &TestRouter, ty: &str, data: &str) -> (StatusCode, Value
     .await
 }
 
-fn first_error(body: &Value) -> String {
-    body["events"][0]["routes"][0]["errors"][0]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// Sends events to the well-behaved route until stopped; every answer must be 200.
 fn neighbour(
     router: Arc<TestRouter>,
