@@ -34,17 +34,7 @@ impl RedisQueue {
                 let key = format!("{}:owner", self.partition_stream(n));
                 let flag = &owned[n as usize];
                 if flag.load(SeqCst) {
-                    let renewed: Result<i64, _> = self
-                        .run(
-                            cmd("EVAL")
-                                .arg(RENEW_LEASE)
-                                .arg(1)
-                                .arg(&key)
-                                .arg(&self.consumer)
-                                .arg(ttl),
-                        )
-                        .await;
-                    if !matches!(renewed, Ok(1)) {
+                    if !self.renew_lease(&key, ttl).await {
                         tracing::warn!(partition = n, "lost the partition lease");
                         flag.store(false, SeqCst);
                     }
@@ -85,18 +75,25 @@ impl RedisQueue {
         for n in 0..self.partitions {
             if owned[n as usize].load(SeqCst) {
                 let key = format!("{}:owner", self.partition_stream(n));
-                let _: Result<i64, _> = self
-                    .run(
-                        cmd("EVAL")
-                            .arg(RENEW_LEASE)
-                            .arg(1)
-                            .arg(&key)
-                            .arg(&self.consumer)
-                            .arg(1),
-                    )
-                    .await;
+                self.renew_lease(&key, 1).await;
             }
         }
+    }
+
+    /// Extends this process's lease at `key` to `ttl_ms` from now (1 ms hands it
+    /// over); whether the lease was still this process's to extend.
+    async fn renew_lease(&self, key: &str, ttl_ms: u64) -> bool {
+        let renewed: Result<i64, _> = self
+            .run(
+                cmd("EVAL")
+                    .arg(RENEW_LEASE)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&self.consumer)
+                    .arg(ttl_ms),
+            )
+            .await;
+        matches!(renewed, Ok(1))
     }
 
     /// Routes partition `n` while this process holds its lease: pending entries
