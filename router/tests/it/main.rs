@@ -13,6 +13,7 @@ mod durable;
 mod examples;
 mod explain;
 mod forward;
+mod fuzz;
 mod ingest;
 mod layering;
 mod ops;
