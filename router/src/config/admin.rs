@@ -48,8 +48,9 @@ pub enum MetricsListener {
 }
 
 /// The admin bearer token. Only its SHA-256 digest is kept, so that comparing
-/// takes the same time whatever the guess, and its `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// takes the same time whatever the guess, and its `Debug` never shows it. No
+/// `PartialEq`: [`AdminToken::matches`] is the only comparison.
+#[derive(Clone)]
 pub struct AdminToken {
     digest: [u8; 32],
     len: usize,
