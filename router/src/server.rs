@@ -1,12 +1,13 @@
-//! The listener loop: HTTP/1.1 connections with a header-read timeout, and a
-//! graceful shutdown that stops accepting, then waits for requests in flight.
+//! The listener loops: HTTP/1.1 connections with a header-read timeout on the
+//! ingest listener and on the admin API's own, and a graceful shutdown that stops
+//! accepting on both, then waits for requests in flight.
 //!
-//! It takes the listener and the shutdown signal as arguments (like tokio's
+//! It takes the listeners and the shutdown signal as arguments (like tokio's
 //! mini-redis), so tests can start it on port 0 and stop it when they like.
 
-use crate::config::Config;
+use crate::config::{AdminToken, Config, MetricsListener};
 use crate::dispatch::Dispatcher;
-use crate::http::{AppState, Guard, Limits, app};
+use crate::http::{AppState, Guard, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +23,27 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    admin_token: Option<AdminToken>,
+    metrics: MetricsListener,
+}
+
+/// The listeners a server serves on.
+pub struct Listeners {
+    /// Ingest: `POST /events`, `/healthz`, `/readyz` (and `/metrics` with
+    /// `[admin] metrics = "ingest"`). Never the admin API.
+    pub ingest: TcpListener,
+    /// The admin API (and `/metrics` by default); not served when absent.
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    /// Ingest only, without the admin API.
+    fn from(ingest: TcpListener) -> Self {
+        Self {
+            ingest,
+            admin: None,
+        }
+    }
 }
 
 impl Server {
@@ -63,6 +85,8 @@ impl Server {
             },
             header_timeout: server.header_timeout.0,
             shutdown_timeout: server.shutdown_timeout.0,
+            admin_token: config.admin.token.clone(),
+            metrics: config.admin.metrics,
         }
     }
 
@@ -87,10 +111,11 @@ impl Server {
         self.state.reloader.watch()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops accepting and
-    /// waits (up to the shutdown timeout) for the requests in flight to finish.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let router = app(self.state.clone());
+    /// Serves on `listeners` (a `TcpListener` alone is ingest without the admin
+    /// API) until `shutdown` completes, then stops accepting and waits (up to the
+    /// shutdown timeout) for the requests in flight to finish.
+    pub async fn run(self, listeners: impl Into<Listeners>, shutdown: impl Future<Output = ()>) {
+        let Listeners { ingest, admin } = listeners.into();
         let state = Arc::new(self.state.clone());
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -98,6 +123,12 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .keep_alive(true);
+        let connections = Connections {
+            builder,
+            tls: self.tls.clone(),
+            header_timeout: self.header_timeout,
+            graceful: &graceful,
+        };
         let (stop_reloads, reloads_stopped) = tokio::sync::oneshot::channel::<()>();
         let reloads = tokio::spawn(Arc::clone(&self.state.reloader).run(async {
             let _ = reloads_stopped.await;
@@ -116,54 +147,34 @@ impl Server {
             );
             Some(queue.start(Arc::clone(&self.state.dispatcher), queue_stopped))
         });
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let service = connection_service(&state, &router, peer);
-            let Some(tls) = self.tls.clone() else {
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-                continue;
-            };
-            let (builder, watcher, handshake_timeout) =
-                (builder.clone(), graceful.watcher(), self.header_timeout);
-            tokio::spawn(async move {
-                // A client that never finishes the handshake is dropped like one that
-                // never finishes its headers.
-                let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        let (stop_accepting, accepting) = tokio::sync::watch::channel(false);
+        let ingest = accept_loop(
+            ingest,
+            &connections,
+            Surface {
+                router: ingest_app(self.state.clone(), self.metrics),
+                ingest: Some(Arc::clone(&state)),
+            },
+            accepting.clone(),
+        );
+        let admin = async {
+            if let Some(admin) = admin {
+                let surface = Surface {
+                    router: admin_app(self.state.clone(), self.admin_token.clone(), self.metrics),
+                    ingest: None,
                 };
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-        }
-        // Stop taking entries (before the listener closes, so that a closed port
-        // means no new entry is taken); those in hand are finished and
-        // acknowledged, the rest stay in the stream for the other consumers.
-        let _ = stop_queue.send(true);
-        drop(listener);
+                accept_loop(admin, &connections, surface, accepting.clone()).await;
+            }
+        };
+        let stop = async {
+            shutdown.await;
+            // Stop taking entries (before the listeners close, so that a closed
+            // port means no new entry is taken); those in hand are finished and
+            // acknowledged, the rest stay in the stream for the other consumers.
+            let _ = stop_queue.send(true);
+            let _ = stop_accepting.send(true);
+        };
+        tokio::join!(ingest, admin, stop);
         let _ = stop_reloads.send(());
         let _ = reloads.await;
         if let Some(workers) = workers
@@ -186,11 +197,86 @@ impl Server {
     }
 }
 
-/// The service of one connection from `peer`: `POST /events` goes straight to
-/// the ingest handler (with the client's address, for per-client rate limits),
-/// everything else through axum's router.
+/// How connections are served, the same on every listener.
+struct Connections<'a> {
+    builder: hyper::server::conn::http1::Builder,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    graceful: &'a GracefulShutdown,
+}
+
+/// What one listener serves.
+struct Surface {
+    router: axum::Router,
+    /// The state of the ingest handler, which `POST /events` goes to without
+    /// routing: on the ingest listener only.
+    ingest: Option<Arc<AppState>>,
+}
+
+/// Accepts connections on `listener` and serves `surface` on each until `stop`
+/// turns true; then drops the listener, so its port refuses new connections,
+/// while the connections already accepted finish under `connections.graceful`.
+async fn accept_loop(
+    listener: TcpListener,
+    connections: &Connections<'_>,
+    surface: Surface,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            // Only ever set to true, and an ended sender means the same.
+            _ = stop.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = connection_service(surface.ingest.as_ref(), &surface.router, peer);
+        let Some(tls) = connections.tls.clone() else {
+            let connection = connections
+                .builder
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = connections.graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (builder, watcher, handshake_timeout) = (
+            connections.builder.clone(),
+            connections.graceful.watcher(),
+            connections.header_timeout,
+        );
+        tokio::spawn(async move {
+            // A client that never finishes the handshake is dropped like one that
+            // never finishes its headers.
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+}
+
+/// The service of one connection from `peer`: with an ingest state, `POST
+/// /events` goes straight to the ingest handler (with the client's address, for
+/// per-client rate limits); everything else goes through axum's router.
 fn connection_service(
-    state: &Arc<AppState>,
+    ingest: Option<&Arc<AppState>>,
     router: &axum::Router,
     peer: std::net::SocketAddr,
 ) -> impl hyper::service::Service<
@@ -203,16 +289,19 @@ fn connection_service(
 + 'static {
     use futures_util::future::Either;
     use tower::ServiceExt as _;
-    let (state, router) = (Arc::clone(state), router.clone());
+    let (ingest, router) = (ingest.cloned(), router.clone());
     hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let request = request.map(axum::body::Body::new);
-        if request.method() == http::Method::POST && request.uri().path() == "/events" {
-            let state = Arc::clone(&state);
-            Either::Left(async move {
-                Ok(crate::http::ingest_request(&state, Some(peer), request).await)
-            })
-        } else {
-            Either::Right(router.clone().oneshot(request))
+        match &ingest {
+            Some(state)
+                if request.method() == http::Method::POST && request.uri().path() == "/events" =>
+            {
+                let state = Arc::clone(state);
+                Either::Left(async move {
+                    Ok(crate::http::ingest_request(&state, Some(peer), request).await)
+                })
+            }
+            _ => Either::Right(router.clone().oneshot(request)),
         }
     })
 }

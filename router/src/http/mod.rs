@@ -1,12 +1,16 @@
-//! The HTTP surface: `POST /events` (ingest), `GET /healthz`, and `/admin/*`.
+//! The HTTP surface, as two applications on two listeners: ingest (`POST
+//! /events`, `GET /healthz`, `GET /readyz`), which faces the senders, and the
+//! admin API (`/admin/*`), which faces operators; `/metrics` on either.
 
 mod admin;
 mod error;
 mod guard;
 
+pub use admin::app as admin_app;
 pub use error::IngestError;
 pub use guard::{Guard, GuardError};
 
+use crate::config::MetricsListener;
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
@@ -52,9 +56,11 @@ pub struct Limits {
     pub body_timeout: Duration,
 }
 
-/// The router's HTTP application, without the listener: tests drive it directly.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// The ingest listener's application, without the listener: `/events`,
+/// `/healthz`, `/readyz`, and `/metrics` when `metrics` puts it here. The admin
+/// API is not served here, whatever the path: see [`admin_app`].
+pub fn ingest_app(state: AppState, metrics: MetricsListener) -> Router {
+    let mut router = Router::new()
         .route(
             "/events",
             post(ingest)
@@ -62,15 +68,11 @@ pub fn app(state: AppState) -> Router {
                 .fallback(|method: Method| async move { method_not_allowed(&method) }),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/admin/plugins", get(admin::plugins))
-        .route("/admin/routes", get(admin::routes))
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/explain", post(admin::explain))
-        .route("/admin/dlq", get(admin::dlq_list))
-        .route("/admin/dlq/redrive", post(admin::dlq_redrive))
-        .route("/admin/dlq/{id}", get(admin::dlq_show))
+        .route("/readyz", get(readyz));
+    if metrics == MetricsListener::Ingest {
+        router = router.route("/metrics", get(metrics_text));
+    }
+    router
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod cesql;
 mod config_ui;
 mod defaults;

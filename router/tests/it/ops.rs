@@ -28,11 +28,10 @@ async fn metrics_move_as_events_flow() {
         "--config".as_ref(),
         config.as_os_str(),
     ]);
-    let base = format!("http://{}", served.addr);
-    let events = format!("{base}/events");
+    let events = format!("http://{}/events", served.addr);
     let scrape = || async {
         client()
-            .get(format!("{base}/metrics"))
+            .get(format!("http://{}/metrics", served.admin_addr))
             .send()
             .await
             .expect("metrics")
