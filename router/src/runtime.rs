@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::delivery::deadletter::DeadLetterSink;
 use crate::delivery::dedup::Dedup;
 use crate::event::Event;
+use crate::gate::Gate;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use crate::policy::schema::Schemas;
@@ -64,6 +65,8 @@ struct Backends {
     dead_letters: Option<DeadLetterSink>,
     dedup: Dedup,
     queue: Option<Redis>,
+    /// The Redis of `[ingest] replay_store = "redis"`, and its key prefix.
+    replay: Option<(Redis, String)>,
 }
 
 impl Backends {
@@ -119,11 +122,26 @@ impl Backends {
             }),
             Some(d) => Dedup::memory(Some(d.window.0), d.max_entries),
         };
+        let replay = (config.ingest.replay_store == crate::config::DedupStore::Redis)
+            .then(|| {
+                open(
+                    config
+                        .ingest
+                        .replay_url
+                        .as_deref()
+                        .unwrap_or(&config.queue.url),
+                    crate::redis::DEFAULT_TIMEOUT,
+                    &["ingest", "replay_url"],
+                )
+            })
+            .flatten()
+            .map(|redis| (redis, format!("{}:webhook-id:", config.queue.stream)));
         let backends = Self {
             dead_letter,
             dead_letters,
             dedup,
             queue,
+            replay,
         };
         (backends, errors)
     }
@@ -148,6 +166,8 @@ pub struct Runtime {
     generation: u64,
     files: Vec<PathBuf>,
     schemas: Schemas,
+    /// Who may send events (`[ingest]`), swapped in with the routes.
+    gate: Gate,
 }
 
 impl Runtime {
@@ -331,6 +351,7 @@ impl Runtime {
                 dedup: backends.dedup,
             },
             queue: backends.queue,
+            gate: Gate::new(&config.ingest, backends.replay),
         })
     }
 
@@ -372,9 +393,16 @@ impl Runtime {
         self.generation
     }
 
-    /// Numbers this snapshot as the successor of `previous`.
+    /// Numbers this snapshot as the successor of `previous`, and takes over
+    /// the state of its gate that the new settings allow (see [`Gate::succeed`]).
     pub(crate) fn succeed(&mut self, previous: &Runtime) {
         self.generation = previous.generation + 1;
+        self.gate.succeed(&previous.gate);
+    }
+
+    /// Who may send events: credentials, rate limits, load shedding.
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The files this snapshot was built from: the configuration, then each plugin.

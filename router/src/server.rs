@@ -6,7 +6,7 @@
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::http::{AppState, Guard, Limits, app};
+use crate::http::{AppState, Limits, app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -52,7 +52,6 @@ impl Server {
             state: AppState {
                 dispatcher,
                 reloader,
-                guard: Arc::new(Guard::new(&config.ingest)),
                 queue,
                 limits: Limits {
                     body: server.body_limit.0,

@@ -4,7 +4,7 @@
 use crate::event::EventError;
 use crate::event::http::ModeError;
 use crate::event::json::BatchError;
-use crate::http::GuardError;
+use crate::gate::GateError as GuardError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -72,8 +72,13 @@ impl IngestError {
             Self::Mode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Guard(GuardError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
             Self::Guard(GuardError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            Self::Guard(GuardError::StructuredRequired { .. }) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Guard(GuardError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Guard(GuardError::Overloaded(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Guard(GuardError::Overloaded(_) | GuardError::ReplayStoreUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -88,8 +93,10 @@ impl IngestError {
             Self::Schema { .. } => "schema",
             Self::Guard(GuardError::Unauthorized(_)) => "unauthorized",
             Self::Guard(GuardError::Forbidden { .. }) => "forbidden",
+            Self::Guard(GuardError::StructuredRequired { .. }) => "unsupported_media_type",
             Self::Guard(GuardError::RateLimited { .. }) => "rate_limited",
             Self::Guard(GuardError::Overloaded(_)) => "overloaded",
+            Self::Guard(GuardError::ReplayStoreUnavailable) => "unavailable",
         }
     }
 }
@@ -117,7 +124,7 @@ impl IntoResponse for IngestError {
             Self::Guard(GuardError::RateLimited { retry_after, .. }) => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
-            Self::Guard(GuardError::Overloaded(_)) => Some(1),
+            Self::Guard(GuardError::Overloaded(_) | GuardError::ReplayStoreUnavailable) => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

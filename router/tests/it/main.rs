@@ -14,6 +14,7 @@ mod examples;
 mod explain;
 mod forward;
 mod fuzz;
+mod gate;
 mod ingest;
 mod layering;
 mod ops;
