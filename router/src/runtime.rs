@@ -168,6 +168,9 @@ pub struct Runtime {
     schemas: Schemas,
     /// Who may send events (`[ingest]`), swapped in with the routes.
     gate: Gate,
+    /// The settings only read at start, by section, to tell a reload that
+    /// changes them that a restart is needed.
+    start_only: Vec<(&'static str, String)>,
 }
 
 impl Runtime {
@@ -352,6 +355,7 @@ impl Runtime {
             },
             queue: backends.queue,
             gate: Gate::new(&config.ingest, backends.replay),
+            start_only: start_only(config),
         })
     }
 
@@ -400,6 +404,23 @@ impl Runtime {
         self.gate.succeed(&previous.gate);
     }
 
+    /// The start-only settings (read when the server starts, not by a reload)
+    /// of this snapshot's file, by section.
+    pub(crate) fn start_only(&self) -> &[(&'static str, String)] {
+        &self.start_only
+    }
+
+    /// The sections of start-only settings whose values differ between this
+    /// snapshot's file and `started` (those of the running server).
+    pub(crate) fn restart_needed(&self, started: &[(&'static str, String)]) -> Vec<&'static str> {
+        self.start_only
+            .iter()
+            .zip(started)
+            .filter(|(new, old)| new != old)
+            .map(|(new, _)| new.0)
+            .collect()
+    }
+
     /// Who may send events: credentials, rate limits, load shedding.
     pub(crate) fn gate(&self) -> &Gate {
         &self.gate
@@ -439,6 +460,21 @@ impl Runtime {
     pub(crate) fn queue_redis(&self) -> Option<&Redis> {
         self.queue.as_ref()
     }
+}
+
+/// The settings the server reads once, at start (the listener, its limits and
+/// timeouts, reloading, the durable queue), as text to compare: new keys of
+/// these sections are covered without being listed.
+fn start_only(config: &Config) -> Vec<(&'static str, String)> {
+    let mut server = config.server.clone();
+    // The two that each snapshot carries (see `Settings`).
+    server.hop_limit = 0;
+    server.forward_timeout = crate::config::Duration(Duration::ZERO);
+    vec![
+        ("[server]", format!("{server:?}")),
+        ("[reload]", format!("{:?}", config.reload)),
+        ("[queue]", format!("{:?}", config.queue)),
+    ]
 }
 
 /// Compiles the filter of each route of `config`, in order, with an error at the
@@ -619,6 +655,28 @@ mod tests {
             format!("{:?}", runtime.settings.dead_letters).contains("\"s:dead\""),
             "{:?}",
             runtime.settings.dead_letters
+        );
+    }
+
+    #[tokio::test]
+    async fn start_only_sections_are_named_when_they_change() {
+        async fn build(text: &str) -> Result<Runtime, crate::config::ConfigErrors> {
+            let config = Config::parse(Source::new("t.toml", text.to_owned()), |_| None).unwrap();
+            Runtime::build(&config).await
+        }
+        let started = build("[server]\nhop_limit = 3\n").await.unwrap();
+        let reloadable = build(
+            "[server]\nhop_limit = 5\nforward_timeout = \"2s\"\n[ingest]\nmax_in_flight = 7\n",
+        )
+        .await
+        .unwrap();
+        assert!(reloadable.restart_needed(started.start_only()).is_empty());
+        let restart = build("[server]\nbody_limit = \"2MiB\"\n[queue]\nstream = \"other\"\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            restart.restart_needed(started.start_only()),
+            ["[server]", "[queue]"]
         );
     }
 
