@@ -470,8 +470,8 @@ async fn generation(router: &TestRouter) -> u64 {
     body["generation"].as_u64().unwrap_or_default()
 }
 
-fn bearer_config(tokens: &[(&str, &str)], origins: &str) -> String {
-    let mut text = format!("[ingest]\nallowed_origins = [\"{origins}\"]\n");
+fn bearer_config(tokens: &[(&str, &str)], origins: &str, extra: &str) -> String {
+    let mut text = format!("[ingest]\nallowed_origins = [\"{origins}\"]\n{extra}\n");
     for (name, token) in tokens {
         text.push_str(&format!(
             "[[ingest.credential]]\nname = \"{name}\"\nbearer = \"{token}\"\n"
@@ -491,7 +491,7 @@ async fn a_reload_revokes_and_adds_credentials() {
         std::fs::write(&tmp, text).expect("write");
         std::fs::rename(&tmp, &path).expect("rename");
     };
-    write(&bearer_config(&[("old", "leaked")], "a.example"));
+    write(&bearer_config(&[("old", "leaked")], "a.example", ""));
     let router = TestRouter::start_file(&path).await;
     let send = |token: &'static str| {
         let url = router.events_url();
@@ -518,7 +518,11 @@ async fn a_reload_revokes_and_adds_credentials() {
     assert_eq!(send("leaked").await.0, StatusCode::OK);
     assert_eq!(send("fresh").await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(handshake("a.example").await, 200);
-    write(&bearer_config(&[("new", "fresh")], "b.example"));
+    write(&bearer_config(
+        &[("new", "fresh")],
+        "b.example",
+        "rate_limit = { per_second = 1, burst = 1 }",
+    ));
     let deadline = Instant::now() + PATIENCE;
     while generation(&router).await < 2 {
         assert!(Instant::now() < deadline, "the rewrite was never reloaded");
@@ -534,4 +538,50 @@ async fn a_reload_revokes_and_adds_credentials() {
     assert_eq!(status, StatusCode::OK, "added by the reload: {answer}");
     assert_eq!(handshake("a.example").await, 403);
     assert_eq!(handshake("b.example").await, 200);
+    // The rate limit added by the reload counts: one per second, so a 429
+    // comes at once unless the machine is slower than that.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, answer) = send("fresh").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert!(
+            Instant::now() < deadline,
+            "the reloaded rate limit never counted"
+        );
+    }
+}
+
+/// A shared replay store that does not answer refuses webhook requests with a
+/// 503 to retry, rather than letting them through unchecked.
+#[tokio::test]
+async fn an_unreachable_replay_store_refuses_with_retry_after() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (router, _sink) = router_with_sink(&format!(
+        "[ingest]\nreplay_store = \"redis\"\nreplay_url = \"redis://127.0.0.1:{port}/\"\n{}",
+        webhook_credential("")
+    ))
+    .await;
+    let body = structured("e-down", "/h");
+    let ts = now().to_string();
+    let sig = signature("down-1", &ts, &body);
+    let response = client()
+        .post(router.events_url())
+        .header("content-type", "application/cloudevents+json")
+        .header("webhook-id", "down-1")
+        .header("webhook-timestamp", ts)
+        .header("webhook-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let text = response.text().await.expect("body");
+    assert!(text.contains("replay store"), "{text}");
 }
