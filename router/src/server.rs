@@ -7,7 +7,7 @@
 
 use crate::config::{AdminToken, Config, MetricsListener};
 use crate::dispatch::Dispatcher;
-use crate::http::{AppState, Guard, Limits, admin_app, ingest_app};
+use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -74,7 +74,6 @@ impl Server {
             state: AppState {
                 dispatcher,
                 reloader,
-                guard: Arc::new(Guard::new(&config.ingest)),
                 queue,
                 limits: Limits {
                     body: server.body_limit.0,

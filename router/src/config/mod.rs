@@ -34,7 +34,8 @@ pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
 pub use filter::{DataFilterSpec, FilterSpec};
 pub use ingest::{
-    CredentialConfig, IngestConfig, RateLimitConfig, WebhookSecret, WebhookSecretError,
+    CredentialConfig, IngestConfig, ProxyRange, ProxyRangeError, RateLimitConfig, WebhookSecret,
+    WebhookSecretError,
 };
 pub use kv::KvConfig;
 pub use name::Name;

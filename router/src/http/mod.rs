@@ -4,17 +4,16 @@
 
 mod admin;
 mod error;
-mod guard;
 
 pub use admin::app as admin_app;
 pub use error::IngestError;
-pub use guard::{Guard, GuardError};
 
 use crate::config::MetricsListener;
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
 use crate::event::json::{decode_batch, decode_structured};
+use crate::gate::Authenticated;
 use crate::reload::Reloader;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -35,10 +34,9 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Rebuilds the runtime on demand.
     pub reloader: Arc<Reloader>,
-    /// Ingest limits.
+    /// Ingest limits. Credentials, rate limits and load shedding are the
+    /// runtime snapshot's gate, so that they change with a reload.
     pub limits: Limits,
-    /// Credentials, rate limits and load shedding.
-    pub guard: Arc<Guard>,
     /// The Redis stream accepted events go to, in durable mode.
     pub queue: Option<Arc<crate::queue::RedisQueue>>,
 }
@@ -140,7 +138,9 @@ async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Respons
             .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
         return response;
     };
-    match state.guard.allowed_origin(origin) {
+    let runtime = state.dispatcher.runtime();
+    let gate = runtime.gate();
+    match gate.allowed_origin(origin) {
         Some(allowed) => {
             let mut response = StatusCode::OK.into_response();
             let h = response.headers_mut();
@@ -148,7 +148,7 @@ async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Respons
             if let Ok(v) = HeaderValue::from_str(&allowed) {
                 h.insert("webhook-allowed-origin", v);
             }
-            if let Ok(v) = HeaderValue::from_str(&state.guard.allowed_rate()) {
+            if let Ok(v) = HeaderValue::from_str(&gate.allowed_rate()) {
                 h.insert("webhook-allowed-rate", v);
             }
             response
@@ -192,20 +192,25 @@ pub async fn ingest_request(
     // headers of every request.
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    // Made only when needed (a rate limit, a refusal logged): formatting the
-    // peer's address for every request is a cost on the hot path.
-    let origin = || origin(headers, peer);
-    let admitted = match admit(state, &origin, headers, body).await {
+    // One snapshot for the whole request: its gate (credentials, limits) goes
+    // with its routes and schemas, across a reload.
+    let runtime = state.dispatcher.runtime();
+    let peer = peer.map(|p| p.ip());
+    let admitted = match admit(state, &runtime, peer, headers, body).await {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics.rejected(e.reason());
-            tracing::debug!(error = %e, origin = origin(), "refused a request");
+            tracing::debug!(error = %e, client = ?runtime.gate().client(headers, peer), "refused a request");
             return e.into_response();
         }
     };
-    let (events, _permit) = admitted;
+    let Admitted {
+        events,
+        permit: _permit,
+        sender,
+    } = admitted;
     if let Some(queue) = &state.queue {
-        return enqueue(queue, events, headers).await;
+        return accepted_if_success(enqueue(queue, events, headers).await, sender);
     }
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
@@ -224,7 +229,16 @@ pub async fn ingest_request(
     metrics.events_in_flight.dec_by(n);
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
     metrics.events_accepted.inc_by(delivered as u64);
-    respond(reports)
+    accepted_if_success(respond(reports), sender)
+}
+
+/// Keeps the request's webhook id as used only when it was accepted: a retry
+/// of a request that failed (400, 502, 503...) carries the same id and must pass.
+fn accepted_if_success(response: Response, sender: Authenticated) -> Response {
+    if response.status().is_success() {
+        sender.accepted();
+    }
+    response
 }
 
 /// Dispatches a batch's events, at most `lanes` at a time (the server's
@@ -315,33 +329,32 @@ async fn enqueue(
     }
 }
 
-/// Who is sending, for rate limits: the webhook origin, else `Origin`, else the
-/// client's address.
-fn origin(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
-    headers
-        .get("webhook-request-origin")
-        .or_else(|| headers.get(header::ORIGIN))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| peer.map(|p| p.ip().to_string()))
-        .unwrap_or_default()
+/// A request let in: its events, their room in flight, and who sent them.
+struct Admitted {
+    events: Vec<Event>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    sender: Authenticated,
 }
 
-/// Everything between the request and routing: rate limit, load shedding, body,
-/// credentials, decoding, and the sender's allowed sources.
+/// Everything between the request and routing: what the headers alone decide
+/// (credentials present, bearer token, webhook headers, the rate of a known
+/// sender), load shedding, body, webhook signature, decoding, and the sender's
+/// allowed content mode and sources.
 async fn admit(
     state: &AppState,
-    origin: &(dyn Fn() -> String + Sync),
+    runtime: &crate::runtime::Runtime,
+    peer: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<Event>, tokio::sync::OwnedSemaphorePermit), IngestError> {
-    state.guard.rate_limit(origin)?;
-    state.guard.check_capacity()?;
+) -> Result<Admitted, IngestError> {
+    let gate = runtime.gate();
+    let identity = gate.identify(headers, peer)?;
+    gate.check_capacity()?;
     let (mode, body) = read_body(&state.limits, headers, body).await?;
-    let credential = state.guard.authenticate(headers, &body)?;
+    let sender = gate.authenticate(identity, &body).await?;
+    gate.check_mode(&sender, mode)?;
     let events = decode(&state.limits, mode, headers, body)?;
-    state.guard.check_sources(credential, &events)?;
-    let runtime = state.dispatcher.runtime();
+    gate.check_sources(&sender, &events)?;
     if !runtime.schemas().is_empty() {
         for (index, event) in events.iter().enumerate() {
             runtime
@@ -350,8 +363,12 @@ async fn admit(
                 .map_err(|error| IngestError::Schema { index, error })?;
         }
     }
-    let permit = state.guard.admit(events.len())?;
-    Ok((events, permit))
+    let permit = gate.admit(events.len())?;
+    Ok(Admitted {
+        events,
+        permit,
+        sender,
+    })
 }
 
 /// 200 when every route of every event (and of what they caused) delivered; a

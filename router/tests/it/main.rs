@@ -15,6 +15,7 @@ mod examples;
 mod explain;
 mod forward;
 mod fuzz;
+mod gate;
 mod ingest;
 mod layering;
 mod ops;
