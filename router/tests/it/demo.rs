@@ -19,22 +19,6 @@ fn demo_config(sink: &Sink) -> Config {
 }
 
 #[tokio::test]
-async fn the_demo_configuration_loads_with_its_plugins() {
-    let text = std::fs::read_to_string(DEMO).expect("config/router.toml exists");
-    let config = Config::parse(Source::new(DEMO, text), |_| None).unwrap_or_else(|e| panic!("{e}"));
-    let names: Vec<_> = config
-        .routes
-        .iter()
-        .map(|r| r.name.get_ref().to_string())
-        .collect();
-    assert_eq!(names, ["reserve-stock", "to-sink", "enrich", "audit"]);
-    let runtime = router::runtime::Runtime::build(&config)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(runtime.routes().len(), config.routes.len());
-}
-
-#[tokio::test]
 async fn an_order_is_reserved_and_the_reservation_reaches_the_sink() {
     let sink = Sink::start().await;
     let router = TestRouter::start_config(&demo_config(&sink)).await;
