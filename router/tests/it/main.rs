@@ -16,6 +16,7 @@ mod forward;
 mod ingest;
 mod layering;
 mod ops;
+mod outbound;
 mod plugins;
 mod poison;
 mod policy;
