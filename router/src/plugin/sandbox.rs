@@ -3,6 +3,7 @@
 //! router's log, and the allow-list of its outbound HTTP.
 
 use crate::config::{HttpGrant, HttpTarget};
+use rustls::pki_types::ServerName;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,9 +167,9 @@ impl tokio::io::AsyncWrite for LogStream {
 /// A grant that names a host resolves it here, and only public addresses are
 /// used (unless the grant says `allow_private`): a name that resolves to
 /// loopback, a private network or link-local (cloud metadata) is refused with
-/// `destination-IP-prohibited`. Plain `http` then connects to the address that
-/// was checked, so a second DNS answer cannot steer it elsewhere; `https`
-/// connects by name (the certificate must match it), which resolves again.
+/// `destination-IP-prohibited`. The request then goes to the address that was
+/// checked (`https` verifying the certificate for the name), so a second DNS
+/// answer cannot steer it elsewhere (DNS rebinding).
 #[derive(Clone, Debug, Default)]
 pub struct HttpPolicy {
     /// The plugin, for logs.
@@ -288,7 +289,7 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
 impl WasiHttpHooks for HttpPolicy {
     fn send_request(
         &mut self,
-        mut request: http::Request<wasmtime_wasi_http::WasiBody>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<
@@ -321,35 +322,31 @@ impl WasiHttpHooks for HttpPolicy {
                 return Err(wasmtime_wasi_http::Error::HttpRequestDenied);
             };
             // An address in the grant is reached as granted; a name only at an
-            // address it may reach.
-            if target.ip.is_none() {
-                let addr = policy.resolve(&target, private).await?;
-                if !target.https {
-                    // Connect to the address that was checked; `Host` still
-                    // names the host (wasi-http set it from the authority).
-                    let path = request
-                        .uri()
-                        .path_and_query()
-                        .map_or("/", http::uri::PathAndQuery::as_str);
-                    *request.uri_mut() = http::Uri::builder()
-                        .scheme(http::uri::Scheme::HTTP)
-                        .authority(addr.to_string())
-                        .path_and_query(path)
-                        .build()
-                        .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
-                }
-            }
-            let mut options = options.unwrap_or_default();
-            let cap =
-                |t: Option<Duration>| Some(t.map_or(policy.timeout, |t| t.min(policy.timeout)));
-            options.connect_timeout = cap(options.connect_timeout);
-            options.first_byte_timeout = cap(options.first_byte_timeout);
-            options.between_bytes_timeout = cap(options.between_bytes_timeout);
+            // address it may reach, and then at that very address.
+            let addr = match target.ip {
+                Some(ip) => std::net::SocketAddr::new(ip, target.port),
+                None => policy.resolve(&target, private).await?,
+            };
+            let tls = if target.https {
+                let name = match target.ip {
+                    Some(ip) => ServerName::IpAddress(ip.into()),
+                    None => ServerName::try_from(target.host.clone())?,
+                };
+                Some((name, Arc::clone(&TLS)))
+            } else {
+                None
+            };
+            let options = options.unwrap_or_default();
+            let cap = |t: Option<Duration>| t.map_or(policy.timeout, |t| t.min(policy.timeout));
+            let timeouts = Timeouts {
+                connect: cap(options.connect_timeout),
+                first_byte: cap(options.first_byte_timeout),
+                between_bytes: cap(options.between_bytes_timeout),
+            };
             // The response is handed to the guest as it is: a 3xx is not
-            // followed (default_send_request speaks one request on one
-            // connection), so a redirect cannot lead out of the allow-list.
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            // followed (one request on one connection), so a redirect cannot
+            // lead out of the allow-list.
+            let (response, io) = send_to(request, addr, tls, timeouts).await?;
             let limit = usize::try_from(policy.max_response_bytes).unwrap_or(usize::MAX);
             let response = response.map(|body| {
                 use http_body_util::BodyExt as _;
@@ -360,8 +357,188 @@ impl WasiHttpHooks for HttpPolicy {
                     })
                     .boxed_unsync()
             });
-            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            Ok((response, io))
         })
+    }
+}
+
+/// The TLS client settings of plugins' outbound `https`: the Mozilla roots, as
+/// wasmtime's own sender uses.
+static TLS: std::sync::LazyLock<Arc<rustls::ClientConfig>> = std::sync::LazyLock::new(|| {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+});
+
+/// The time limits of one outbound request.
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    /// TCP connect, TLS handshake and HTTP handshake, each.
+    connect: Duration,
+    /// From the request to the response's head.
+    first_byte: Duration,
+    /// Between two frames of the response body.
+    between_bytes: Duration,
+}
+
+/// The future that drives a connection after the response's head arrived.
+type Io = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+/// A connection's byte stream, plain or TLS.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
+
+/// Sends `request` on a new HTTP/1.1 connection to `addr`, the address the
+/// allow-list checked (not what a new DNS lookup might answer), over TLS when
+/// `tls` is given, the certificate verified for its server name. This is
+/// wasmtime's `default_send_request` except that it connects to an address
+/// instead of resolving the request's host again.
+async fn send_to(
+    mut request: http::Request<wasmtime_wasi_http::WasiBody>,
+    addr: std::net::SocketAddr,
+    tls: Option<(ServerName<'static>, Arc<rustls::ClientConfig>)>,
+    timeouts: Timeouts,
+) -> Result<(http::Response<wasmtime_wasi_http::WasiBody>, Io), wasmtime_wasi_http::Error> {
+    use http_body_util::BodyExt as _;
+    use std::task::ready;
+    use wasmtime_wasi_http::Error;
+    let tcp = tokio::time::timeout(timeouts.connect, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => Error::ConnectionRefused,
+            _ => Error::Connect(e),
+        })?;
+    let stream: Box<dyn Stream> = match tls {
+        Some((name, config)) => {
+            let connect = tokio_rustls::TlsConnector::from(config).connect(name, tcp);
+            Box::new(
+                tokio::time::timeout(timeouts.connect, connect)
+                    .await
+                    .map_err(|_| Error::ConnectionTimeout)?
+                    .map_err(Error::Tls)?,
+            )
+        }
+        None => Box::new(tcp),
+    };
+    let (mut sender, conn) = tokio::time::timeout(
+        timeouts.connect,
+        hyper::client::conn::http1::handshake::<_, wasmtime_wasi_http::WasiBody>(
+            hyper_util::rt::TokioIo::new(stream),
+        ),
+    )
+    .await
+    .map_err(|_| Error::ConnectionTimeout)??;
+    // Origin form: the scheme and authority are not sent (`Host` carries the
+    // host, as wasi-http set it).
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str)
+        .to_owned();
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| Error::HttpRequestUriInvalid)?;
+
+    let send = async move {
+        tokio::time::timeout(timeouts.first_byte, sender.send_request(request))
+            .await
+            .map_err(|_| Error::ConnectionReadTimeout)?
+            .map_err(Error::from)
+    };
+    let mut send = std::pin::pin!(send);
+    let mut conn = Some(conn);
+    // The response's head, while driving the connection's I/O.
+    let response = std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(result) = send.as_mut().poll(cx) {
+            return std::task::Poll::Ready(result);
+        }
+        let Some(driving) = conn.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let done = ready!(std::pin::Pin::new(driving).poll(cx));
+        conn = None;
+        // The connection may end (even uncleanly) right after the head it
+        // delivered: the head wins over the connection's error.
+        match (send.as_mut().poll(cx), done) {
+            (std::task::Poll::Ready(result), _) => std::task::Poll::Ready(result),
+            (std::task::Poll::Pending, Err(e)) => std::task::Poll::Ready(Err(Error::from(e))),
+            (std::task::Poll::Pending, Ok(())) => std::task::Poll::Pending,
+        }
+    })
+    .await?;
+    let response = response.map(|incoming| {
+        IdleLimited {
+            incoming,
+            idle: timeouts.between_bytes,
+            deadline: Box::pin(tokio::time::sleep(timeouts.between_bytes)),
+        }
+        .boxed_unsync()
+    });
+    let io = async move {
+        match conn {
+            None => Ok(()),
+            Some(conn) => conn.await.map_err(|e| {
+                if e.is_timeout() {
+                    Error::HttpResponseTimeout
+                } else {
+                    Error::from(e)
+                }
+            }),
+        }
+    };
+    Ok((response, Box::new(io)))
+}
+
+/// A response body that fails when no frame arrives for `idle`.
+struct IdleLimited {
+    incoming: hyper::body::Incoming,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for IdleLimited {
+    type Data = bytes::Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.incoming).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() {
+                wasmtime_wasi_http::Error::HttpResponseTimeout
+            } else {
+                wasmtime_wasi_http::Error::from(e)
+            }))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.incoming.size_hint()
     }
 }
 
@@ -424,6 +601,126 @@ mod tests {
         assert_eq!(
             p.grant(&request(false, "localhost:8080"), "GET"),
             Grant::Denied
+        );
+    }
+
+    /// A TLS server with the test certificate (for `localhost` and 127.0.0.1)
+    /// that answers one request `200 hello`, and hands back the request head.
+    async fn tls_server() -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+        let certs = rustls_pemfile::certs(&mut &*std::fs::read(format!("{dir}/cert.pem")).unwrap())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls_pemfile::private_key(&mut &*std::fs::read(format!("{dir}/key.pem")).unwrap())
+                .unwrap()
+                .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let Ok(mut tls) = acceptor.accept(tcp).await else {
+                return String::new();
+            };
+            let mut head = Vec::new();
+            let mut buf = [0; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = tls.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request head ended early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                .await
+                .unwrap();
+            tls.shutdown().await.unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (addr, served)
+    }
+
+    fn trusting_the_test_ca() -> Arc<rustls::ClientConfig> {
+        let ca = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls/ca.pem");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut &*std::fs::read(ca).unwrap()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+
+    fn get(url: &str, host: &str) -> http::Request<wasmtime_wasi_http::WasiBody> {
+        use http_body_util::BodyExt as _;
+        http::Request::get(url)
+            .header(http::header::HOST, host)
+            .body(
+                http_body_util::Empty::<bytes::Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap()
+    }
+
+    const PATIENT: Timeouts = Timeouts {
+        connect: Duration::from_secs(20),
+        first_byte: Duration::from_secs(20),
+        between_bytes: Duration::from_secs(20),
+    };
+
+    /// `https` to a granted name goes to the address that was checked, and the
+    /// certificate is verified for the name, not for the address.
+    #[tokio::test]
+    async fn https_goes_to_the_checked_address_and_verifies_the_name() {
+        use http_body_util::BodyExt as _;
+        let (addr, served) = tls_server().await;
+        let host = format!("localhost:{}", addr.port());
+        let name = ServerName::try_from("localhost").unwrap();
+        let (response, io) = send_to(
+            get(&format!("https://{host}/rates?x=1"), &host),
+            addr,
+            Some((name, trusting_the_test_ca())),
+            PATIENT,
+        )
+        .await
+        .expect("sent");
+        tokio::spawn(Pin::from(io));
+        assert_eq!(response.status(), 200);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(&body[..], b"hello");
+        let head = served.await.unwrap();
+        assert!(head.starts_with("GET /rates?x=1 HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains(&format!("host: {host}")),
+            "{head}"
+        );
+
+        // The same address under a name its certificate does not hold: refused.
+        let (addr, _served) = tls_server().await;
+        let name = ServerName::try_from("rates.example.com").unwrap();
+        let refused = send_to(
+            get("https://rates.example.com/", "rates.example.com"),
+            addr,
+            Some((name, trusting_the_test_ca())),
+            PATIENT,
+        )
+        .await;
+        assert!(
+            matches!(refused, Err(wasmtime_wasi_http::Error::Tls(_))),
+            "{:?}",
+            refused.map(|_| ())
         );
     }
 
