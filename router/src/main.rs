@@ -41,10 +41,15 @@ fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 
     tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
         let value = format!("{value:?}");
         let value = router::event::Escaped(&value);
-        if field.name() == "message" {
-            write!(w, "{value}")
-        } else {
-            write!(w, "{field}={value}")
+        match field.name() {
+            "message" => write!(w, "{value}"),
+            // Metadata of records from the `log` crate, shown in the line's
+            // target already (as tracing's own formatter does).
+            name if name.starts_with("log.") => Ok(()),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(w, "{name}={value}")
+            }
         }
     })
     .delimited(" ")

@@ -210,8 +210,8 @@ impl HttpPolicy {
         found
     }
 
-    /// The address to connect to for `target` (a host name granted with
-    /// `private`): the first that resolves and may be reached.
+    /// The address to connect to for the host name of `target`: the first it
+    /// resolves to that may be reached (any, when `private`).
     async fn resolve(
         &self,
         target: &HttpTarget,
@@ -249,7 +249,7 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_unspecified()
                 || v4.is_loopback()
                 || v4.is_private()
@@ -260,7 +260,7 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || a == 0
                 || a >= 240
                 || (a == 100 && (64..128).contains(&b))
-                || (a == 192 && b == 0)
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
                 || (a == 198 && (18..20).contains(&b)))
         }
         IpAddr::V6(v6) => {
@@ -729,6 +729,7 @@ mod tests {
         for ip in [
             "93.184.216.34",
             "8.8.8.8",
+            "192.0.32.10",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
@@ -743,6 +744,8 @@ mod tests {
             "192.168.1.1",
             "169.254.169.254",
             "100.64.0.1",
+            "192.0.0.9",
+            "198.18.0.1",
             "224.0.0.1",
             "255.255.255.255",
             "240.0.0.1",

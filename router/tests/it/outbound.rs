@@ -321,8 +321,14 @@ async fn an_attribute_with_a_newline_cannot_forge_a_log_line() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains(r"t\nFORGED level=ERROR the type")),
-        "the escaped type is logged: {lines:#?}"
+            .any(|l| l.contains(r"event=t\nFORGED level=ERROR the type")),
+        "the event is logged with its type escaped: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(r"type=t\nFORGED level=ERROR the type")),
+        "the span's type field is escaped: {lines:#?}"
     );
 }
 
