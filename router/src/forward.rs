@@ -18,6 +18,18 @@ pub enum ForwardError {
         /// How long it asked the sender to wait (`Retry-After`), if it did.
         retry_after: Option<Duration>,
     },
+    /// The sink answered with a redirect, which is not followed: the router
+    /// posts only to the URL it was configured with, so a sink cannot send
+    /// events (and their payloads) somewhere else, such as the admin API.
+    #[error("{url} answered {status} redirecting to {location}; redirects are not followed")]
+    Redirect {
+        /// The sink.
+        url: String,
+        /// Its answer (3xx).
+        status: u16,
+        /// Its `Location` header, escaped and cut short, or `(none)`.
+        location: String,
+    },
     /// No answer within the forward timeout.
     #[error("{url} did not answer within {timeout:?}")]
     Timeout {
@@ -41,7 +53,9 @@ impl ForwardError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Status { status, .. } => matches!(status, 404 | 409 | 429 | 500..),
-            Self::Timeout { .. } | Self::Unreachable { .. } => true,
+            // A sink being moved or in maintenance may answer a redirect for a
+            // while: retried like an unavailable sink, then dead-lettered.
+            Self::Redirect { .. } | Self::Timeout { .. } | Self::Unreachable { .. } => true,
         }
     }
 }
@@ -59,6 +73,35 @@ impl crate::retryable::Retryable for ForwardError {
     }
 }
 
+/// The HTTP client of everything that posts on the router's behalf (forwards,
+/// dead-letter sinks): requests time out after `timeout`, and redirects are
+/// never followed, so a 3xx reaches the caller as the answer it is.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // Fails only when the TLS backend cannot start, at start-up, where
+        // `reqwest::Client::new()` (used before) would panic as well; falling
+        // back to a default client would follow redirects again.
+        .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"))
+}
+
+/// The `Location` of a redirect answer, for an error message: escaped, at most
+/// 200 characters, `(none)` when absent.
+pub fn redirect_location(headers: &http::HeaderMap) -> String {
+    const MAX: usize = 200;
+    let Some(value) = headers.get(http::header::LOCATION) else {
+        return "(none)".to_owned();
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mut shown: String = crate::event::Escaped(&text).to_string();
+    if shown.chars().count() > MAX {
+        shown = shown.chars().take(MAX).collect::<String>() + "...";
+    }
+    shown
+}
+
 /// An HTTP client with a connection pool shared by every forward route.
 #[derive(Clone)]
 pub struct Forwarder {
@@ -68,11 +111,9 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder whose requests time out after `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .unwrap_or_default();
-        Self { client }
+        Self {
+            client: client(timeout),
+        }
     }
 
     /// POSTs `event` to `url` in binary mode; a 2xx answer is success.
@@ -107,6 +148,11 @@ impl Forwarder {
             .await;
         match result {
             Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) if response.status().is_redirection() => Err(ForwardError::Redirect {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                location: redirect_location(response.headers()),
+            }),
             Ok(response) => Err(ForwardError::Status {
                 url: url.to_owned(),
                 status: response.status().as_u16(),
@@ -169,6 +215,30 @@ mod tests {
         for s in [400, 401, 403, 413] {
             assert!(!status(s).is_retryable(), "{s}");
         }
+    }
+
+    #[test]
+    fn a_redirect_names_its_location_escaped_and_bounded() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(redirect_location(&headers), "(none)");
+        headers.insert(
+            http::header::LOCATION,
+            http::HeaderValue::from_bytes(b"http://x/\ty").unwrap(),
+        );
+        assert_eq!(redirect_location(&headers), "http://x/\\ty");
+        let long = "a".repeat(5000);
+        headers.insert(http::header::LOCATION, long.parse().unwrap());
+        assert_eq!(redirect_location(&headers).len(), 203);
+        let e = ForwardError::Redirect {
+            url: "http://sink/".into(),
+            status: 307,
+            location: "http://elsewhere/".into(),
+        };
+        assert!(e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "http://sink/ answered 307 redirecting to http://elsewhere/; redirects are not followed"
+        );
     }
 
     #[test]

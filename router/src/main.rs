@@ -31,6 +31,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The text format's fields as tracing writes them (`message name=value ...`),
+/// with control characters in every value escaped: values carry event
+/// attributes, plugin output and error texts from the network, and a newline in
+/// one must not start a forged log line. (The JSON format escapes by itself.)
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static
+{
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let value = format!("{value:?}");
+        let value = router::event::Escaped(&value);
+        match field.name() {
+            "message" => write!(w, "{value}"),
+            // Metadata of records from the `log` crate, shown in the line's
+            // target already (as tracing's own formatter does).
+            name if name.starts_with("log.") => Ok(()),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(w, "{name}={value}")
+            }
+        }
+    })
+    .delimited(" ")
+}
+
 fn init_logs(format: LogFormat) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
@@ -38,7 +62,7 @@ fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = match format {
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt.fmt_fields(escaped_fields()).boxed(),
         LogFormat::Json => fmt.json().boxed(),
     };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));

@@ -40,8 +40,8 @@ pub use ingest::{
 pub use kv::KvConfig;
 pub use name::Name;
 pub use plugin::{
-    ConfigValue, DirGrant, HttpGrant, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig, PluginDefaults,
-    PluginLimits,
+    ConfigValue, DirGrant, HttpGrant, HttpTarget, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig,
+    PluginDefaults, PluginLimits,
 };
 pub use queue::{QueueConfig, QueueKind};
 pub use reload::ReloadConfig;

@@ -83,11 +83,97 @@ pub struct DirGrant {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGrant {
-    /// `host` or `host:port`.
+    /// `[scheme://]host[:port]`: `https://rates.example.com`,
+    /// `http://127.0.0.1:8080`. Without a scheme, `https`; without a port, the
+    /// scheme's (443, 80). Only that scheme, host and port are allowed.
     pub host: String,
     /// Allowed methods; all when empty.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Whether a host *name* may resolve to a loopback, private, link-local or
+    /// otherwise non-public address. Without it only public addresses are
+    /// reached through a name; an address written in `host` is always allowed.
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+/// The scheme, host and port of an HTTP grant or of an outbound request, in the
+/// form they are compared in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// `https` (else `http`).
+    pub https: bool,
+    /// Lowercase, without a trailing dot; an IP address in its canonical form,
+    /// without brackets.
+    pub host: String,
+    /// The port, the scheme's default when none is written.
+    pub port: u16,
+    /// The address, when `host` is one.
+    pub ip: Option<std::net::IpAddr>,
+}
+
+impl HttpTarget {
+    /// Parses `[scheme://]host[:port]` (a grant), `https` when no scheme is
+    /// written. The error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (https, rest) = match text.split_once("://") {
+            None => (true, text),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some((scheme, _)) => {
+                return Err(format!("scheme {scheme:?} is neither http nor https"));
+            }
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(
+                "only a scheme, a host and a port may be given: no path, query or user".into(),
+            );
+        }
+        Self::from_authority(https, rest)
+    }
+
+    /// The target of a request to `authority` (`host[:port]`) over `https` or
+    /// plain `http`.
+    pub fn from_authority(https: bool, authority: &str) -> Result<Self, String> {
+        let parsed: http::uri::Authority = authority
+            .parse()
+            .map_err(|e| format!("{authority:?} is not a host or host:port ({e})"))?;
+        let host = parsed.host();
+        if host.is_empty() {
+            return Err(format!("{authority:?} names no host"));
+        }
+        let port = match parsed.port() {
+            Some(port) => port.as_u16(),
+            None if parsed.as_str().len() > host.len() => {
+                return Err(format!("{authority:?} has an invalid port"));
+            }
+            None if https => 443,
+            None => 80,
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare.parse::<std::net::IpAddr>().ok();
+        let host = match ip {
+            Some(ip) => ip.to_string(),
+            None => bare.trim_end_matches('.').to_ascii_lowercase(),
+        };
+        Ok(Self {
+            https,
+            host,
+            port,
+            ip,
+        })
+    }
+}
+
+impl std::fmt::Display for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        match self.ip {
+            Some(std::net::IpAddr::V6(ip)) => write!(f, "{scheme}://[{ip}]:{}", self.port),
+            _ => write!(f, "{scheme}://{}:{}", self.host, self.port),
+        }
+    }
 }
 
 /// `[plugin_defaults]`: the limits of every plugin that does not set its own.
@@ -269,11 +355,14 @@ impl PluginConfig {
             }
         }
         for (j, grant) in self.http.iter().enumerate() {
-            if grant.host.is_empty() || grant.host.contains('/') {
+            if let Err(e) = HttpTarget::parse(&grant.host) {
                 errors.push(source.error(
                     span(),
                     format!("plugin[{i}].http[{j}].host"),
-                    format!("{:?} is not a host or host:port", grant.host),
+                    format!(
+                        "{:?} is not [http:// or https://]host[:port]: {e}",
+                        grant.host
+                    ),
                 ));
             }
             for m in &grant.methods {
@@ -285,6 +374,57 @@ impl PluginConfig {
                     ));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HttpTarget;
+
+    fn target(text: &str) -> (bool, String, u16) {
+        let t = HttpTarget::parse(text).expect(text);
+        (t.https, t.host, t.port)
+    }
+
+    #[test]
+    fn a_grant_names_a_scheme_a_host_and_a_port() {
+        assert_eq!(
+            target("rates.example.com"),
+            (true, "rates.example.com".into(), 443)
+        );
+        assert_eq!(
+            target("https://Rates.Example.com."),
+            (true, "rates.example.com".into(), 443)
+        );
+        assert_eq!(
+            target("http://rates.example.com/"),
+            (false, "rates.example.com".into(), 80)
+        );
+        assert_eq!(
+            target("http://127.0.0.1:8080"),
+            (false, "127.0.0.1".into(), 8080)
+        );
+        assert_eq!(target("127.0.0.1:8443"), (true, "127.0.0.1".into(), 8443));
+        assert_eq!(target("http://[::1]:81"), (false, "::1".into(), 81));
+        assert_eq!(
+            HttpTarget::parse("http://[::1]:81").unwrap().to_string(),
+            "http://[::1]:81"
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_the_reason() {
+        for (text, reason) in [
+            ("ftp://host", "neither http nor https"),
+            ("https://host/path", "no path"),
+            ("https://user@host", "no path, query or user"),
+            ("host:99999", "invalid port"),
+            ("", "not a host"),
+            ("http://", "not a host"),
+        ] {
+            let e = HttpTarget::parse(text).unwrap_err();
+            assert!(e.contains(reason), "{text:?}: {e}");
         }
     }
 }

@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use tokio::io::AsyncWriteExt as _;
 
+/// The permissions of the dead-letter and journal files the router creates:
+/// they hold whole events, payloads included, so only the router's user may
+/// read them. A file that exists keeps its own (an operator may widen them).
+pub const FILE_MODE: u32 = 0o600;
+
 /// The CloudEvents type of a dead letter sent to an HTTP sink.
 pub const DEAD_LETTER_TYPE: &str = "dev.router.deadletter";
 
@@ -213,10 +218,7 @@ impl DeadLetterSink {
     pub fn http(url: &str, timeout: std::time::Duration) -> Self {
         Self::Http {
             url: url.to_owned(),
-            client: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .unwrap_or_default(),
+            client: crate::forward::client(timeout),
         }
     }
 
@@ -251,6 +253,14 @@ impl DeadLetterSink {
                     .map_err(|e| http_error(e.to_string()))?;
                 if response.status().is_success() {
                     Ok(())
+                } else if response.status().is_redirection() {
+                    // Not followed: the dead letter (the whole event) goes only
+                    // where the configuration says.
+                    Err(http_error(format!(
+                        "answered {} redirecting to {}; redirects are not followed",
+                        response.status(),
+                        crate::forward::redirect_location(response.headers())
+                    )))
                 } else {
                     Err(http_error(format!("answered {}", response.status())))
                 }
@@ -378,6 +388,7 @@ impl FileSink {
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(FILE_MODE)
             .open(&self.path)
             .await
             .map_err(|e| self.io(e))?;
@@ -426,13 +437,159 @@ impl FileSink {
             text.push(b'\n');
         }
         let kept = text.iter().filter(|&&b| b == b'\n').count();
-        let temp = self.path.with_extension("jsonl.tmp");
-        tokio::fs::write(&temp, &text)
-            .await
-            .map_err(|e| self.io(e))?;
-        tokio::fs::rename(&temp, &self.path)
-            .await
-            .map_err(|e| self.io(e))?;
+        self.replace(&text).await?;
         Ok(before - kept)
+    }
+
+    /// Replaces the file's content with `text`: written to a new temporary file
+    /// beside it, synced, then renamed over it. The temporary file has a name
+    /// no one can predict and is created exclusively without following a
+    /// symbolic link, so nothing planted in the directory is written through.
+    /// The new file keeps the old one's permissions ([`FILE_MODE`] if none).
+    async fn replace(&self, text: &[u8]) -> Result<(), DeadLetterError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = match tokio::fs::metadata(&self.path).await {
+            Ok(meta) => meta.permissions().mode() & 0o7777,
+            Err(_) => FILE_MODE,
+        };
+        let (temp, mut file) = self.create_temp().await?;
+        let written = async {
+            file.write_all(text).await?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .await?;
+            file.sync_all().await
+        }
+        .await;
+        drop(file);
+        let renamed = match written {
+            Ok(()) => tokio::fs::rename(&temp, &self.path).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = renamed {
+            // Best effort: a leftover is a hidden file holding dead letters that
+            // are also in the real file.
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(self.io(e));
+        }
+        Ok(())
+    }
+
+    /// A new, empty, exclusively created temporary file in the file's directory
+    /// (so the rename is atomic): `.<name>.<random>.tmp`, mode [`FILE_MODE`].
+    async fn create_temp(&self) -> Result<(PathBuf, tokio::fs::File), DeadLetterError> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut last = None;
+        // A clash with an existing name is a 1 in 2^64 chance per attempt,
+        // unless someone plants names: a few attempts, then the error.
+        for _ in 0..8 {
+            let temp = dir.join(format!(".{name}.{:016x}.tmp", fastrand::u64(..)));
+            let opened = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(FILE_MODE)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&temp)
+                .await;
+            match opened {
+                Ok(file) => return Ok((temp, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(self.io(e)),
+            }
+        }
+        Err(self.io(last.unwrap_or_else(|| std::io::Error::other("no temporary file"))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn letter(id: &str) -> DeadLetter {
+        DeadLetter {
+            id: id.to_owned(),
+            route: "r".to_owned(),
+            event: serde_json::json!({"specversion": "1.0", "id": id, "source": "/s", "type": "t"}),
+            attempts: 1,
+            reason: "not_retryable".to_owned(),
+            error: "e".to_owned(),
+            first_attempt: String::new(),
+            last_attempt: String::new(),
+            dead_lettered_at: String::new(),
+            entry: None,
+        }
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    /// The rewrite used to go through `<file>.tmp`, following a symbolic link
+    /// planted there: whoever could write the directory chose what the router
+    /// overwrote (and then the link became the dead-letter file).
+    #[tokio::test]
+    async fn a_rewrite_writes_through_no_planted_link_and_keeps_the_file_private() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dead-letters.jsonl");
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "precious").expect("write");
+        let planted = dir.path().join("dead-letters.jsonl.tmp");
+        std::os::unix::fs::symlink(&target, &planted).expect("symlink");
+
+        let sink = DeadLetterSink::file(&path);
+        for id in ["a", "b", "c"] {
+            sink.put(&letter(id)).await.expect("put");
+        }
+        assert_eq!(mode(&path), 0o600, "a new dead-letter file is private");
+        assert_eq!(sink.remove(&["b".to_owned()]).await.expect("remove"), 1);
+
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("target"),
+            "precious"
+        );
+        assert!(
+            std::fs::symlink_metadata(&planted)
+                .expect("link")
+                .is_symlink(),
+            "the planted link is left alone"
+        );
+        let ids: Vec<String> = sink
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert!(!std::fs::symlink_metadata(&path).expect("file").is_symlink());
+        assert_eq!(mode(&path), 0o600, "the rewritten file is private");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["dead-letters.jsonl", "dead-letters.jsonl.tmp", "precious"],
+            "no temporary file is left"
+        );
+
+        // Permissions an operator set are kept through a rewrite.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        sink.remove(&["a".to_owned()]).await.expect("remove");
+        assert_eq!(mode(&path), 0o640);
     }
 }

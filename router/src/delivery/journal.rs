@@ -109,6 +109,7 @@ impl JournalFile {
             let file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(super::deadletter::FILE_MODE)
                 .open(&self.path)
                 .await
                 .map_err(io)?;
@@ -186,6 +187,14 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["e-0", "e-1", "e-2"]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).expect("metadata").permissions(),
+        );
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the journal holds whole events: private"
+        );
     }
 
     #[tokio::test]

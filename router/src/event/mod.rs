@@ -251,12 +251,43 @@ impl Event {
 }
 
 impl fmt::Display for Event {
+    /// `type (id "...", source "...")`, with every control character escaped:
+    /// attributes come from the network, and this text goes to log lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{} (id {:?}, source {:?})",
-            self.ty, self.id, self.source
+            Escaped(&self.ty),
+            self.id,
+            self.source
         )
+    }
+}
+
+/// Text from the network made safe for a line of a text log: control
+/// characters (newlines, carriage returns, escape sequences ...), Unicode line
+/// and paragraph separators and bidirectional overrides are written as Rust
+/// escapes (`\n`, `\u{1b}`). Everything else is written as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl Escaped<'_> {
+    fn needs_escape(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+}
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(at) = rest.find(Self::needs_escape) {
+            f.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(f, "{}", c.escape_default())?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        f.write_str(rest)
     }
 }
 
@@ -331,6 +362,21 @@ mod tests {
         assert!(e.validate().is_ok());
         e.dataschema = Some("/relative".into());
         assert_eq!(e.validate().unwrap_err().attribute(), Some("dataschema"));
+    }
+
+    #[test]
+    fn display_escapes_control_characters() {
+        let e = Event::new("i\r\n2", "/s\u{1b}[31m", "t\nFORGED level=ERROR\u{2028}");
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            r#"t\nFORGED level=ERROR\u{2028} (id "i\r\n2", source "/s\u{1b}[31m")"#
+        );
+        assert!(!text.chars().any(char::is_control), "{text}");
+        assert_eq!(
+            Escaped("plain text, ünïcode").to_string(),
+            "plain text, ünïcode"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod gate;
 mod ingest;
 mod layering;
 mod ops;
+mod outbound;
 mod plugins;
 mod poison;
 mod policy;

@@ -442,7 +442,7 @@ name = "p"
 path = {plugin:?}
 timeout = "60s"
 http_timeout = "60s"
-http = [{{ host = "{gate}" }}]
+http = [{{ host = "http://{gate}" }}]
 config = {{ emit_type = "hostile.relayed" }}
 
 [[route]]

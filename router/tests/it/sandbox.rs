@@ -38,7 +38,7 @@ path = {hostile:?}
 timeout = "2s"
 env = ["PATH"]
 dirs = [{{ host = {granted_dir:?}, guest = "/data" }}]
-http = [{{ host = "127.0.0.1:{http_port}", methods = ["GET"] }}]
+http = [{{ host = "http://127.0.0.1:{http_port}", methods = ["GET"] }}]
 
 [[route]]
 name = "attack"
@@ -563,12 +563,12 @@ async fn an_http_grant_allows_only_its_methods() {
 [[plugin]]
 name = "get-only"
 path = {hostile:?}
-http = [{{ host = "127.0.0.1:{port}", methods = ["GET"] }}]
+http = [{{ host = "http://127.0.0.1:{port}", methods = ["GET"] }}]
 
 [[plugin]]
 name = "post-only"
 path = {hostile:?}
-http = [{{ host = "127.0.0.1:{port}", methods = ["POST"] }}]
+http = [{{ host = "http://127.0.0.1:{port}", methods = ["POST"] }}]
 
 [[route]]
 name = "get-only"
