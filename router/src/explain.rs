@@ -4,8 +4,8 @@
 //! forwards are not called; `wasm` transform steps are (transforms are expected to
 //! be free of side effects).
 
-use crate::event::Event;
 use crate::event::json::encode_structured;
+use crate::event::{Escaped, Event};
 use crate::policy::data::Subject;
 use crate::runtime::Runtime;
 use serde::Serialize;
@@ -114,9 +114,11 @@ pub async fn explain(runtime: &Runtime, event: &Event) -> Explanation {
 
 impl std::fmt::Display for Explanation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "event {} ({})", self.id, self.ty)?;
+        // The event's own text (id, type, values quoted in clauses and results)
+        // is escaped: it comes from whoever wrote the event.
+        writeln!(f, "event {} ({})", Escaped(&self.id), Escaped(&self.ty))?;
         if let Some(e) = &self.schema_error {
-            writeln!(f, "  refused at ingest: {e}")?;
+            writeln!(f, "  refused at ingest: {}", Escaped(e))?;
         }
         for r in &self.routes {
             if !r.matched {
@@ -124,7 +126,7 @@ impl std::fmt::Display for Explanation {
                     f,
                     "  route {}: no match: {}",
                     r.route,
-                    r.failed_clause.as_deref().unwrap_or("")
+                    Escaped(r.failed_clause.as_deref().unwrap_or(""))
                 )?;
                 continue;
             }

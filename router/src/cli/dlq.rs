@@ -2,6 +2,7 @@
 
 use super::DlqAction;
 use anyhow::Context as _;
+use router::event::Escaped;
 use std::process::ExitCode;
 
 /// `router dlq`: a client of `/admin/dlq` at `url` (the admin listener), with
@@ -57,15 +58,19 @@ pub async fn run(url: &str, token: Option<&str>, action: DlqAction) -> anyhow::R
             let letters = body["dead_letters"].as_array().cloned().unwrap_or_default();
             println!("{} dead letter(s)", letters.len());
             for l in letters {
+                // Escaped: the event's id and the error text come from senders
+                // and sinks, and a terminal obeys the escape sequences they hold.
+                let text =
+                    |v: &serde_json::Value| Escaped(v.as_str().unwrap_or_default()).to_string();
                 println!(
                     "{}  route={}  event={}  attempts={}  reason={}  at={}  error={}",
-                    l["id"].as_str().unwrap_or_default(),
-                    l["route"].as_str().unwrap_or_default(),
-                    l["event"]["id"].as_str().unwrap_or_default(),
+                    text(&l["id"]),
+                    text(&l["route"]),
+                    text(&l["event"]["id"]),
                     l["attempts"],
-                    l["reason"].as_str().unwrap_or_default(),
-                    l["dead_lettered_at"].as_str().unwrap_or_default(),
-                    l["error"].as_str().unwrap_or_default(),
+                    text(&l["reason"]),
+                    text(&l["dead_lettered_at"]),
+                    text(&l["error"]),
                 );
             }
         }
@@ -104,7 +109,11 @@ pub async fn run(url: &str, token: Option<&str>, action: DlqAction) -> anyhow::R
                     None if per_route.is_empty() => "no route matches".to_owned(),
                     None => per_route.join(" "),
                 };
-                println!("{}  {outcome}", r["id"].as_str().unwrap_or_default());
+                println!(
+                    "{}  {}",
+                    Escaped(r["id"].as_str().unwrap_or_default()),
+                    Escaped(&outcome)
+                );
             }
             if still_failing > 0 {
                 eprintln!(
