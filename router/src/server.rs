@@ -22,6 +22,7 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -59,10 +60,14 @@ impl Server {
                     batch: server.batch_limit,
                     batch_concurrency: server.batch_concurrency.get(),
                     body_timeout: server.body_timeout.0,
+                    id: server.id_limit,
+                    source: server.source_limit,
                 },
+                budget: crate::http::ByteBudget::new(server.max_buffered_bytes.0),
             },
             header_timeout: server.header_timeout.0,
             shutdown_timeout: server.shutdown_timeout.0,
+            max_connections: server.max_connections.get(),
         }
     }
 
@@ -116,6 +121,9 @@ impl Server {
             );
             Some(queue.start(Arc::clone(&self.state.dispatcher), queue_stopped))
         });
+        // `server.max_connections`: each connection's task holds a permit until
+        // the connection ends.
+        let connections = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -130,12 +138,20 @@ impl Server {
                 },
                 () = &mut shutdown => break,
             };
+            // Past the cap a new connection is closed at once rather than left
+            // waiting in the backlog: the client learns immediately that it
+            // should come back later or go elsewhere.
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                tracing::debug!(%peer, limit = self.max_connections, "too many connections: closed");
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let service = connection_service(&state, &router, peer);
             let Some(tls) = self.tls.clone() else {
                 let connection = builder.serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = connection.await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
@@ -145,6 +161,7 @@ impl Server {
             let (builder, watcher, handshake_timeout) =
                 (builder.clone(), graceful.watcher(), self.header_timeout);
             tokio::spawn(async move {
+                let _permit = permit;
                 // A client that never finishes the handshake is dropped like one that
                 // never finishes its headers.
                 let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await

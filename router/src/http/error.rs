@@ -42,6 +42,15 @@ pub enum IngestError {
         /// The violation.
         error: crate::policy::schema::SchemaError,
     },
+    /// The bodies being received fill the buffer budget
+    /// (`server.max_buffered_bytes`): this one is not read.
+    #[error(
+        "overloaded: request bodies in progress fill the {limit}-byte buffer budget; retry later"
+    )]
+    Buffers {
+        /// The budget, in bytes.
+        limit: u64,
+    },
     /// Credentials, rate limit or load shedding refused the request.
     #[error(transparent)]
     Guard(#[from] GuardError),
@@ -73,7 +82,9 @@ impl IngestError {
             Self::Guard(GuardError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
             Self::Guard(GuardError::Forbidden { .. }) => StatusCode::FORBIDDEN,
             Self::Guard(GuardError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Guard(GuardError::Overloaded(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -89,7 +100,7 @@ impl IngestError {
             Self::Guard(GuardError::Unauthorized(_)) => "unauthorized",
             Self::Guard(GuardError::Forbidden { .. }) => "forbidden",
             Self::Guard(GuardError::RateLimited { .. }) => "rate_limited",
-            Self::Guard(GuardError::Overloaded(_)) => "overloaded",
+            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => "overloaded",
         }
     }
 }
@@ -117,13 +128,20 @@ impl IntoResponse for IngestError {
             Self::Guard(GuardError::RateLimited { retry_after, .. }) => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
-            Self::Guard(GuardError::Overloaded(_)) => Some(1),
+            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // Both are answered before the body was read (or all of it): the
+        // connection cannot carry another request.
+        if matches!(self, Self::TooLarge { .. } | Self::Buffers { .. }) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, Self::Guard(GuardError::Unauthorized(_))) {
             response
