@@ -117,7 +117,7 @@ impl Backends {
                     &format!("{}:seen:", config.queue.stream),
                 )
             }),
-            Some(d) => Dedup::memory(Some(d.window.0), d.max_entries),
+            Some(d) => Dedup::memory(Some(d.window.0), d.max_entries, d.memory_limit.0),
         };
         let backends = Self {
             dead_letter,
@@ -450,7 +450,7 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     let mut errors = Vec::new();
     let kv = match config.kv.store {
-        crate::config::DedupStore::Memory => crate::kv::Kv::default(),
+        crate::config::DedupStore::Memory => crate::kv::Kv::memory(config.kv.memory_limit.0),
         crate::config::DedupStore::Redis => {
             let url = config.kv.url.as_deref().unwrap_or(&config.queue.url);
             match Redis::open(url, crate::redis::DEFAULT_TIMEOUT) {
