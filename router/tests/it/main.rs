@@ -15,6 +15,7 @@ mod explain;
 mod forward;
 mod ingest;
 mod layering;
+mod memory;
 mod ops;
 mod plugins;
 mod poison;
