@@ -108,7 +108,7 @@ name = "bench"
 filter = {{ exact = {{ type = "bench.event" }} }}
 handler = "enricher"
 """)
-            router = lambda path=config: Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config",
+            router = lambda path=config: Server([os.path.join(BIN, "router"), "serve", "--admin-listen", "127.0.0.1:0", "--no-watch", "--config",
                                                  path, "--listen", "127.0.0.1:18082"],
                                                 "http://127.0.0.1:18082/healthz", cpus=ROUTER_CPUS)
             single, batch, ingest = [], [], []

@@ -136,7 +136,7 @@ def main():
         config = router_config(tmp)
         trivial = router_config(tmp, "fail")
         router = lambda port, cpus="0", config=config: Server(
-            [os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config, "--listen", f"127.0.0.1:{port}"],
+            [os.path.join(BIN, "router"), "serve", "--admin-listen", "127.0.0.1:0", "--no-watch", "--config", config, "--listen", f"127.0.0.1:{port}"],
             f"http://127.0.0.1:{port}/healthz", cpus=cpus)
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
@@ -223,7 +223,7 @@ def main():
         # compiled-code cache yet, so every start compiles the three components.
         starts, rss = [], []
         for _ in range(3):
-            with Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config",
+            with Server([os.path.join(BIN, "router"), "serve", "--admin-listen", "127.0.0.1:0", "--no-watch", "--config",
                          os.path.join(ROOT, "config", "router.toml"), "--listen", "127.0.0.1:18081"],
                         "http://127.0.0.1:18081/healthz") as s:
                 starts.append(s.startup)

@@ -24,7 +24,7 @@ RATE = int(os.environ.get("SOAK_RATE", "5000"))
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         config = router_config(tmp)
-        with Server([os.path.join(BIN, "router"), "serve", "--no-watch", "--config", config,
+        with Server([os.path.join(BIN, "router"), "serve", "--admin-listen", "127.0.0.1:0", "--no-watch", "--config", config,
                      "--listen", "127.0.0.1:18085"], "http://127.0.0.1:18085/healthz") as server:
             load = subprocess.Popen(
                 ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", "127.0.0.1:18085", "--mode", "rate",

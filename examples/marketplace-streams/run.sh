@@ -42,10 +42,12 @@ if [[ -z "${MAIL_URL:-}" ]]; then
 fi
 
 for port in 8081 8082; do
+  # Each its own admin API too: 9081 and 9082.
   ROUTER_LISTEN=127.0.0.1:$port "$router" serve \
+    --admin-listen 127.0.0.1:$((port + 1000)) \
     --config examples/marketplace-streams/router.toml &
   pids+=($!)
 done
-echo "marketplace: routers on http://127.0.0.1:8081 and :8082, Redis at $REDIS_URL" >&2
+echo "marketplace: routers on http://127.0.0.1:8081 and :8082 (admin APIs on :9081 and :9082), Redis at $REDIS_URL" >&2
 echo "mail commands go to $MAIL_URL; see examples/marketplace-streams/README.md" >&2
 wait

@@ -2,8 +2,8 @@
 //!
 //! The path of one event, folder by folder:
 //!
-//! 1. **ingest**: `http` admits the request (limits, credentials, rate) and
-//!    answers; in durable mode `queue` appends the event to a Redis stream first
+//! 1. **ingest**: `http` admits the request (limits; credentials and rates by
+//!    the runtime snapshot's `gate`) and answers; in durable mode `queue` appends the event to a Redis stream first
 //!    and its consumers take it from there;
 //! 2. **decode**: [`event`] reads the binary, structured or batched content mode;
 //! 3. **match**: the [`runtime::Runtime`] snapshot finds the routes whose
@@ -19,7 +19,7 @@
 //! snapshot and swaps it when files change; [`server::Server`] serves it all.
 //!
 //! Dependencies point down, and `tests/it/layering.rs` keeps them so:
-//! `event`, `config` -> `redis`, `kv`, `plugin`, `policy`, `forward` ->
+//! `event`, `config` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
 //! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
 //! `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
@@ -31,6 +31,7 @@ pub mod dispatch;
 pub mod event;
 pub mod explain;
 pub(crate) mod forward;
+pub(crate) mod gate;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod metrics;

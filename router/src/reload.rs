@@ -39,6 +39,10 @@ pub struct ReloadStatus {
     pub last_error: Option<String>,
     /// When the last reload (successful or not) finished, in seconds since the epoch.
     pub last_attempt_unix: Option<u64>,
+    /// Sections changed in the file since the server started that only a restart
+    /// applies (`[server]` but for `hop_limit` and `forward_timeout`, `[reload]`,
+    /// `[queue]`), as of the last successful reload.
+    pub restart_needed: Vec<String>,
 }
 
 /// Why a reload did not swap in a new configuration; the previous one keeps
@@ -68,6 +72,9 @@ enum Request {
 pub struct Reloader {
     config_path: PathBuf,
     dispatcher: Arc<Dispatcher>,
+    /// The start-only settings of the snapshot the server started with: the
+    /// ones in force, whatever later files say.
+    started: Vec<(&'static str, String)>,
     settings: ReloadSettings,
     status: Mutex<ReloadStatus>,
     requests: mpsc::Sender<Request>,
@@ -85,6 +92,7 @@ impl Reloader {
         let (requests, inbox) = mpsc::channel(16);
         Self {
             config_path: config_path.to_owned(),
+            started: dispatcher.runtime().start_only().to_vec(),
             dispatcher,
             settings,
             status: Mutex::new(ReloadStatus::default()),
@@ -222,11 +230,20 @@ impl Reloader {
             .ok()
             .map(|d| d.as_secs());
         match &outcome {
-            Ok(generation) => {
+            Ok((generation, restart_needed)) => {
                 crate::metrics::metrics().reloads.inc();
                 status.reloads += 1;
                 status.last_error = None;
-                tracing::info!(generation, "configuration reloaded");
+                status.restart_needed = restart_needed.iter().map(|s| (*s).to_owned()).collect();
+                if restart_needed.is_empty() {
+                    tracing::info!(generation, "configuration reloaded");
+                } else {
+                    tracing::warn!(
+                        generation,
+                        sections = %restart_needed.join(", "),
+                        "configuration reloaded, but these sections changed and are read only at start: restart to apply them"
+                    );
+                }
             }
             Err(error) => {
                 crate::metrics::metrics().reload_errors.inc();
@@ -235,7 +252,7 @@ impl Reloader {
                 tracing::error!(error = %error, "reload failed; the previous configuration keeps serving");
             }
         }
-        outcome
+        outcome.map(|(generation, _)| generation)
     }
 
     /// Waits until every file is stable, builds the runtime, and swaps it in if
@@ -247,7 +264,7 @@ impl Reloader {
         &self,
         inbox: &mut mpsc::Receiver<Request>,
         waiting: &mut Vec<oneshot::Sender<Result<u64, ReloadError>>>,
-    ) -> Result<u64, ReloadError> {
+    ) -> Result<(u64, Vec<&'static str>), ReloadError> {
         loop {
             let current = self.dispatcher.runtime();
             let files: Vec<PathBuf> = current.files().to_vec();
@@ -283,9 +300,10 @@ impl Reloader {
                 let keep: Vec<&str> = runtime.plugins().iter().map(|p| p.digest()).collect();
                 host.retain_compiled(&keep);
             }
+            let restart_needed = runtime.restart_needed(&self.started);
             self.rewatch(&runtime);
             self.dispatcher.swap(runtime);
-            return Ok(generation);
+            return Ok((generation, restart_needed));
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError, ConfigErrors, Source};
 use crate::delivery::deadletter::DeadLetterSink;
 use crate::delivery::dedup::Dedup;
 use crate::event::Event;
+use crate::gate::Gate;
 use crate::plugin::{Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use crate::policy::schema::Schemas;
@@ -64,6 +65,8 @@ struct Backends {
     dead_letters: Option<DeadLetterSink>,
     dedup: Dedup,
     queue: Option<Redis>,
+    /// The Redis of `[ingest] replay_store = "redis"`, and its key prefix.
+    replay: Option<(Redis, String)>,
 }
 
 impl Backends {
@@ -119,11 +122,26 @@ impl Backends {
             }),
             Some(d) => Dedup::memory(Some(d.window.0), d.max_entries, d.memory_limit.0),
         };
+        let replay = (config.ingest.replay_store == crate::config::DedupStore::Redis)
+            .then(|| {
+                open(
+                    config
+                        .ingest
+                        .replay_url
+                        .as_deref()
+                        .unwrap_or(&config.queue.url),
+                    crate::redis::DEFAULT_TIMEOUT,
+                    &["ingest", "replay_url"],
+                )
+            })
+            .flatten()
+            .map(|redis| (redis, format!("{}:webhook-id:", config.queue.stream)));
         let backends = Self {
             dead_letter,
             dead_letters,
             dedup,
             queue,
+            replay,
         };
         (backends, errors)
     }
@@ -148,6 +166,11 @@ pub struct Runtime {
     generation: u64,
     files: Vec<PathBuf>,
     schemas: Schemas,
+    /// Who may send events (`[ingest]`), swapped in with the routes.
+    gate: Gate,
+    /// The settings only read at start, by section, to tell a reload that
+    /// changes them that a restart is needed.
+    start_only: Vec<(&'static str, String)>,
 }
 
 impl Runtime {
@@ -331,6 +354,8 @@ impl Runtime {
                 dedup: backends.dedup,
             },
             queue: backends.queue,
+            gate: Gate::new(&config.ingest, backends.replay),
+            start_only: start_only(config),
         })
     }
 
@@ -372,9 +397,33 @@ impl Runtime {
         self.generation
     }
 
-    /// Numbers this snapshot as the successor of `previous`.
+    /// Numbers this snapshot as the successor of `previous`, and takes over
+    /// the state of its gate that the new settings allow (see [`Gate::succeed`]).
     pub(crate) fn succeed(&mut self, previous: &Runtime) {
         self.generation = previous.generation + 1;
+        self.gate.succeed(&previous.gate);
+    }
+
+    /// The start-only settings (read when the server starts, not by a reload)
+    /// of this snapshot's file, by section.
+    pub(crate) fn start_only(&self) -> &[(&'static str, String)] {
+        &self.start_only
+    }
+
+    /// The sections of start-only settings whose values differ between this
+    /// snapshot's file and `started` (those of the running server).
+    pub(crate) fn restart_needed(&self, started: &[(&'static str, String)]) -> Vec<&'static str> {
+        self.start_only
+            .iter()
+            .zip(started)
+            .filter(|(new, old)| new != old)
+            .map(|(new, _)| new.0)
+            .collect()
+    }
+
+    /// Who may send events: credentials, rate limits, load shedding.
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// The files this snapshot was built from: the configuration, then each plugin.
@@ -411,6 +460,21 @@ impl Runtime {
     pub(crate) fn queue_redis(&self) -> Option<&Redis> {
         self.queue.as_ref()
     }
+}
+
+/// The settings the server reads once, at start (the listener, its limits and
+/// timeouts, reloading, the durable queue), as text to compare: new keys of
+/// these sections are covered without being listed.
+fn start_only(config: &Config) -> Vec<(&'static str, String)> {
+    let mut server = config.server.clone();
+    // The two that each snapshot carries (see `Settings`).
+    server.hop_limit = 0;
+    server.forward_timeout = crate::config::Duration(Duration::ZERO);
+    vec![
+        ("[server]", format!("{server:?}")),
+        ("[reload]", format!("{:?}", config.reload)),
+        ("[queue]", format!("{:?}", config.queue)),
+    ]
 }
 
 /// Compiles the filter of each route of `config`, in order, with an error at the
@@ -591,6 +655,28 @@ mod tests {
             format!("{:?}", runtime.settings.dead_letters).contains("\"s:dead\""),
             "{:?}",
             runtime.settings.dead_letters
+        );
+    }
+
+    #[tokio::test]
+    async fn start_only_sections_are_named_when_they_change() {
+        async fn build(text: &str) -> Result<Runtime, crate::config::ConfigErrors> {
+            let config = Config::parse(Source::new("t.toml", text.to_owned()), |_| None).unwrap();
+            Runtime::build(&config).await
+        }
+        let started = build("[server]\nhop_limit = 3\n").await.unwrap();
+        let reloadable = build(
+            "[server]\nhop_limit = 5\nforward_timeout = \"2s\"\n[ingest]\nmax_in_flight = 7\n",
+        )
+        .await
+        .unwrap();
+        assert!(reloadable.restart_needed(started.start_only()).is_empty());
+        let restart = build("[server]\nbody_limit = \"2MiB\"\n[queue]\nstream = \"other\"\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            restart.restart_needed(started.start_only()),
+            ["[server]", "[queue]"]
         );
     }
 

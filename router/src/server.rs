@@ -1,12 +1,13 @@
-//! The listener loop: HTTP/1.1 connections with a header-read timeout, and a
-//! graceful shutdown that stops accepting, then waits for requests in flight.
+//! The listener loops: HTTP/1.1 connections with a header-read timeout on the
+//! ingest listener and on the admin API's own, and a graceful shutdown that stops
+//! accepting on both, then waits for requests in flight.
 //!
-//! It takes the listener and the shutdown signal as arguments (like tokio's
+//! It takes the listeners and the shutdown signal as arguments (like tokio's
 //! mini-redis), so tests can start it on port 0 and stop it when they like.
 
-use crate::config::Config;
+use crate::config::{AdminToken, Config, MetricsListener};
 use crate::dispatch::Dispatcher;
-use crate::http::{AppState, Guard, Limits, app};
+use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,7 +23,28 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     shutdown_timeout: Duration,
+    admin_token: Option<AdminToken>,
+    metrics: MetricsListener,
     max_connections: usize,
+}
+
+/// The listeners a server serves on.
+pub struct Listeners {
+    /// Ingest: `POST /events`, `/healthz`, `/readyz` (and `/metrics` with
+    /// `[admin] metrics = "ingest"`). Never the admin API.
+    pub ingest: TcpListener,
+    /// The admin API (and `/metrics` by default); not served when absent.
+    pub admin: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    /// Ingest only, without the admin API.
+    fn from(ingest: TcpListener) -> Self {
+        Self {
+            ingest,
+            admin: None,
+        }
+    }
 }
 
 impl Server {
@@ -53,7 +75,6 @@ impl Server {
             state: AppState {
                 dispatcher,
                 reloader,
-                guard: Arc::new(Guard::new(&config.ingest)),
                 queue,
                 limits: Limits {
                     body: server.body_limit.0,
@@ -67,6 +88,8 @@ impl Server {
             },
             header_timeout: server.header_timeout.0,
             shutdown_timeout: server.shutdown_timeout.0,
+            admin_token: config.admin.token.clone(),
+            metrics: config.admin.metrics,
             max_connections: server.max_connections.get(),
         }
     }
@@ -92,10 +115,11 @@ impl Server {
         self.state.reloader.watch()
     }
 
-    /// Serves on `listener` until `shutdown` completes, then stops accepting and
-    /// waits (up to the shutdown timeout) for the requests in flight to finish.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let router = app(self.state.clone());
+    /// Serves on `listeners` (a `TcpListener` alone is ingest without the admin
+    /// API) until `shutdown` completes, then stops accepting and waits (up to the
+    /// shutdown timeout) for the requests in flight to finish.
+    pub async fn run(self, listeners: impl Into<Listeners>, shutdown: impl Future<Output = ()>) {
+        let Listeners { ingest, admin } = listeners.into();
         let state = Arc::new(self.state.clone());
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -103,6 +127,13 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             .keep_alive(true);
+        let connections = Connections {
+            builder,
+            tls: self.tls.clone(),
+            header_timeout: self.header_timeout,
+            graceful: &graceful,
+            max_connections: self.max_connections,
+        };
         let (stop_reloads, reloads_stopped) = tokio::sync::oneshot::channel::<()>();
         let reloads = tokio::spawn(Arc::clone(&self.state.reloader).run(async {
             let _ = reloads_stopped.await;
@@ -121,66 +152,34 @@ impl Server {
             );
             Some(queue.start(Arc::clone(&self.state.dispatcher), queue_stopped))
         });
-        // `server.max_connections`: each connection's task holds a permit until
-        // the connection ends.
-        let connections = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            // Past the cap a new connection is closed at once rather than left
-            // waiting in the backlog: the client learns immediately that it
-            // should come back later or go elsewhere.
-            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
-                tracing::debug!(%peer, limit = self.max_connections, "too many connections: closed");
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let service = connection_service(&state, &router, peer);
-            let Some(tls) = self.tls.clone() else {
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-                continue;
-            };
-            let (builder, watcher, handshake_timeout) =
-                (builder.clone(), graceful.watcher(), self.header_timeout);
-            tokio::spawn(async move {
-                let _permit = permit;
-                // A client that never finishes the handshake is dropped like one that
-                // never finishes its headers.
-                let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await
-                {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        let (stop_accepting, accepting) = tokio::sync::watch::channel(false);
+        let ingest = accept_loop(
+            ingest,
+            &connections,
+            Surface {
+                router: ingest_app(self.state.clone(), self.metrics),
+                ingest: Some(Arc::clone(&state)),
+            },
+            accepting.clone(),
+        );
+        let admin = async {
+            if let Some(admin) = admin {
+                let surface = Surface {
+                    router: admin_app(self.state.clone(), self.admin_token.clone(), self.metrics),
+                    ingest: None,
                 };
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
-                if let Err(e) = watcher.watch(connection).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-        }
-        // Stop taking entries (before the listener closes, so that a closed port
-        // means no new entry is taken); those in hand are finished and
-        // acknowledged, the rest stay in the stream for the other consumers.
-        let _ = stop_queue.send(true);
-        drop(listener);
+                accept_loop(admin, &connections, surface, accepting.clone()).await;
+            }
+        };
+        let stop = async {
+            shutdown.await;
+            // Stop taking entries (before the listeners close, so that a closed
+            // port means no new entry is taken); those in hand are finished and
+            // acknowledged, the rest stay in the stream for the other consumers.
+            let _ = stop_queue.send(true);
+            let _ = stop_accepting.send(true);
+        };
+        tokio::join!(ingest, admin, stop);
         let _ = stop_reloads.send(());
         let _ = reloads.await;
         if let Some(workers) = workers
@@ -203,11 +202,100 @@ impl Server {
     }
 }
 
-/// The service of one connection from `peer`: `POST /events` goes straight to
-/// the ingest handler (with the client's address, for per-client rate limits),
-/// everything else through axum's router.
+/// How connections are served, the same on every listener.
+struct Connections<'a> {
+    builder: hyper::server::conn::http1::Builder,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    graceful: &'a GracefulShutdown,
+    /// `server.max_connections`, counted per listener: a flood of ingest
+    /// connections does not lock the admin API out.
+    max_connections: usize,
+}
+
+/// What one listener serves.
+struct Surface {
+    router: axum::Router,
+    /// The state of the ingest handler, which `POST /events` goes to without
+    /// routing: on the ingest listener only.
+    ingest: Option<Arc<AppState>>,
+}
+
+/// Accepts connections on `listener` and serves `surface` on each until `stop`
+/// turns true; then drops the listener, so its port refuses new connections,
+/// while the connections already accepted finish under `connections.graceful`.
+async fn accept_loop(
+    listener: TcpListener,
+    connections: &Connections<'_>,
+    surface: Surface,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    // Each connection's task holds a permit until the connection ends.
+    let open = Arc::new(tokio::sync::Semaphore::new(connections.max_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            // Only ever set to true, and an ended sender means the same.
+            _ = stop.changed() => break,
+        };
+        // Past the cap a new connection is closed at once rather than left
+        // waiting in the backlog: the client learns immediately that it should
+        // come back later or go elsewhere.
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::debug!(%peer, limit = connections.max_connections, "too many connections: closed");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = connection_service(surface.ingest.as_ref(), &surface.router, peer);
+        let Some(tls) = connections.tls.clone() else {
+            let connection = connections
+                .builder
+                .serve_connection(TokioIo::new(stream), service);
+            let connection = connections.graceful.watch(connection);
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        let (builder, watcher, handshake_timeout) = (
+            connections.builder.clone(),
+            connections.graceful.watcher(),
+            connections.header_timeout,
+        );
+        tokio::spawn(async move {
+            let _permit = permit;
+            // A client that never finishes the handshake is dropped like one that
+            // never finishes its headers.
+            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+            };
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+}
+
+/// The service of one connection from `peer`: with an ingest state, `POST
+/// /events` goes straight to the ingest handler (with the client's address, for
+/// per-client rate limits); everything else goes through axum's router.
 fn connection_service(
-    state: &Arc<AppState>,
+    ingest: Option<&Arc<AppState>>,
     router: &axum::Router,
     peer: std::net::SocketAddr,
 ) -> impl hyper::service::Service<
@@ -220,16 +308,19 @@ fn connection_service(
 + 'static {
     use futures_util::future::Either;
     use tower::ServiceExt as _;
-    let (state, router) = (Arc::clone(state), router.clone());
+    let (ingest, router) = (ingest.cloned(), router.clone());
     hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let request = request.map(axum::body::Body::new);
-        if request.method() == http::Method::POST && request.uri().path() == "/events" {
-            let state = Arc::clone(&state);
-            Either::Left(async move {
-                Ok(crate::http::ingest_request(&state, Some(peer), request).await)
-            })
-        } else {
-            Either::Right(router.clone().oneshot(request))
+        match &ingest {
+            Some(state)
+                if request.method() == http::Method::POST && request.uri().path() == "/events" =>
+            {
+                let state = Arc::clone(state);
+                Either::Left(async move {
+                    Ok(crate::http::ingest_request(&state, Some(peer), request).await)
+                })
+            }
+            _ => Either::Right(router.clone().oneshot(request)),
         }
     })
 }

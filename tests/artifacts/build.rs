@@ -213,7 +213,10 @@ fn ensure_target() {
         args.extend(["--toolchain", toolchain]);
     }
     let command = format!("rustup {}", args.join(" "));
-    println!("cargo:warning=the {TARGET} target is missing; running `{command}`");
+    // On stderr, not as a `cargo:warning`: cargo replays a build script's
+    // warnings on every later build that reuses its output, when the target has
+    // long been installed. A failure below is shown with the command anyway.
+    eprintln!("the {TARGET} target is missing; running `{command}`");
     let added = Command::new("rustup")
         .args(&args)
         .stdout(Stdio::from(std::io::stderr()))

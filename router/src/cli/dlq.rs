@@ -4,8 +4,9 @@ use super::DlqAction;
 use anyhow::Context as _;
 use std::process::ExitCode;
 
-/// `router dlq`: a client of `/admin/dlq`.
-pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
+/// `router dlq`: a client of `/admin/dlq` at `url` (the admin listener), with
+/// the admin `token` when the router requires one.
+pub async fn run(url: &str, token: Option<&str>, action: DlqAction) -> anyhow::Result<ExitCode> {
     let base = url.trim_end_matches('/');
     let client = reqwest::Client::new();
     let request = match &action {
@@ -17,10 +18,21 @@ pub async fn run(url: &str, action: DlqAction) -> anyhow::Result<ExitCode> {
             request
         }
         DlqAction::Show { id } => client.get(format!("{base}/admin/dlq/{id}")),
-        DlqAction::Redrive { ids, route } => client
-            .post(format!("{base}/admin/dlq/redrive"))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({ "ids": ids, "route": route }).to_string()),
+        DlqAction::Redrive { ids, route, all } => {
+            let selection = if *all {
+                serde_json::json!({ "all": true })
+            } else {
+                serde_json::json!({ "ids": ids, "route": route })
+            };
+            client
+                .post(format!("{base}/admin/dlq/redrive"))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(selection.to_string())
+        }
+    };
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
     };
     let response = request
         .send()

@@ -41,6 +41,10 @@ pub enum Command {
         /// Listen on this address instead of the configuration's `server.listen`.
         #[arg(short, long)]
         listen: Option<SocketAddr>,
+        /// Serve the admin API on this address instead of the configuration's
+        /// `admin.listen` (an address other than loopback needs `admin.token`).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
         /// Do not reload when the configuration or plugin files change (SIGHUP and
         /// `POST /admin/reload` still reload).
         #[arg(long)]
@@ -67,9 +71,16 @@ pub enum Command {
     /// Inspect and redrive the dead letters of a running router (through its admin
     /// API).
     Dlq {
-        /// The router's base URL.
-        #[arg(long, env = "ROUTER_URL", default_value = "http://127.0.0.1:8080")]
+        /// The base URL of the router's admin API (`admin.listen`).
+        #[arg(
+            long,
+            env = "ROUTER_ADMIN_URL",
+            default_value = "http://127.0.0.1:9180"
+        )]
         url: String,
+        /// The admin token (`admin.token`), sent as `Authorization: Bearer`.
+        #[arg(long, env = "ROUTER_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// What to do.
         #[command(subcommand)]
         action: DlqAction,
@@ -101,13 +112,22 @@ pub enum DlqAction {
     },
     /// Send dead letters back to their own route (only), or for a durable queue's
     /// poison entries (route `*`), through every route that matches them now, and
-    /// remove those that no longer fail.
+    /// remove those that no longer fail. Name them: ids, `--route`, or `--all`.
+    #[command(group(
+        clap::ArgGroup::new("selection")
+            .required(true)
+            .multiple(true)
+            .args(["ids", "route", "all"])
+    ))]
     Redrive {
-        /// Only these dead letters (all when none is given).
+        /// These dead letters.
         ids: Vec<String>,
-        /// Only those of this route.
+        /// Those of this route (with ids: those ids of this route).
         #[arg(long)]
         route: Option<String>,
+        /// Every dead letter.
+        #[arg(long, conflicts_with_all = ["ids", "route"])]
+        all: bool,
     },
 }
 
@@ -130,7 +150,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS)
             .context("router sink"),
         Command::Check { config } => check::run(&config).await,
-        Command::Dlq { url, action } => dlq::run(&url, action).await,
+        Command::Dlq { url, token, action } => dlq::run(&url, token.as_deref(), action).await,
         Command::Explain {
             config,
             event,
@@ -139,7 +159,14 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve {
             config,
             listen,
+            admin_listen,
             no_watch,
-        } => serve::run(&config, listen, no_watch).await,
+        } => {
+            let listen = serve::ListenOverrides {
+                ingest: listen,
+                admin: admin_listen,
+            };
+            serve::run(&config, listen, no_watch).await
+        }
     }
 }

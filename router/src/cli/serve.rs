@@ -2,13 +2,23 @@
 
 use anyhow::Context as _;
 use router::runtime::Runtime;
-use router::server::Server;
+use router::server::{Listeners, Server};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+
+/// Where `serve` listens: `None` keeps the configuration's address.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListenOverrides {
+    /// Ingest, instead of `server.listen`.
+    pub ingest: Option<SocketAddr>,
+    /// The admin API, instead of `admin.listen`.
+    pub admin: Option<SocketAddr>,
+}
 
 /// Serves the configuration at `path` until SIGINT or SIGTERM.
 pub async fn run(
     path: &std::path::Path,
-    listen: Option<std::net::SocketAddr>,
+    listen: ListenOverrides,
     no_watch: bool,
 ) -> anyhow::Result<ExitCode> {
     let (config, runtime) = match Runtime::load(path).await {
@@ -25,6 +35,13 @@ pub async fn run(
             return Ok(ExitCode::FAILURE);
         }
     };
+    let admin_addr = listen.admin.unwrap_or(config.admin.listen);
+    // The configuration checked its own address; an override is checked here, so
+    // no command line opens the admin API to the network without a token.
+    if let Err(e) = config.admin.check_listen(admin_addr) {
+        eprintln!("error: --admin-listen: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     let server = Server::new(&config, runtime).with_tls(tls);
     if config.reload.watch && !no_watch {
         server
@@ -32,17 +49,29 @@ pub async fn run(
             .context("cannot watch the configuration files")?;
     }
     reload_on_sighup(&server);
-    let addr = listen.unwrap_or(config.server.listen);
-    let listener = tokio::net::TcpListener::bind(addr)
+    let addr = listen.ingest.unwrap_or(config.server.listen);
+    let ingest = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let admin = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {admin_addr} for the admin API (set `[admin] listen` or --admin-listen)")
+        })?;
     tracing::info!(
-        addr = %listener.local_addr()?,
+        addr = %ingest.local_addr()?,
+        admin = %admin.local_addr()?,
+        admin_token = config.admin.token.is_some(),
+        metrics = ?config.admin.metrics,
         plugins = config.plugins.len(),
         routes = config.routes.len(),
         "router serving"
     );
-    server.run(listener, shutdown_signal()).await;
+    let listeners = Listeners {
+        ingest,
+        admin: Some(admin),
+    };
+    server.run(listeners, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,10 +1,11 @@
 //! `[ingest]`: who may send events (credentials, origins), and how much.
 
-use super::{ConfigError, Name, Source};
+use super::{ConfigError, DedupStore, Name, Source};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer};
 use std::fmt;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use toml::Spanned;
@@ -17,9 +18,20 @@ pub struct IngestConfig {
     pub max_in_flight: u32,
     /// Origins allowed by the CloudEvents webhook handshake (`OPTIONS`); `*` allows all.
     pub allowed_origins: Vec<String>,
-    /// Requests per second allowed per origin (the `WebHook-Request-Origin` or
-    /// `Origin` header, else the client's address); unlimited when absent.
+    /// Requests per second allowed per sender: the authenticated credential, else
+    /// the client's address (never a header the client chooses); unlimited when
+    /// absent.
     pub rate_limit: Option<RateLimitConfig>,
+    /// Peers (addresses or CIDR ranges) trusted to name the client in
+    /// `X-Forwarded-For`; from anyone else that header is ignored.
+    pub trusted_proxies: Vec<ProxyRange>,
+    /// Where accepted `webhook-id`s are remembered, to refuse replays: this
+    /// process's memory, or Redis (shared by every router pointing at it).
+    pub replay_store: DedupStore,
+    /// The Redis of `replay_store = "redis"`; `[queue] url` when absent.
+    pub replay_url: Option<String>,
+    /// Most ids remembered in memory; past it the oldest are forgotten first.
+    pub replay_max_entries: usize,
     /// Credentials; when any is configured, every request must present one.
     pub credential: Vec<CredentialConfig>,
 }
@@ -30,12 +42,16 @@ impl Default for IngestConfig {
             max_in_flight: 10_000,
             allowed_origins: vec!["*".to_owned()],
             rate_limit: None,
+            trusted_proxies: Vec::new(),
+            replay_store: DedupStore::Memory,
+            replay_url: None,
+            replay_max_entries: 100_000,
             credential: Vec::new(),
         }
     }
 }
 
-/// A per-origin token bucket.
+/// A token bucket per sender (credential, else client address).
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
@@ -58,9 +74,15 @@ pub struct CredentialConfig {
     /// Standard Webhooks secrets (`whsec_` followed by base64).
     #[serde(default)]
     pub webhook_secrets: Vec<WebhookSecret>,
-    /// Event `source` prefixes this sender may use; any source when empty.
+    /// Event `source`s this sender may use, each with everything below it on a
+    /// path-segment boundary (`/shop` allows `/shop` and `/shop/eu`, not
+    /// `/shopping`); any source when empty.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// Accept only structured or batched bodies from this sender: the body
+    /// signature of a webhook does not cover binary mode's `ce-*` headers.
+    #[serde(default)]
+    pub require_structured: bool,
 }
 
 impl IngestConfig {
@@ -68,6 +90,13 @@ impl IngestConfig {
     pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
         if self.max_in_flight == 0 {
             errors.push(source.error(None, "ingest.max_in_flight", "must be at least 1"));
+        }
+        if self.replay_max_entries == 0 {
+            errors.push(source.error(
+                source.span_of(&["ingest", "replay_max_entries"]),
+                "ingest.replay_max_entries",
+                "must be at least 1",
+            ));
         }
         for (i, c) in self.credential.iter().enumerate() {
             c.validate(source, &format!("ingest.credential[{i}]"), errors);
@@ -92,6 +121,79 @@ impl CredentialConfig {
             )),
             _ => {}
         }
+    }
+}
+
+/// An address or CIDR range of `trusted_proxies` (`10.0.0.0/8`, `::1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+/// Why a `trusted_proxies` entry cannot be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyRangeError {
+    /// Not an IP address.
+    #[error("{0:?} is not an IP address or CIDR range (such as 10.0.0.0/8)")]
+    NotAnAddress(String),
+    /// The prefix length is not a number up to the address's bits.
+    #[error("the prefix length of {0:?} must be 0 to 32 for IPv4, 0 to 128 for IPv6")]
+    BadPrefix(String),
+}
+
+impl ProxyRange {
+    /// Whether `ip` (IPv4-mapped IPv6 counts as IPv4) is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for ProxyRange {
+    type Err = ProxyRangeError;
+
+    fn from_str(s: &str) -> Result<Self, ProxyRangeError> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let network = addr
+            .trim()
+            .parse::<IpAddr>()
+            .map_err(|_| ProxyRangeError::NotAnAddress(s.to_owned()))?
+            .to_canonical();
+        let bits = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => bits,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= bits)
+                .ok_or_else(|| ProxyRangeError::BadPrefix(s.to_owned()))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -156,6 +258,33 @@ mod tests {
         assert_eq!(with.as_bytes(), b"secret");
         assert_eq!(with, without);
         assert_eq!(format!("{with:?}"), "WebhookSecret(<redacted>)");
+    }
+
+    #[test]
+    fn proxy_ranges_contain_their_addresses() {
+        let range: ProxyRange = "10.1.0.0/16".parse().unwrap();
+        assert!(range.contains("10.1.200.3".parse().unwrap()));
+        assert!(range.contains("::ffff:10.1.0.1".parse().unwrap()));
+        assert!(!range.contains("10.2.0.1".parse().unwrap()));
+        assert!(!range.contains("::1".parse().unwrap()));
+        let one: ProxyRange = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        let all: ProxyRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("203.0.113.9".parse().unwrap()));
+        assert!(matches!(
+            "10.0.0.0/33".parse::<ProxyRange>(),
+            Err(ProxyRangeError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "proxy.example".parse::<ProxyRange>(),
+            Err(ProxyRangeError::NotAnAddress(_))
+        ));
+        let text =
+            "[ingest]\ntrusted_proxies = [\"10.0.0.0/8\", \"nope\"]\nreplay_max_entries = 0\n";
+        let errors = Config::parse(Source::new("t.toml", text), |_| None).unwrap_err();
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["ingest.trusted_proxies[1]"], "{errors}");
     }
 
     #[test]

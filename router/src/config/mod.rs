@@ -8,6 +8,7 @@
 //! filters, transforms and plugins are compiled later, by
 //! `runtime::Runtime::build`, which reports in the same format.
 
+mod admin;
 mod delivery;
 mod env;
 mod error;
@@ -24,6 +25,7 @@ mod server;
 mod transform;
 mod units;
 
+pub use admin::{AdminConfig, AdminError, AdminToken, MIN_ADMIN_TOKEN_LEN, MetricsListener};
 pub use delivery::{
     AppendSpec, BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy,
     RetrySpec,
@@ -32,7 +34,8 @@ pub use env::{EnvError, interpolate};
 pub use error::{ConfigError, ConfigErrors, Source};
 pub use filter::{DataFilterSpec, FilterSpec};
 pub use ingest::{
-    CredentialConfig, IngestConfig, RateLimitConfig, WebhookSecret, WebhookSecretError,
+    CredentialConfig, IngestConfig, ProxyRange, ProxyRangeError, RateLimitConfig, WebhookSecret,
+    WebhookSecretError,
 };
 pub use kv::KvConfig;
 pub use name::Name;
@@ -60,6 +63,8 @@ pub struct Config {
     pub source: Source,
     /// `[server]`.
     pub server: ServerConfig,
+    /// `[admin]`: the admin API's listener and token.
+    pub admin: AdminConfig,
     /// `[reload]`.
     pub reload: ReloadConfig,
     /// `[ingest]`.
@@ -132,6 +137,7 @@ impl Config {
                 schemas: Vec::new(),
                 source,
                 server: ServerConfig::default(),
+                admin: AdminConfig::default(),
                 reload: ReloadConfig::default(),
                 ingest: IngestConfig::default(),
                 plugin_defaults: PluginDefaults::default(),
@@ -152,6 +158,7 @@ impl Config {
         let unresolved: HashSet<usize> = errors.iter().map(|e| e.line).collect();
 
         let mut server = ServerConfig::default();
+        let mut admin = AdminConfig::default();
         let mut reload = ReloadConfig::default();
         let mut ingest = IngestConfig::default();
         let mut plugin_defaults = PluginDefaults::default();
@@ -166,6 +173,11 @@ impl Config {
                 "server" => {
                     if let Some(s) = deserialize(&source, "server", value, &mut errors) {
                         server = s;
+                    }
+                }
+                "admin" => {
+                    if let Some(a) = deserialize(&source, "admin", value, &mut errors) {
+                        admin = a;
                     }
                 }
                 "reload" => {
@@ -204,13 +216,14 @@ impl Config {
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `admin`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `plugin`, `route` or `schema`",
                 )),
             }
         }
         let config = Config {
             source,
             server,
+            admin,
             reload,
             ingest,
             plugin_defaults,
@@ -230,6 +243,7 @@ impl Config {
     fn validate(&self, unresolved: &HashSet<usize>, errors: &mut Vec<ConfigError>) {
         let source = &self.source;
         self.server.validate(source, errors);
+        self.admin.validate(source, errors);
         self.ingest.validate(source, errors);
         for schema in &self.schemas {
             schema.validate(source, errors);

@@ -31,8 +31,9 @@ pub trait Redeliver: Sync {
     fn still_failing(report: &Self::Report) -> bool;
 }
 
-/// Which dead letters to redrive: by id, or those of one route; all of them when
-/// both are empty.
+/// Which dead letters to redrive: by id, those of one route (both: the ids of
+/// that route), or explicitly all of them. An empty selection chooses nothing, so
+/// that a forgotten body never redrives every dead letter.
 #[derive(Clone, Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Selection {
@@ -41,10 +42,39 @@ pub struct Selection {
     pub ids: Vec<String>,
     /// A route name ([`ALL_ROUTES`] for the queue's poison entries).
     pub route: Option<String>,
+    /// Every dead letter; not combined with `ids` or `route`.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Why a selection names no dead letters in a usable way.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// Neither ids, nor a route, nor `all`.
+    #[error(
+        "name the dead letters to redrive: {{\"ids\": [\"ID\", ...]}}, {{\"route\": \"ROUTE\"}} (both: those ids of that route), or {{\"all\": true}} for every dead letter"
+    )]
+    Empty,
+    /// `all` beside ids or a route.
+    #[error("`all` redrives every dead letter: do not combine it with `ids` or `route`")]
+    AllWithOthers,
 }
 
 impl Selection {
+    /// Checks that the selection names something, and only one way.
+    pub fn validate(&self) -> Result<(), SelectionError> {
+        let narrowed = !self.ids.is_empty() || self.route.is_some();
+        match (self.all, narrowed) {
+            (false, false) => Err(SelectionError::Empty),
+            (true, true) => Err(SelectionError::AllWithOthers),
+            _ => Ok(()),
+        }
+    }
+
     fn contains(&self, letter: &DeadLetter) -> bool {
+        if self.validate().is_err() {
+            return false;
+        }
         (self.ids.is_empty() || self.ids.contains(&letter.id))
             && self.route.as_ref().is_none_or(|r| &letter.route == r)
     }
@@ -119,4 +149,29 @@ pub async fn redrive<T: Redeliver>(
         redriven: done.len(),
         results,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(json: &str) -> Selection {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn a_selection_must_name_what_it_redrives() {
+        assert_eq!(selection("{}").validate(), Err(SelectionError::Empty));
+        assert_eq!(
+            selection(r#"{"ids": [], "all": false}"#).validate(),
+            Err(SelectionError::Empty)
+        );
+        assert_eq!(
+            selection(r#"{"all": true, "route": "r"}"#).validate(),
+            Err(SelectionError::AllWithOthers)
+        );
+        for ok in [r#"{"all": true}"#, r#"{"ids": ["a"]}"#, r#"{"route": "r"}"#] {
+            assert_eq!(selection(ok).validate(), Ok(()), "{ok}");
+        }
+    }
 }

@@ -1,16 +1,111 @@
-//! `/admin/*`: what the router is running, and reloads on demand.
+//! The admin API, on its own listener: what the router is running, reloads on
+//! demand, explanations and the dead letters; `/metrics` too unless it is
+//! served with ingest. Every request needs the `[admin]` token when one is set.
 
-use super::AppState;
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
+use super::{AppState, IngestError};
+use crate::config::{AdminToken, MetricsListener};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+/// The admin listener's application: `/admin/*` (and `/metrics` when
+/// `metrics` says so), every path behind `token` when there is one.
+pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener) -> Router {
+    let mut router = Router::new()
+        .route("/admin/plugins", get(plugins))
+        .route("/admin/routes", get(routes))
+        .route("/admin/reload", post(reload))
+        .route("/admin/explain", post(explain))
+        .route("/admin/dlq", get(dlq_list))
+        .route("/admin/dlq/redrive", post(dlq_redrive))
+        .route("/admin/dlq/{id}", get(dlq_show));
+    if metrics == MetricsListener::Admin {
+        router = router.route("/metrics", get(super::metrics_text));
+    }
+    router
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": "not found: the admin API serves /admin/plugins, /admin/routes, /admin/reload, /admin/explain and /admin/dlq" })),
+            )
+        })
+        .with_state(state)
+        // A layer rather than a route layer: unknown paths are refused too, so
+        // nobody learns what is served without the token.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(token),
+            authorize,
+        ))
+}
+
+/// Lets a request through when it carries the admin token (or none is set);
+/// answers 401 with `WWW-Authenticate: Bearer` otherwise.
+async fn authorize(
+    State(token): State<Arc<Option<AdminToken>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = token.as_ref() else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (error, challenge) = match presented {
+        Some(presented) if token.matches(presented.trim()) => return next.run(request).await,
+        Some(_) => ("invalid admin token", r#"Bearer error="invalid_token""#),
+        None => (
+            "the admin API requires `Authorization: Bearer <token>` with the token of `[admin] token`",
+            "Bearer",
+        ),
+    };
+    let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": error }))).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+/// Reads an admin request's body within the server's body limit and body
+/// timeout, as ingest does: the admin API is no reason to hold memory or a
+/// connection for as long as a client likes.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.limits.body) {
+        return Err(IngestError::TooLarge {
+            limit: state.limits.body,
+        }
+        .into_response());
+    }
+    // Not from the ingest buffer budget, which a flood of senders may hold:
+    // the admin API must stay usable then. Its own listener's connection cap
+    // and the body limit bound what it buffers.
+    let own = super::ByteBudget::new(state.limits.body);
+    let reserved = own
+        .reserve(declared.unwrap_or(0))
+        .ok_or_else(|| IngestError::Buffers { limit: own.total() }.into_response())?;
+    super::collect_body(body, state, headers, reserved)
+        .await
+        .map(|(body, _)| body)
+        .map_err(IntoResponse::into_response)
+}
 
 /// `GET /admin/plugins`: each plugin's file, content hash, load time, world and
 /// instances, with the snapshot's generation and the last reload error.
-pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
+async fn plugins(State(state): State<AppState>) -> Json<Value> {
     let runtime = state.dispatcher.runtime();
     let plugins: Vec<Value> = runtime
         .plugins()
@@ -37,7 +132,7 @@ pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /admin/routes`: the active routes of the current snapshot.
-pub async fn routes(State(state): State<AppState>) -> Json<Value> {
+async fn routes(State(state): State<AppState>) -> Json<Value> {
     let runtime = state.dispatcher.runtime();
     let routes: Vec<Value> = runtime
         .routes()
@@ -61,7 +156,7 @@ pub async fn routes(State(state): State<AppState>) -> Json<Value> {
 
 /// `POST /admin/reload`: reloads now; 200 with the new generation, or 422 with
 /// the reason the previous configuration keeps serving.
-pub async fn reload(State(state): State<AppState>) -> Response {
+async fn reload(State(state): State<AppState>) -> Response {
     match state.reloader.reload_now().await {
         Ok(generation) => Json(json!({ "generation": generation })).into_response(),
         Err(error) => (
@@ -82,7 +177,11 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// `POST /admin/explain`: a structured-mode event in, its explanation out.
-pub async fn explain(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+async fn explain(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
     match crate::event::json::decode_structured(&body) {
         Ok(event) => {
             let runtime = state.dispatcher.runtime();
@@ -100,7 +199,7 @@ pub async fn explain(State(state): State<AppState>, body: axum::body::Bytes) -> 
 
 /// Query of `GET /admin/dlq`.
 #[derive(serde::Deserialize)]
-pub struct DlqQuery {
+struct DlqQuery {
     /// Only the dead letters of this route.
     route: Option<String>,
 }
@@ -126,7 +225,7 @@ async fn dead_letters(
 }
 
 /// `GET /admin/dlq[?route=NAME]`: the dead letters, oldest first.
-pub async fn dlq_list(
+async fn dlq_list(
     State(state): State<AppState>,
     axum::extract::Query(query): axum::extract::Query<DlqQuery>,
 ) -> Response {
@@ -142,7 +241,7 @@ pub async fn dlq_list(
 }
 
 /// `GET /admin/dlq/{id}`: one dead letter.
-pub async fn dlq_show(
+async fn dlq_show(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
@@ -160,12 +259,31 @@ pub async fn dlq_show(
 }
 
 /// `POST /admin/dlq/redrive`: [`crate::delivery::redrive::redrive`] of the dead
-/// letters chosen by the body (ids and/or a route; all when absent).
-pub async fn dlq_redrive(
-    State(state): State<AppState>,
-    body: Option<Json<crate::delivery::redrive::Selection>>,
-) -> Response {
-    let selection = body.map(|Json(s)| s).unwrap_or_default();
+/// letters the body names (ids, a route, or `{"all": true}`); a body that names
+/// none is a 400, never "all".
+async fn dlq_redrive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    use crate::delivery::redrive::{Selection, SelectionError};
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let bad_request =
+        |error: String| (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response();
+    if body.trim_ascii().is_empty() {
+        return bad_request(SelectionError::Empty.to_string());
+    }
+    let selection: Selection = match serde_json::from_slice(&body) {
+        Ok(selection) => selection,
+        Err(e) => {
+            return bad_request(format!(
+                "the body is not a selection ({e}): {}",
+                SelectionError::Empty
+            ));
+        }
+    };
+    if let Err(e) = selection.validate() {
+        return bad_request(e.to_string());
+    }
     let runtime = state.dispatcher.runtime();
     let Some(sink) = &runtime.settings.dead_letters else {
         return dlq_error(crate::delivery::deadletter::DeadLetterError::NotConfigured);

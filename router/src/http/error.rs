@@ -4,7 +4,7 @@
 use crate::event::EventError;
 use crate::event::http::ModeError;
 use crate::event::json::BatchError;
-use crate::http::GuardError;
+use crate::gate::GateError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -53,7 +53,7 @@ pub enum IngestError {
     },
     /// Credentials, rate limit or load shedding refused the request.
     #[error(transparent)]
-    Guard(#[from] GuardError),
+    Gate(#[from] GateError),
 }
 
 #[derive(Serialize)]
@@ -79,12 +79,12 @@ impl IngestError {
             }
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Mode(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Guard(GuardError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
-            Self::Guard(GuardError::Forbidden { .. }) => StatusCode::FORBIDDEN,
-            Self::Guard(GuardError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Gate(GateError::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            Self::Gate(GateError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            Self::Gate(GateError::StructuredRequired { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Gate(GateError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable)
+            | Self::Buffers { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,10 +97,12 @@ impl IngestError {
             Self::Mode(_) => "unsupported_media_type",
             Self::Event(_) | Self::Batch(_) => "invalid",
             Self::Schema { .. } => "schema",
-            Self::Guard(GuardError::Unauthorized(_)) => "unauthorized",
-            Self::Guard(GuardError::Forbidden { .. }) => "forbidden",
-            Self::Guard(GuardError::RateLimited { .. }) => "rate_limited",
-            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => "overloaded",
+            Self::Gate(GateError::Unauthorized(_)) => "unauthorized",
+            Self::Gate(GateError::Forbidden { .. }) => "forbidden",
+            Self::Gate(GateError::StructuredRequired { .. }) => "unsupported_media_type",
+            Self::Gate(GateError::RateLimited { .. }) => "rate_limited",
+            Self::Gate(GateError::Overloaded(_)) | Self::Buffers { .. } => "overloaded",
+            Self::Gate(GateError::ReplayStoreUnavailable) => "unavailable",
         }
     }
 }
@@ -125,10 +127,11 @@ impl IntoResponse for IngestError {
         };
         let mut response = (self.status(), Json(body)).into_response();
         let retry_after = match &self {
-            Self::Guard(GuardError::RateLimited { retry_after, .. }) => {
+            Self::Gate(GateError::RateLimited { retry_after, .. }) => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
-            Self::Guard(GuardError::Overloaded(_)) | Self::Buffers { .. } => Some(1),
+            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable)
+            | Self::Buffers { .. } => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
@@ -143,7 +146,7 @@ impl IntoResponse for IngestError {
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if matches!(self, Self::Guard(GuardError::Unauthorized(_))) {
+        if matches!(self, Self::Gate(GateError::Unauthorized(_))) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

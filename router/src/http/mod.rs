@@ -1,18 +1,21 @@
-//! The HTTP surface: `POST /events` (ingest), `GET /healthz`, and `/admin/*`.
+//! The HTTP surface, as two applications on two listeners: ingest (`POST
+//! /events`, `GET /healthz`, `GET /readyz`), which faces the senders, and the
+//! admin API (`/admin/*`), which faces operators; `/metrics` on either.
 
 mod admin;
 mod budget;
 mod error;
-mod guard;
 
+pub use admin::app as admin_app;
 pub use budget::{ByteBudget, Reservation};
 pub use error::IngestError;
-pub use guard::{Guard, GuardError};
 
+use crate::config::MetricsListener;
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
 use crate::event::json::{BatchError, decode_batch, decode_structured};
+use crate::gate::Authenticated;
 use crate::reload::Reloader;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -33,12 +36,11 @@ pub struct AppState {
     pub dispatcher: Arc<Dispatcher>,
     /// Rebuilds the runtime on demand.
     pub reloader: Arc<Reloader>,
-    /// Ingest limits.
+    /// Ingest limits. Credentials, rate limits and load shedding are the
+    /// runtime snapshot's gate, so that they change with a reload.
     pub limits: Limits,
     /// The request body bytes all requests may hold at once.
     pub budget: Arc<ByteBudget>,
-    /// Credentials, rate limits and load shedding.
-    pub guard: Arc<Guard>,
     /// The Redis stream accepted events go to, in durable mode.
     pub queue: Option<Arc<crate::queue::RedisQueue>>,
 }
@@ -64,9 +66,11 @@ pub struct Limits {
 /// (see [`linger`]); past that the connection is closed with the rest unread.
 const LINGER_FACTOR: u64 = 4;
 
-/// The router's HTTP application, without the listener: tests drive it directly.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// The ingest listener's application, without the listener: `/events`,
+/// `/healthz`, `/readyz`, and `/metrics` when `metrics` puts it here. The admin
+/// API is not served here, whatever the path: see [`admin_app`].
+pub fn ingest_app(state: AppState, metrics: MetricsListener) -> Router {
+    let mut router = Router::new()
         .route(
             "/events",
             post(ingest)
@@ -74,15 +78,11 @@ pub fn app(state: AppState) -> Router {
                 .fallback(|method: Method| async move { method_not_allowed(&method) }),
         )
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
-        .route("/admin/plugins", get(admin::plugins))
-        .route("/admin/routes", get(admin::routes))
-        .route("/admin/reload", post(admin::reload))
-        .route("/admin/explain", post(admin::explain))
-        .route("/admin/dlq", get(admin::dlq_list))
-        .route("/admin/dlq/redrive", post(admin::dlq_redrive))
-        .route("/admin/dlq/{id}", get(admin::dlq_show))
+        .route("/readyz", get(readyz));
+    if metrics == MetricsListener::Ingest {
+        router = router.route("/metrics", get(metrics_text));
+    }
+    router
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -150,7 +150,9 @@ async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Respons
             .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
         return response;
     };
-    match state.guard.allowed_origin(origin) {
+    let runtime = state.dispatcher.runtime();
+    let gate = runtime.gate();
+    match gate.allowed_origin(origin) {
         Some(allowed) => {
             let mut response = StatusCode::OK.into_response();
             let h = response.headers_mut();
@@ -158,7 +160,7 @@ async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Respons
             if let Ok(v) = HeaderValue::from_str(&allowed) {
                 h.insert("webhook-allowed-origin", v);
             }
-            if let Ok(v) = HeaderValue::from_str(&state.guard.allowed_rate()) {
+            if let Ok(v) = HeaderValue::from_str(&gate.allowed_rate()) {
                 h.insert("webhook-allowed-rate", v);
             }
             response
@@ -202,22 +204,28 @@ pub async fn ingest_request(
     // headers of every request.
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    // Made only when needed (a rate limit, a refusal logged): formatting the
-    // peer's address for every request is a cost on the hot path.
-    let origin = || origin(headers, peer);
-    let admitted = match admit(state, &origin, headers, body).await {
+    // One snapshot for the whole request: its gate (credentials, limits) goes
+    // with its routes and schemas, across a reload.
+    let runtime = state.dispatcher.runtime();
+    let peer = peer.map(|p| p.ip());
+    let admitted = match admit(state, &runtime, peer, headers, body).await {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics.rejected(e.reason());
-            tracing::debug!(error = %e, origin = origin(), "refused a request");
+            tracing::debug!(error = %e, client = ?runtime.gate().client(headers, peer), "refused a request");
             return e.into_response();
         }
     };
     // The reservation of the body's bytes is held until the answer is made: the
     // events' data points into the body.
-    let (events, _permit, _buffered) = admitted;
+    let Admitted {
+        events,
+        permit: _permit,
+        buffered: _buffered,
+        sender,
+    } = admitted;
     if let Some(queue) = &state.queue {
-        return enqueue(queue, events, headers).await;
+        return accepted_if_success(enqueue(queue, events, headers).await, sender);
     }
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
@@ -236,7 +244,16 @@ pub async fn ingest_request(
     metrics.events_in_flight.dec_by(n);
     let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
     metrics.events_accepted.inc_by(delivered as u64);
-    respond(reports)
+    accepted_if_success(respond(reports), sender)
+}
+
+/// Keeps the request's webhook id as used only when it was accepted: a retry
+/// of a request that failed (400, 502, 503...) carries the same id and must pass.
+fn accepted_if_success(response: Response, sender: Authenticated) -> Response {
+    if response.status().is_success() {
+        sender.accepted();
+    }
+    response
 }
 
 /// Dispatches a batch's events, at most `lanes` at a time (the server's
@@ -327,34 +344,36 @@ async fn enqueue(
     }
 }
 
-/// Who is sending, for rate limits: the webhook origin, else `Origin`, else the
-/// client's address.
-fn origin(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
-    headers
-        .get("webhook-request-origin")
-        .or_else(|| headers.get(header::ORIGIN))
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| peer.map(|p| p.ip().to_string()))
-        .unwrap_or_default()
+/// A request let in: its events, their room in flight, its body's bytes, and
+/// who sent them.
+struct Admitted {
+    events: Vec<Event>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// The body's bytes in the buffer budget.
+    buffered: Reservation,
+    sender: Authenticated,
 }
 
-/// Everything between the request and routing: rate limit, load shedding, body
-/// (its bytes reserved from the buffer budget before it is read), credentials,
-/// decoding, and the sender's allowed sources.
+/// Everything between the request and routing: what the headers alone decide
+/// (credentials present, bearer token, webhook headers, the rate of a known
+/// sender), load shedding, body (its bytes reserved from the buffer budget
+/// before it is read), webhook signature, decoding, and the sender's allowed
+/// content mode and sources.
 async fn admit(
     state: &AppState,
-    origin: &(dyn Fn() -> String + Sync),
+    runtime: &crate::runtime::Runtime,
+    peer: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Vec<Event>, tokio::sync::OwnedSemaphorePermit, Reservation), IngestError> {
-    state.guard.rate_limit(origin)?;
-    state.guard.check_capacity()?;
+) -> Result<Admitted, IngestError> {
+    let gate = runtime.gate();
+    let identity = gate.identify(headers, peer)?;
+    gate.check_capacity()?;
     let (mode, body, buffered) = read_body(state, headers, body).await?;
-    let credential = state.guard.authenticate(headers, &body)?;
+    let sender = gate.authenticate(identity, &body).await?;
+    gate.check_mode(&sender, mode)?;
     let events = decode(&state.limits, mode, headers, body)?;
-    state.guard.check_sources(credential, &events)?;
-    let runtime = state.dispatcher.runtime();
+    gate.check_sources(&sender, &events)?;
     if !runtime.schemas().is_empty() {
         for (index, event) in events.iter().enumerate() {
             runtime
@@ -363,8 +382,13 @@ async fn admit(
                 .map_err(|error| IngestError::Schema { index, error })?;
         }
     }
-    let permit = state.guard.admit(events.len())?;
-    Ok((events, permit, buffered))
+    let permit = gate.admit(events.len())?;
+    Ok(Admitted {
+        events,
+        permit,
+        buffered,
+        sender,
+    })
 }
 
 /// 200 when every route of every event (and of what they caused) delivered; a

@@ -50,10 +50,13 @@ pub fn plugin_tables() -> String {
         .collect()
 }
 
-/// A router serving on 127.0.0.1:0 until dropped (or [`TestRouter::shutdown`]).
+/// A router serving ingest and its admin API, each on 127.0.0.1:0, until dropped
+/// (or [`TestRouter::shutdown`]).
 pub struct TestRouter {
-    /// Where it listens.
+    /// Where it listens for events.
     pub addr: SocketAddr,
+    /// Where its admin API listens.
+    pub admin_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -100,23 +103,35 @@ impl TestRouter {
     }
 
     async fn serve(server: Server) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let ingest = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let addr = ingest.local_addr().expect("addr");
+        let admin_addr = admin.local_addr().expect("admin addr");
+        let listeners = router::server::Listeners {
+            ingest,
+            admin: Some(admin),
+        };
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(server.run(listener, async {
+        let task = tokio::spawn(server.run(listeners, async {
             let _ = stopped.await;
         }));
         Self {
             addr,
+            admin_addr,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    /// `GET /admin/<what>` as JSON.
+    /// `http://admin_addr`: the base URL of the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// `GET /admin/<what>` as JSON, from the admin listener (without a token).
     pub async fn admin(&self, what: &str) -> serde_json::Value {
         let response = client()
-            .get(format!("http://{}/admin/{what}", self.addr))
+            .get(format!("{}/admin/{what}", self.admin_url()))
             .send()
             .await
             .expect("admin request");
@@ -143,10 +158,10 @@ impl TestRouter {
         }
     }
 
-    /// `GET /metrics` as text.
+    /// `GET /metrics` as text, from the admin listener (where it is by default).
     pub async fn metrics(&self) -> String {
         client()
-            .get(format!("http://{}/metrics", self.addr))
+            .get(format!("{}/metrics", self.admin_url()))
             .send()
             .await
             .expect("metrics")

@@ -248,7 +248,7 @@ forward = "{}"
     assert_eq!(healthy.received().len(), 2);
 
     // The CLI lists them through the admin API.
-    let url = format!("http://{}", router.addr);
+    let url = router.admin_url();
     // tokio's Command: the router under test serves on this test's runtime.
     let listed = tokio::process::Command::new(env!("CARGO_BIN_EXE_router"))
         .args(["dlq", "--url", &url, "list", "--route", "flaky-sink"])
@@ -360,7 +360,7 @@ async fn duplicates_within_the_window_are_dropped_and_counted() {
     let url = format!("http://{}/events", served.addr);
     let duplicates = || async {
         let text = client()
-            .get(format!("http://{}/metrics", served.addr))
+            .get(format!("http://{}/metrics", served.admin_addr))
             .send()
             .await
             .expect("metrics")
@@ -585,7 +585,8 @@ async fn dead_letters_in_a_redis_stream_are_listed_and_removed_by_a_redrive() {
 
     sink.answer(StatusCode::OK);
     let answer = client()
-        .post(format!("http://{}/admin/dlq/redrive", router.addr))
+        .post(format!("{}/admin/dlq/redrive", router.admin_url()))
+        .body(r#"{"all": true}"#)
         .send()
         .await
         .expect("redrive");

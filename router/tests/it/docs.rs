@@ -2,9 +2,9 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant, IngestConfig,
-    KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec,
-    RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
+    AdminConfig, Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant,
+    IngestConfig, KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig,
+    ReloadConfig, RetrySpec, RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -60,6 +60,7 @@ fn the_configuration_reference_matches_the_types() {
     let sections: Vec<(&str, Vec<&str>)> = vec![
         ("server", fields::<ServerConfig>()),
         ("server.tls", fields::<TlsConfig>()),
+        ("admin", fields::<AdminConfig>()),
         ("reload", fields::<ReloadConfig>()),
         ("ingest", fields::<IngestConfig>()),
         ("ingest.rate_limit", fields::<RateLimitConfig>()),

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["event", "config", "retryable", "sync", "digest"],
     &["metrics", "trace", "tls"],
     &["redis"],
-    &["kv"],
+    &["kv", "gate"],
     &["plugin"],
     &["policy"],
     &["forward"],

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin;
 mod cesql;
 mod config_ui;
 mod defaults;
@@ -13,6 +14,8 @@ mod durable;
 mod examples;
 mod explain;
 mod forward;
+mod fuzz;
+mod gate;
 mod ingest;
 mod layering;
 mod memory;

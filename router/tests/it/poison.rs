@@ -16,7 +16,7 @@ async fn dlq(router: &TestRouter, args: &[&str]) -> String {
 /// `router dlq --url <router> <args...>`: whether it succeeded, its standard
 /// output and its standard error.
 async fn dlq_output(router: &TestRouter, args: &[&str]) -> (bool, String, String) {
-    let url = format!("http://{}", router.addr);
+    let url = router.admin_url();
     // tokio's Command: the router under test serves on this test's runtime.
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_router"))
         .args(["dlq", "--url", &url])

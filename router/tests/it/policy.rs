@@ -175,7 +175,7 @@ async fn admin_explain_says_which_clause_failed() {
     let event =
         serde_json::json!({"specversion": "1.0", "id": "x-1", "source": "/s", "type": "refund"});
     let response = client()
-        .post(format!("http://{}/admin/explain", router.addr))
+        .post(format!("{}/admin/explain", router.admin_url()))
         .body(event.to_string())
         .send()
         .await

@@ -7,12 +7,15 @@ use std::process::{Command, Stdio};
 
 const ROUTER: &str = env!("CARGO_BIN_EXE_router");
 
-/// A `router serve` process, its address (from its log), and its log lines once
-/// it has exited. Dropping it kills the process, so a failing test leaves no
+/// A `router serve` process, its addresses (from its log), and its log lines
+/// once it has exited. Dropping it kills the process, so a failing test leaves no
 /// router behind.
 pub(crate) struct Served {
     pub(crate) child: std::process::Child,
+    /// Where it listens for events.
     pub(crate) addr: String,
+    /// Where its admin API listens.
+    pub(crate) admin_addr: String,
     log: Option<std::thread::JoinHandle<Vec<String>>>,
 }
 
@@ -36,8 +39,8 @@ impl Drop for Served {
     }
 }
 
-/// Starts `router serve` with `args` on 127.0.0.1:0 and waits until it logs where
-/// it listens.
+/// Starts `router serve` with `args`, ingest and admin each on 127.0.0.1:0, and
+/// waits until it logs where they listen.
 pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
     serve_with_env(args, &[])
 }
@@ -45,7 +48,13 @@ pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
 /// [`serve`] with extra environment variables (the configuration's `${VAR}`s).
 pub(crate) fn serve_with_env(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> Served {
     let mut child = Command::new(ROUTER)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
@@ -58,20 +67,26 @@ pub(crate) fn serve_with_env(args: &[&std::ffi::OsStr], env: &[(&str, String)]) 
     let log = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                let _ = addr_tx.send(addr.to_owned());
+            let field = |name: &str| {
+                line.split(&format!(" {name}="))
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned)
+            };
+            if let (Some(addr), Some(admin)) = (field("addr"), field("admin")) {
+                let _ = addr_tx.send((addr, admin));
             }
             lines.push(line);
         }
         lines
     });
-    let addr = addr_rx
+    let (addr, admin_addr) = addr_rx
         .recv_timeout(PATIENCE)
-        .expect("the router logs its address");
+        .expect("the router logs its addresses");
     Served {
         child,
         addr,
+        admin_addr,
         log: Some(log),
     }
 }
@@ -153,13 +168,12 @@ async fn sighup_reloads_the_configuration() {
         "--config".as_ref(),
         config.as_os_str(),
     ]);
-    let addr = served.addr.clone();
     std::fs::write(&config, route("second")).expect("rewrite");
     signal(&served.child, "-HUP");
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let response = client()
-            .get(format!("http://{addr}/admin/routes"))
+            .get(format!("http://{}/admin/routes", served.admin_addr))
             .send()
             .await
             .expect("routes");

@@ -274,7 +274,7 @@ async fn write_then_rename_gives_exactly_one_reload() {
     // A reload asked for now queues behind any reload still pending from the
     // rename, so its generation tells how many happened.
     let response = client()
-        .post(format!("http://{}/admin/reload", router.addr))
+        .post(format!("{}/admin/reload", router.admin_url()))
         .send()
         .await
         .expect("reload");

@@ -488,7 +488,8 @@ async fn transient_failures_are_retried_and_spent_retries_end_in_the_dead_letter
     // Once the service is back, the dead letter is sent again to its route.
     notifications.answer(StatusCode::OK);
     let answer = client()
-        .post(format!("http://{}/admin/dlq/redrive", router.addr))
+        .post(format!("{}/admin/dlq/redrive", router.admin_url()))
+        .body(r#"{"all": true}"#)
         .send()
         .await
         .expect("redrive");

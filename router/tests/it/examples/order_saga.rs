@@ -423,7 +423,7 @@ async fn a_poison_order_is_dead_lettered_and_listed_by_the_cli() {
     );
     assert!(saga.outcomes.received().is_empty());
 
-    let url = format!("http://{}", saga.router.addr);
+    let url = saga.router.admin_url();
     // tokio's Command: the router under test serves on this test's runtime.
     let listed = tokio::process::Command::new(env!("CARGO_BIN_EXE_router"))
         .args(["dlq", "--url", &url, "list"])

@@ -543,7 +543,7 @@ async fn a_failing_webhook_is_retried_then_dead_lettered_and_redriven() {
     // The webhook is fixed: a redrive delivers both to the Notifier only.
     platform.notify.answer(StatusCode::OK);
     let answer = client()
-        .post(format!("http://{}/admin/dlq/redrive", platform.router.addr))
+        .post(format!("{}/admin/dlq/redrive", platform.router.admin_url()))
         .header("content-type", "application/json")
         .body(r#"{"route": "notify"}"#)
         .send()
