@@ -8,6 +8,12 @@ pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// Whether two digests are equal, in time that does not depend on where they
+/// differ: secrets (tokens, MACs) are compared this way.
+pub(crate) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `digest` in lowercase hex.
 pub(crate) fn hex(digest: &[u8]) -> String {
     use std::fmt::Write as _;

@@ -463,7 +463,7 @@ impl Runtime {
 }
 
 /// The settings the server reads once, at start (the listener, its limits and
-/// timeouts, reloading, the durable queue), as text to compare: new keys of
+/// timeouts, the admin listener and token, reloading, the durable queue), as text to compare: new keys of
 /// these sections are covered without being listed.
 fn start_only(config: &Config) -> Vec<(&'static str, String)> {
     let mut server = config.server.clone();
@@ -472,6 +472,14 @@ fn start_only(config: &Config) -> Vec<(&'static str, String)> {
     server.forward_timeout = crate::config::Duration(Duration::ZERO);
     vec![
         ("[server]", format!("{server:?}")),
+        (
+            "[admin]",
+            format!(
+                "{:?} {:?}",
+                config.admin,
+                config.admin.token.as_ref().map(|t| t.fingerprint())
+            ),
+        ),
         ("[reload]", format!("{:?}", config.reload)),
         ("[queue]", format!("{:?}", config.queue)),
     ]

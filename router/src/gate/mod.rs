@@ -194,7 +194,7 @@ impl Gate {
                 .credentials
                 .iter()
                 .position(|c| {
-                    matches!(&c.secret, Secret::Bearer(d) if webhook::constant_time_eq(d, &digest))
+                    matches!(&c.secret, Secret::Bearer(d) if crate::digest::constant_time_eq(d, &digest))
                 })
                 .ok_or(GateError::Unauthorized("invalid bearer token"))?;
             self.count(|| Sender::Credential(Arc::clone(&self.credentials[index].name)))?;

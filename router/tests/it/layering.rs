@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// The crate's top-level modules, bottom layer first. Modules of one layer may
 /// not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["event", "config", "retryable", "sync", "digest"],
+    &["retryable", "sync", "digest"],
+    &["event", "config"],
     &["metrics", "trace", "tls"],
     &["redis"],
     &["kv", "gate"],
