@@ -120,7 +120,7 @@ impl Backends {
                     &format!("{}:seen:", config.queue.stream),
                 )
             }),
-            Some(d) => Dedup::memory(Some(d.window.0), d.max_entries),
+            Some(d) => Dedup::memory(Some(d.window.0), d.max_entries, d.memory_limit.0),
         };
         let replay = (config.ingest.replay_store == crate::config::DedupStore::Redis)
             .then(|| {
@@ -522,7 +522,7 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     };
     let mut errors = Vec::new();
     let kv = match config.kv.store {
-        crate::config::DedupStore::Memory => crate::kv::Kv::default(),
+        crate::config::DedupStore::Memory => crate::kv::Kv::memory(config.kv.memory_limit.0),
         crate::config::DedupStore::Redis => {
             let url = config.kv.url.as_deref().unwrap_or(&config.queue.url);
             match Redis::open(url, crate::redis::DEFAULT_TIMEOUT) {

@@ -25,6 +25,7 @@ pub struct Server {
     shutdown_timeout: Duration,
     admin_token: Option<AdminToken>,
     metrics: MetricsListener,
+    max_connections: usize,
 }
 
 /// The listeners a server serves on.
@@ -80,12 +81,16 @@ impl Server {
                     batch: server.batch_limit,
                     batch_concurrency: server.batch_concurrency.get(),
                     body_timeout: server.body_timeout.0,
+                    id: server.id_limit,
+                    source: server.source_limit,
                 },
+                budget: crate::http::ByteBudget::new(server.max_buffered_bytes.0),
             },
             header_timeout: server.header_timeout.0,
             shutdown_timeout: server.shutdown_timeout.0,
             admin_token: config.admin.token.clone(),
             metrics: config.admin.metrics,
+            max_connections: server.max_connections.get(),
         }
     }
 
@@ -127,6 +132,7 @@ impl Server {
             tls: self.tls.clone(),
             header_timeout: self.header_timeout,
             graceful: &graceful,
+            max_connections: self.max_connections,
         };
         let (stop_reloads, reloads_stopped) = tokio::sync::oneshot::channel::<()>();
         let reloads = tokio::spawn(Arc::clone(&self.state.reloader).run(async {
@@ -202,6 +208,9 @@ struct Connections<'a> {
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
     graceful: &'a GracefulShutdown,
+    /// `server.max_connections`, counted per listener: a flood of ingest
+    /// connections does not lock the admin API out.
+    max_connections: usize,
 }
 
 /// What one listener serves.
@@ -221,6 +230,8 @@ async fn accept_loop(
     surface: Surface,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // Each connection's task holds a permit until the connection ends.
+    let open = Arc::new(tokio::sync::Semaphore::new(connections.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -235,6 +246,13 @@ async fn accept_loop(
             // Only ever set to true, and an ended sender means the same.
             _ = stop.changed() => break,
         };
+        // Past the cap a new connection is closed at once rather than left
+        // waiting in the backlog: the client learns immediately that it should
+        // come back later or go elsewhere.
+        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
+            tracing::debug!(%peer, limit = connections.max_connections, "too many connections: closed");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = connection_service(surface.ingest.as_ref(), &surface.router, peer);
         let Some(tls) = connections.tls.clone() else {
@@ -243,6 +261,7 @@ async fn accept_loop(
                 .serve_connection(TokioIo::new(stream), service);
             let connection = connections.graceful.watch(connection);
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Err(e) = connection.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -255,6 +274,7 @@ async fn accept_loop(
             connections.header_timeout,
         );
         tokio::spawn(async move {
+            let _permit = permit;
             // A client that never finishes the handshake is dropped like one that
             // never finishes its headers.
             let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {

@@ -5,15 +5,16 @@
 //! order has items, every quantity is positive and every product has the stock
 //! left, `com.example.order.rejected` with the reason otherwise. Ids derive from
 //! the incoming event and the order, so a redelivered order yields the same events
-//! and reservation ids, and reserves nothing twice: the outcome of each order is
-//! remembered.
+//! and reservation ids, and reserves nothing twice: a reservation is remembered.
+//! A rejection is not: it took no stock, so a redelivery is simply judged again,
+//! and a flood of invalid orders cannot fill the store.
 //!
 //! Config: `source`, the source of emitted events (default `/inventory`);
 //! `stock`, the stock of every product (default 1000), and `stock.PRODUCT` for one
 //! product.
 //!
-//! Keys: `reserved:PRODUCT` (units reserved so far), `order:ORDER` (`reserved`, or
-//! `rejected:` and the reason).
+//! Keys: `reserved:PRODUCT` (units reserved so far), `order:ORDER` (`reserved`;
+//! older versions also stored `rejected:` and the reason, still understood).
 
 use router_guest::{Event, HandlerError, config, handler, kv, log};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 const ORDER_CREATED: &str = "com.example.order.created";
 const RESERVED: &str = "com.example.inventory.reserved";
 const REJECTED: &str = "com.example.order.rejected";
-/// How long the outcome of an order is remembered.
+/// How long a reservation is remembered.
 const ORDER_MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The part of an order this plugin reads; other fields are ignored.
@@ -84,12 +85,11 @@ fn handle(event: Event) -> Result<Vec<Event>, HandlerError> {
                 Some(reason) => Some(reason),
                 None => take_stock(&order)?,
             };
-            let record = match &outcome {
-                Some(reason) => format!("rejected:{reason}"),
-                None => "reserved".to_owned(),
-            };
-            // Remembered for a day, like a dedup window, so the keys do not pile up.
-            kv::set(&order_key(&order), record.as_bytes(), Some(ORDER_MEMORY))?;
+            // A reservation is remembered for a day, like a dedup window, so the
+            // keys do not pile up; a rejection took nothing and is not kept.
+            if outcome.is_none() {
+                kv::set(&order_key(&order), b"reserved", Some(ORDER_MEMORY))?;
+            }
             outcome
         }
     };
@@ -237,6 +237,11 @@ mod tests {
             let (event, data) = only(handle(order_created(order)).expect("handled"));
             assert_eq!((event.id(), event.ty()), ("e-1-rejected", REJECTED));
             assert_eq!(data, json!({"orderId": "o-1", "reason": reason}));
+            assert_eq!(
+                kv::get("order:o-1").expect("kv"),
+                None,
+                "a rejected order is not stored"
+            );
         }
     }
 

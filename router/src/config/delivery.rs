@@ -1,7 +1,7 @@
 //! `[delivery]`: retries, the dead-letter sink and duplicate suppression, with the
 //! per-route `retry` and `dedup` overrides.
 
-use super::{ConfigError, Duration, Source};
+use super::{ByteSize, ConfigError, Duration, Source};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -141,6 +141,10 @@ pub struct DedupSpec {
     /// The most pairs remembered in memory; the oldest are forgotten first.
     #[serde(default = "default_dedup_entries")]
     pub max_entries: usize,
+    /// The most memory the in-memory pairs take; each takes a fixed size (a
+    /// digest), whatever the length of its `source` and `id`.
+    #[serde(default = "default_dedup_memory")]
+    pub memory_limit: ByteSize,
     /// `memory` (this process) or `redis` (shared by every router process).
     #[serde(default)]
     pub store: DedupStore,
@@ -162,6 +166,10 @@ pub enum DedupStore {
 
 fn default_dedup_entries() -> usize {
     1_000_000
+}
+
+fn default_dedup_memory() -> ByteSize {
+    ByteSize(128 << 20)
 }
 
 impl DeliveryConfig {
@@ -232,6 +240,9 @@ impl DedupSpec {
     pub fn validate(&self, source: &Source, errors: &mut Vec<ConfigError>) {
         if self.max_entries == 0 {
             errors.push(source.error(None, "delivery.dedup.max_entries", "must be at least 1"));
+        }
+        if self.memory_limit.0 < 1024 {
+            errors.push(source.error(None, "delivery.dedup.memory_limit", "must be at least 1KiB"));
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `[kv]`: where plugins' key-value stores live.
 
-use super::DedupStore;
+use super::{ByteSize, DedupStore};
 use serde::Deserialize;
 
 /// `[kv]`: where plugins' key-value stores live.
@@ -13,6 +13,9 @@ pub struct KvConfig {
     pub url: Option<String>,
     /// Prefix of every key in Redis (then the plugin's name and `:`).
     pub prefix: String,
+    /// Most bytes one plugin's keys take in the memory store (names, values and
+    /// a fixed overhead per key).
+    pub memory_limit: ByteSize,
 }
 
 impl Default for KvConfig {
@@ -21,6 +24,7 @@ impl Default for KvConfig {
             store: DedupStore::Memory,
             url: None,
             prefix: "router:kv:".into(),
+            memory_limit: ByteSize(64 << 20),
         }
     }
 }

@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 pub struct ServerConfig {
     /// Address to listen on; `serve --listen` overrides it.
     pub listen: SocketAddr,
-    /// Largest request body accepted; larger ones get 413 without being read.
+    /// Largest request body accepted; larger ones get 413 without being kept.
     pub body_limit: ByteSize,
     /// Most events in one batched request.
     pub batch_limit: usize,
@@ -28,6 +28,16 @@ pub struct ServerConfig {
     pub forward_timeout: Duration,
     /// How long shutdown waits for events in flight.
     pub shutdown_timeout: Duration,
+    /// Most connections open at once; past it new connections are closed as
+    /// soon as they are accepted.
+    pub max_connections: NonZeroUsize,
+    /// Most request body bytes held by all requests at once, reserved before a
+    /// body is read; past it requests get 503 with `Retry-After`.
+    pub max_buffered_bytes: ByteSize,
+    /// Longest event `id`, in bytes.
+    pub id_limit: usize,
+    /// Longest event `source`, in bytes.
+    pub source_limit: usize,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsConfig>,
 }
@@ -55,6 +65,10 @@ impl Default for ServerConfig {
             hop_limit: 8,
             forward_timeout: secs(10),
             shutdown_timeout: secs(30),
+            max_connections: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            max_buffered_bytes: ByteSize(64 << 20),
+            id_limit: 1024,
+            source_limit: 4096,
             tls: None,
         }
     }
@@ -75,6 +89,24 @@ impl ServerConfig {
                     self.body_limit.0
                 ),
             ));
+        }
+        if self.max_buffered_bytes.0 < self.body_limit.0 {
+            errors.push(source.error(
+                None,
+                "server.max_buffered_bytes",
+                format!(
+                    "{} bytes is below server.body_limit ({} bytes): a body of the largest size could never be read",
+                    self.max_buffered_bytes.0, self.body_limit.0
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("server.id_limit", self.id_limit),
+            ("server.source_limit", self.source_limit),
+        ] {
+            if value == 0 {
+                errors.push(source.error(None, key, "must be at least 1"));
+            }
         }
         if self.batch_limit == 0 {
             errors.push(source.error(None, "server.batch_limit", "must be at least 1"));

@@ -241,6 +241,28 @@ impl Event {
         Ok(())
     }
 
+    /// Refuses an `id` longer than `id_limit` bytes or a `source` longer than
+    /// `source_limit` bytes (`server.id_limit`, `server.source_limit`): the pair
+    /// is kept for duplicate detection and copied into every report and log line,
+    /// so its size must not be the sender's choice.
+    pub fn check_lengths(&self, id_limit: usize, source_limit: usize) -> Result<(), EventError> {
+        for (name, value, limit) in [
+            ("id", &self.id, id_limit),
+            ("source", &self.source, source_limit),
+        ] {
+            if value.len() > limit {
+                return Err(EventError::invalid(
+                    name,
+                    format!(
+                        "{} bytes long, over the limit of {limit} bytes",
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Extension names over the spec's recommended 20 characters, for a warning.
     pub fn long_extension_names(&self) -> impl Iterator<Item = &str> {
         self.extensions
@@ -376,6 +398,20 @@ mod tests {
         assert_eq!(
             Escaped("plain text, ünïcode").to_string(),
             "plain text, ünïcode"
+        );
+    }
+
+    #[test]
+    fn long_ids_and_sources_are_refused_naming_the_attribute() {
+        let e = Event::new("x".repeat(11), "/s", "t");
+        assert!(e.check_lengths(11, 10).is_ok());
+        let error = e.check_lengths(10, 10).unwrap_err();
+        assert_eq!(error.attribute(), Some("id"));
+        assert!(error.to_string().contains("11 bytes"), "{error}");
+        let e = Event::new("1", "/".repeat(5), "t");
+        assert_eq!(
+            e.check_lengths(10, 4).unwrap_err().attribute(),
+            Some("source")
         );
     }
 

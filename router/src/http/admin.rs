@@ -90,8 +90,16 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         }
         .into_response());
     }
-    super::collect_body(body, &state.limits)
+    // Not from the ingest buffer budget, which a flood of senders may hold:
+    // the admin API must stay usable then. Its own listener's connection cap
+    // and the body limit bound what it buffers.
+    let own = super::ByteBudget::new(state.limits.body);
+    let reserved = own
+        .reserve(declared.unwrap_or(0))
+        .ok_or_else(|| IngestError::Buffers { limit: own.total() }.into_response())?;
+    super::collect_body(body, state, headers, reserved)
         .await
+        .map(|(body, _)| body)
         .map_err(IntoResponse::into_response)
 }
 

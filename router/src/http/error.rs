@@ -42,6 +42,15 @@ pub enum IngestError {
         /// The violation.
         error: crate::policy::schema::SchemaError,
     },
+    /// The bodies being received fill the buffer budget
+    /// (`server.max_buffered_bytes`): this one is not read.
+    #[error(
+        "overloaded: request bodies in progress fill the {limit}-byte buffer budget; retry later"
+    )]
+    Buffers {
+        /// The budget, in bytes.
+        limit: u64,
+    },
     /// Credentials, rate limit or load shedding refused the request.
     #[error(transparent)]
     Gate(#[from] GateError),
@@ -74,9 +83,8 @@ impl IngestError {
             Self::Gate(GateError::Forbidden { .. }) => StatusCode::FORBIDDEN,
             Self::Gate(GateError::StructuredRequired { .. }) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Gate(GateError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable)
+            | Self::Buffers { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -93,7 +101,7 @@ impl IngestError {
             Self::Gate(GateError::Forbidden { .. }) => "forbidden",
             Self::Gate(GateError::StructuredRequired { .. }) => "unsupported_media_type",
             Self::Gate(GateError::RateLimited { .. }) => "rate_limited",
-            Self::Gate(GateError::Overloaded(_)) => "overloaded",
+            Self::Gate(GateError::Overloaded(_)) | Self::Buffers { .. } => "overloaded",
             Self::Gate(GateError::ReplayStoreUnavailable) => "unavailable",
         }
     }
@@ -122,13 +130,21 @@ impl IntoResponse for IngestError {
             Self::Gate(GateError::RateLimited { retry_after, .. }) => {
                 Some(retry_after.as_secs_f64().ceil().max(1.0) as u64)
             }
-            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable) => Some(1),
+            Self::Gate(GateError::Overloaded(_) | GateError::ReplayStoreUnavailable)
+            | Self::Buffers { .. } => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        // Both are answered before the body was read (or all of it): the
+        // connection cannot carry another request.
+        if matches!(self, Self::TooLarge { .. } | Self::Buffers { .. }) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, Self::Gate(GateError::Unauthorized(_))) {
             response

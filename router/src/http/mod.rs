@@ -3,16 +3,18 @@
 //! admin API (`/admin/*`), which faces operators; `/metrics` on either.
 
 mod admin;
+mod budget;
 mod error;
 
 pub use admin::app as admin_app;
+pub use budget::{ByteBudget, Reservation};
 pub use error::IngestError;
 
 use crate::config::MetricsListener;
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
-use crate::event::json::{decode_batch, decode_structured};
+use crate::event::json::{BatchError, decode_batch, decode_structured};
 use crate::gate::Authenticated;
 use crate::reload::Reloader;
 use axum::body::{Body, Bytes};
@@ -37,6 +39,8 @@ pub struct AppState {
     /// Ingest limits. Credentials, rate limits and load shedding are the
     /// runtime snapshot's gate, so that they change with a reload.
     pub limits: Limits,
+    /// The request body bytes all requests may hold at once.
+    pub budget: Arc<ByteBudget>,
     /// The Redis stream accepted events go to, in durable mode.
     pub queue: Option<Arc<crate::queue::RedisQueue>>,
 }
@@ -52,7 +56,15 @@ pub struct Limits {
     pub batch_concurrency: usize,
     /// Longest time to receive the body.
     pub body_timeout: Duration,
+    /// Longest event `id`, in bytes.
+    pub id: usize,
+    /// Longest event `source`, in bytes.
+    pub source: usize,
 }
+
+/// A refused body is read and thrown away up to this many times the body limit
+/// (see [`linger`]); past that the connection is closed with the rest unread.
+const LINGER_FACTOR: u64 = 4;
 
 /// The ingest listener's application, without the listener: `/events`,
 /// `/healthz`, `/readyz`, and `/metrics` when `metrics` puts it here. The admin
@@ -204,9 +216,12 @@ pub async fn ingest_request(
             return e.into_response();
         }
     };
+    // The reservation of the body's bytes is held until the answer is made: the
+    // events' data points into the body.
     let Admitted {
         events,
         permit: _permit,
+        buffered: _buffered,
         sender,
     } = admitted;
     if let Some(queue) = &state.queue {
@@ -329,17 +344,21 @@ async fn enqueue(
     }
 }
 
-/// A request let in: its events, their room in flight, and who sent them.
+/// A request let in: its events, their room in flight, its body's bytes, and
+/// who sent them.
 struct Admitted {
     events: Vec<Event>,
     permit: tokio::sync::OwnedSemaphorePermit,
+    /// The body's bytes in the buffer budget.
+    buffered: Reservation,
     sender: Authenticated,
 }
 
 /// Everything between the request and routing: what the headers alone decide
 /// (credentials present, bearer token, webhook headers, the rate of a known
-/// sender), load shedding, body, webhook signature, decoding, and the sender's
-/// allowed content mode and sources.
+/// sender), load shedding, body (its bytes reserved from the buffer budget
+/// before it is read), webhook signature, decoding, and the sender's allowed
+/// content mode and sources.
 async fn admit(
     state: &AppState,
     runtime: &crate::runtime::Runtime,
@@ -350,7 +369,7 @@ async fn admit(
     let gate = runtime.gate();
     let identity = gate.identify(headers, peer)?;
     gate.check_capacity()?;
-    let (mode, body) = read_body(&state.limits, headers, body).await?;
+    let (mode, body, buffered) = read_body(state, headers, body).await?;
     let sender = gate.authenticate(identity, &body).await?;
     gate.check_mode(&sender, mode)?;
     let events = decode(&state.limits, mode, headers, body)?;
@@ -367,6 +386,7 @@ async fn admit(
     Ok(Admitted {
         events,
         permit,
+        buffered,
         sender,
     })
 }
@@ -408,22 +428,34 @@ fn respond(reports: Vec<EventReport>) -> Response {
     response
 }
 
-/// Checks the declared size and content mode, then reads the body.
+/// Checks the declared size and content mode, reserves the body's bytes from
+/// the buffer budget, then reads the body.
 async fn read_body(
-    limits: &Limits,
+    state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(ContentMode, Bytes), IngestError> {
-    // Refuse early on Content-Length: a client announcing too much is not read at all.
+) -> Result<(ContentMode, Bytes, Reservation), IngestError> {
+    let limits = &state.limits;
+    // Refuse early on Content-Length: a client announcing too much is not kept.
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.body) {
+    if let Some(n) = declared.filter(|&n| n > limits.body) {
+        linger(body, headers, limits, 0, Some(n));
         return Err(IngestError::TooLarge { limit: limits.body });
     }
     let mode = content_mode(headers)?;
-    Ok((mode, collect_body(body, limits).await?))
+    // A chunked body reserves its chunks as they come.
+    let reserved = declared.unwrap_or(0);
+    let buffered = state
+        .budget
+        .reserve(reserved)
+        .ok_or_else(|| IngestError::Buffers {
+            limit: state.budget.total(),
+        })?;
+    let (body, buffered) = collect_body(body, state, headers, buffered).await?;
+    Ok((mode, body, buffered))
 }
 
 fn decode(
@@ -437,6 +469,14 @@ fn decode(
         ContentMode::Structured => vec![decode_structured(&body)?],
         ContentMode::Batch => decode_batch(&body, limits.batch)?,
     };
+    for (index, event) in events.iter().enumerate() {
+        event
+            .check_lengths(limits.id, limits.source)
+            .map_err(|error| match mode {
+                ContentMode::Batch => IngestError::Batch(BatchError::Event { index, error }),
+                _ => IngestError::Event(error),
+            })?;
+    }
     for event in &events {
         for name in event.long_extension_names() {
             tracing::warn!(event = %event, extension = name, "extension name longer than 20 characters");
@@ -445,17 +485,87 @@ fn decode(
     Ok(events)
 }
 
-/// Reads at most `limits.body` bytes within `limits.body_timeout`; chunked bodies
-/// that grow past the limit are cut off as soon as they do.
-async fn collect_body(body: Body, limits: &Limits) -> Result<Bytes, IngestError> {
-    let limit = usize::try_from(limits.body).unwrap_or(usize::MAX);
-    let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
-        Err(_) => Err(IngestError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(IngestError::TooLarge { limit: limits.body })
+/// Reads at most `limits.body` bytes within `limits.body_timeout`, reserving
+/// what a chunked body brings beyond its reservation; a chunked body that grows
+/// past the limit is refused as soon as it does.
+async fn collect_body(
+    mut body: Body,
+    state: &AppState,
+    headers: &HeaderMap,
+    mut buffered: Reservation,
+) -> Result<(Bytes, Reservation), IngestError> {
+    let limits = &state.limits;
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received: u64 = 0;
+    let mut reserved = buffered.bytes();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(IngestError::BodyTimeout),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing the router reads
+        };
+        received += data.len() as u64;
+        if received > limits.body {
+            linger(body, headers, limits, received, None);
+            return Err(IngestError::TooLarge { limit: limits.body });
         }
-        Ok(Err(e)) => Err(IngestError::Body(e.to_string())),
+        if received > reserved {
+            if !buffered.grow(received - reserved) {
+                return Err(IngestError::Buffers {
+                    limit: state.budget.total(),
+                });
+            }
+            reserved = received;
+        }
+        chunks.push(data);
     }
+    buffered.shrink_to(received);
+    let body = match <[Bytes; 1]>::try_from(chunks) {
+        Ok([one]) => one,
+        Err(chunks) => {
+            let mut joined = bytes::BytesMut::with_capacity(usize::try_from(received).unwrap_or(0));
+            for chunk in chunks {
+                joined.extend_from_slice(&chunk);
+            }
+            joined.freeze()
+        }
+    };
+    Ok((body, buffered))
+}
+
+/// Reads and throws away the rest of a refused body in the background (a
+/// lingering close, as Go's server and nginx do), so that a client that sends
+/// its whole body before reading the answer reads the 413 instead of a
+/// connection reset, which it would take for a failure worth retrying. At most
+/// [`LINGER_FACTOR`] times the body limit in all (`read` bytes of it were read
+/// already) and for the body timeout; a body `announced` larger than that is
+/// not read at all. A client that sent `Expect: 100-continue` has not sent its
+/// body and is not invited to: its connection closes without a `100 Continue`.
+fn linger(mut body: Body, headers: &HeaderMap, limits: &Limits, read: u64, announced: Option<u64>) {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let most = limits.body.saturating_mul(LINGER_FACTOR);
+    if expects_continue || announced.is_some_and(|n| n > most) {
+        return;
+    }
+    let mut left = most.saturating_sub(read);
+    let time = limits.body_timeout;
+    tokio::spawn(async move {
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let n = frame.data_ref().map_or(0, |d| d.len() as u64);
+                match left.checked_sub(n) {
+                    Some(rest) => left = rest,
+                    None => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(time, drain).await;
+    });
 }

@@ -468,3 +468,19 @@ pub fn first_error(body: &serde_json::Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// How the dedup stores name a pair: the first 128 bits of the SHA-256 of the
+/// route scope (`""` for the global window), the source and the id, each after
+/// its length as 8 big-endian bytes, in hex (in Redis after `<stream>:seen:`).
+pub fn dedup_digest(scope: &str, source: &str, id: &str) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    for part in [scope, source, id] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -667,7 +667,10 @@ async fn a_delivery_cut_short_by_kill_9_is_not_taken_for_a_duplicate() {
     })
     .await;
     let remembered: u64 = redis
-        .query(redis::cmd("EXISTS").arg("t:crash:seen:\0/tests\0crash-1"))
+        .query(redis::cmd("EXISTS").arg(format!(
+            "t:crash:seen:{}",
+            dedup_digest("", "/tests", "crash-1")
+        )))
         .await;
     assert_eq!(remembered, 1, "delivered now, so remembered");
     signal(&b.child, "-TERM");

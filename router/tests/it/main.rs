@@ -18,6 +18,7 @@ mod fuzz;
 mod gate;
 mod ingest;
 mod layering;
+mod memory;
 mod ops;
 mod outbound;
 mod plugins;

@@ -451,7 +451,7 @@ async fn a_memory_bomb_grows_the_router_by_its_memory_limit_at_most() {
 }
 
 /// A `Vm...:` figure of `/proc/<pid>/status`, in bytes.
-fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+pub(crate) fn proc_status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()

@@ -356,7 +356,10 @@ async fn a_duplicate_within_the_24h_window_is_answered_2xx_and_handled_once() {
     // The pair is remembered in Redis for the whole window: shared by every
     // router process, kept across restarts.
     let ttl: i64 = redis
-        .query(redis::cmd("PTTL").arg("ecommerce:events:seen:\0/orders\0osc-1"))
+        .query(redis::cmd("PTTL").arg(format!(
+            "ecommerce:events:seen:{}",
+            dedup_digest("", "/orders", "osc-1")
+        )))
         .await;
     assert!(
         (23 * 3_600_000..=24 * 3_600_000).contains(&ttl),
