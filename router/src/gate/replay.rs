@@ -58,10 +58,7 @@ impl MemoryIds {
         if self.expiry.get(&key).is_some_and(|(at, _)| *at > now) {
             return None;
         }
-        loop {
-            let Some((front, n)) = self.order.front().copied() else {
-                break;
-            };
+        while let Some((front, n)) = self.order.front().copied() {
             match self.expiry.get(&front) {
                 // Released, or claimed again since: this entry is stale.
                 Some((_, m)) if *m != n => {}

@@ -179,13 +179,13 @@ mod tests {
     fn signatures_are_bounded_in_number_and_size() {
         let now = 1_700_000_000;
         let ts = now.to_string();
-        let nine = vec![SIG; MAX_SIGNATURES + 1].join(" ");
+        let nine = [SIG; MAX_SIGNATURES + 1].join(" ");
         let message = refusal(&headers("m", &ts, &nine), now);
         assert!(
             message.contains(&format!("more than {MAX_SIGNATURES} signatures")),
             "{message}"
         );
-        let eight = vec![SIG; MAX_SIGNATURES].join(" ");
+        let eight = [SIG; MAX_SIGNATURES].join(" ");
         assert_eq!(
             claimed(&headers("m", &ts, &eight), now)
                 .unwrap()
