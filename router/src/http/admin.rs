@@ -154,11 +154,17 @@ async fn routes(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `POST /admin/reload`: reloads now; 200 with the new generation, or 422 with
-/// the reason the previous configuration keeps serving.
+/// `POST /admin/reload`: reloads now; 200 with the new generation (and the
+/// changed sections that only a restart applies), or 422 with the reason the
+/// previous configuration keeps serving.
 async fn reload(State(state): State<AppState>) -> Response {
     match state.reloader.reload_now().await {
-        Ok(generation) => Json(json!({ "generation": generation })).into_response(),
+        // The status is written before the answer is sent, so it is this reload's.
+        Ok(generation) => Json(json!({
+            "generation": generation,
+            "restart_needed": state.reloader.status().restart_needed,
+        }))
+        .into_response(),
         Err(error) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({

@@ -319,3 +319,45 @@ async fn admin_bodies_are_bounded_in_size_and_time() {
         "the admin API still answers"
     );
 }
+
+/// A reload applies what it can and names, in its answer and in the status, the
+/// changed sections that are read only at start: a new admin token is not taken
+/// silently as if it were in force.
+#[tokio::test]
+async fn a_reload_names_the_sections_that_need_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("router.toml");
+    std::fs::write(&path, "[server]\nbody_limit = \"1MiB\"\n").expect("write");
+    let router = TestRouter::start_file(&path).await;
+    let reload = || async {
+        let response = client()
+            .post(format!("{}/admin/reload", router.admin_url()))
+            .send()
+            .await
+            .expect("reload");
+        assert_eq!(response.status(), StatusCode::OK);
+        serde_json::from_slice::<serde_json::Value>(&response.bytes().await.expect("body"))
+            .expect("JSON")
+    };
+    let answer = reload().await;
+    assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        format!("[server]\nbody_limit = \"2MiB\"\n\n[admin]\ntoken = \"{TOKEN}\"\n"),
+    )
+    .expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    let answer = reload().await;
+    assert_eq!(
+        answer["restart_needed"],
+        serde_json::json!(["[server]", "[admin]"]),
+        "{answer}"
+    );
+    let status = router.admin("plugins").await;
+    assert_eq!(
+        status["reload"]["restart_needed"],
+        serde_json::json!(["[server]", "[admin]"]),
+        "{status}"
+    );
+}
