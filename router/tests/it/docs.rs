@@ -114,3 +114,27 @@ fn the_reference_example_is_a_valid_configuration() {
     assert_eq!(config.routes.len(), 2);
     assert_eq!(config.ingest.credential.len(), 2);
 }
+
+/// The hardened example of `docs/security.md` is a valid configuration with the
+/// settings it names (and its secrets from the environment).
+#[test]
+fn the_hardened_example_is_a_valid_configuration() {
+    let path = "../docs/security.md";
+    let doc = std::fs::read_to_string(path).expect("docs/security.md");
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("an example");
+    let env = |name: &str| match name {
+        "ROUTER_ADMIN_TOKEN" => Some("0123456789abcdef0123".to_owned()),
+        "PARTNER_WEBHOOK_SECRET" => Some("whsec_c2VjcmV0LXNlY3JldA==".to_owned()),
+        "SHOP_TOKEN" => Some("shop-token".to_owned()),
+        _ => None,
+    };
+    let config = Config::parse(Source::new(path, example.to_owned()), env)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.ingest.credential.len(), 2);
+    assert!(config.admin.token.is_some());
+    assert!(config.server.tls.is_some());
+}
