@@ -214,9 +214,19 @@ fn dlq_error(e: crate::delivery::deadletter::DeadLetterError) -> Response {
     use crate::delivery::deadletter::DeadLetterError as E;
     let status = match e {
         E::NotConfigured | E::NotListable(_) => StatusCode::CONFLICT,
+        // The store is unreachable or unreadable for now: nothing is wrong with
+        // the request, so the operator (or a script) may retry.
+        E::Io { .. } | E::Http { .. } => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, Json(json!({ "error": e.to_string() }))).into_response()
+    let mut response = (status, Json(json!({ "error": e.to_string() }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 async fn dead_letters(

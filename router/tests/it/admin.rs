@@ -361,3 +361,26 @@ async fn a_reload_names_the_sections_that_need_a_restart() {
         "{status}"
     );
 }
+
+/// A dead-letter store that cannot be read is the store's problem, not the
+/// request's: 503 with `Retry-After`, never a 500.
+#[tokio::test]
+async fn an_unreadable_dead_letter_store_is_503_not_500() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = Sink::start().await;
+    let router = with_dead_letters(&dir, &sink, "").await;
+    // A directory where the file should be: every read fails.
+    std::fs::create_dir(dir.path().join("dlq.jsonl")).expect("mkdir");
+    let response = client()
+        .get(format!("{}/admin/dlq", router.admin_url()))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let text = response.text().await.expect("body");
+    assert!(text.contains("dlq.jsonl"), "{text}");
+}

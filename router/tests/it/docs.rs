@@ -132,8 +132,8 @@ fn the_hardened_example_is_a_valid_configuration() {
         "SHOP_TOKEN" => Some("shop-token".to_owned()),
         _ => None,
     };
-    let config = Config::parse(Source::new(path, example.to_owned()), env)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::parse(Source::new(path, example.to_owned()), env).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.ingest.credential.len(), 2);
     assert!(config.admin.token.is_some());
     assert!(config.server.tls.is_some());
