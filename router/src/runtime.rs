@@ -485,6 +485,43 @@ fn start_only(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The compile cache of `config`, when there is one to use. A directory named
+/// in the configuration that cannot be used is a configuration error; the
+/// default one (in the user's cache folder) only costs a warning, since nobody
+/// asked for it.
+fn compile_cache(
+    config: &Config,
+    errors: &mut Vec<ConfigError>,
+) -> Option<crate::plugin::DiskCache> {
+    let settings = &config.compile_cache;
+    if !settings.enabled || config.plugins.is_empty() {
+        return None;
+    }
+    let max = settings.max_size.0;
+    match &settings.dir {
+        Some(dir) => crate::plugin::DiskCache::open(&config.resolve(dir), max)
+            .map_err(|e| {
+                errors.push(config.source.error(
+                    config.source.span_of(&["compile_cache", "dir"]),
+                    "compile_cache.dir",
+                    e.to_string(),
+                ));
+            })
+            .ok(),
+        None => {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            crate::plugin::DiskCache::open(&base.join("router/components"), max)
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "compiled plugins are not cached on disk (set [compile_cache] dir)");
+                })
+                .ok()
+        }
+    }
+}
+
 /// Compiles the filter of each route of `config`, in order, with an error at the
 /// route's TOML path for each one that cannot be compiled.
 fn compile_filters(config: &Config) -> (Vec<Option<Filter>>, Vec<ConfigError>) {
@@ -541,6 +578,7 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
             }
         }
     };
+    let disk = compile_cache(config, &mut errors).map(Arc::new);
     for p in &config.plugins {
         let i = p.index;
         let path = config.resolve(p.path.get_ref());
@@ -550,7 +588,7 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
             .iter()
             .map(|d| (config.resolve(&d.host), d.guest.clone()))
             .collect();
-        match host.load(p, limits, &path, dirs).await {
+        match host.load(p, limits, &path, dirs, disk.as_ref()).await {
             Ok(plugin) => {
                 let plugin = plugin.with_kv(kv.clone());
                 plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));

@@ -9,6 +9,7 @@
 //! `runtime::Runtime::build`, which reports in the same format.
 
 mod admin;
+mod compile_cache;
 mod delivery;
 mod env;
 mod error;
@@ -26,6 +27,7 @@ mod transform;
 mod units;
 
 pub use admin::{AdminConfig, AdminError, AdminToken, MIN_ADMIN_TOKEN_LEN, MetricsListener};
+pub use compile_cache::CompileCacheConfig;
 pub use delivery::{
     AppendSpec, BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy,
     RetrySpec,
@@ -77,6 +79,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// `[kv]`: where plugins' key-value stores live.
     pub kv: KvConfig,
+    /// `[compile_cache]`.
+    pub compile_cache: CompileCacheConfig,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order.
@@ -144,6 +148,7 @@ impl Config {
                 delivery: DeliveryConfig::default(),
                 queue: QueueConfig::default(),
                 kv: KvConfig::default(),
+                compile_cache: CompileCacheConfig::default(),
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -165,6 +170,7 @@ impl Config {
         let mut delivery = DeliveryConfig::default();
         let mut queue = QueueConfig::default();
         let mut kv = KvConfig::default();
+        let mut compile_cache = CompileCacheConfig::default();
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         let mut schemas = Vec::new();
@@ -210,13 +216,18 @@ impl Config {
                         kv = k;
                     }
                 }
+                "compile_cache" => {
+                    if let Some(c) = deserialize(&source, "compile_cache", value, &mut errors) {
+                        compile_cache = c;
+                    }
+                }
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `admin`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `admin`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `compile_cache`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -230,6 +241,7 @@ impl Config {
             delivery,
             queue,
             kv,
+            compile_cache,
             plugins,
             routes,
             schemas,

@@ -1,6 +1,7 @@
 //! The process-wide wasmtime engine, its epoch ticker, and the host that
 //! compiles, caches and loads components.
 
+use super::cache::DiskCache;
 use super::host::HostState;
 use super::world::{self, Prepared, Version};
 use super::{EPOCH_TICK, EngineError, LoadError, Plugin};
@@ -8,7 +9,7 @@ use crate::config::{MAX_MEMORY_LIMIT, PluginConfig, PluginLimits};
 use crate::digest::hex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -92,15 +93,16 @@ impl PluginHost {
     }
 
     /// Loads the plugin of `config` from `path`: compiles it on a blocking thread
-    /// (or takes it from the cache), checks its world, and starts one instance
-    /// under its limits. `dirs` are the granted directories, resolved, each with
-    /// where the guest sees it.
+    /// (or takes it from this process's cache, then from `disk`), checks its
+    /// world, and starts one instance under its limits. `dirs` are the granted
+    /// directories, resolved, each with where the guest sees it.
     pub async fn load(
         &self,
         config: &PluginConfig,
         limits: PluginLimits,
         path: &Path,
         dirs: Vec<(PathBuf, String)>,
+        disk: Option<&Arc<DiskCache>>,
     ) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
         let bytes = tokio::fs::read(path)
@@ -110,7 +112,7 @@ impl PluginHost {
                 source,
             })?;
         let digest = crate::digest::sha256(&bytes);
-        let component = self.compile(&shown, digest, bytes).await?;
+        let component = self.compile(&shown, digest, bytes, disk).await?;
         let world_error = |e: wasmtime::Error| LoadError::World {
             path: shown.clone(),
             reason: format!("{e:#}"),
@@ -147,20 +149,36 @@ impl PluginHost {
         shown: &str,
         digest: [u8; 32],
         bytes: Vec<u8>,
+        disk: Option<&Arc<DiskCache>>,
     ) -> Result<Component, LoadError> {
         let cached = crate::sync::lock(&self.compiled).get(&digest).cloned();
         if let Some(component) = cached {
             return Ok(component);
         }
-        // Cranelift takes tens of milliseconds per component: keep it off the
+        // Cranelift takes from tens of milliseconds to seconds per component,
+        // and reading a cached one means reading megabytes: keep both off the
         // async workers.
         let engine = self.engine.clone();
-        let compiled = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Compile {
-                path: shown.to_owned(),
-                reason: format!("the compiler task failed: {e}"),
-            })?;
+        let disk = disk.cloned();
+        let shown_owned = shown.to_owned();
+        let compiled = tokio::task::spawn_blocking(move || {
+            if let Some(component) = disk.as_ref().and_then(|d| d.get(&engine, &digest)) {
+                tracing::info!(plugin = %shown_owned, "loaded from the compile cache");
+                return Ok(component);
+            }
+            let started = std::time::Instant::now();
+            let component = Component::new(&engine, &bytes)?;
+            tracing::info!(plugin = %shown_owned, took = ?started.elapsed(), "compiled");
+            if let Some(disk) = &disk {
+                disk.put(&engine, &digest, &component);
+            }
+            Ok::<_, wasmtime::Error>(component)
+        })
+        .await
+        .map_err(|e| LoadError::Compile {
+            path: shown.to_owned(),
+            reason: format!("the compiler task failed: {e}"),
+        })?;
         let component = compiled.map_err(|e| LoadError::Compile {
             path: shown.to_owned(),
             reason: format!("{e:#}"),

@@ -20,6 +20,7 @@
 //! - `error`: why a load or a call failed.
 
 mod breaker;
+mod cache;
 mod convert;
 mod engine;
 mod error;
@@ -28,6 +29,7 @@ mod pool;
 mod sandbox;
 mod world;
 
+pub(crate) use cache::DiskCache;
 pub use convert::{to_wit, wit_extensions};
 pub(crate) use engine::PluginHost;
 pub use engine::{engine_config, start_epoch_ticker};

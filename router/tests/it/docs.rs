@@ -2,8 +2,8 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    AdminConfig, Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant, HttpGrant,
-    IngestConfig, KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig,
+    AdminConfig, CompileCacheConfig, Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant,
+    HttpGrant, IngestConfig, KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig,
     ReloadConfig, RetrySpec, RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
@@ -71,6 +71,7 @@ fn the_configuration_reference_matches_the_types() {
         ("delivery.dedup", fields::<DedupSpec>()),
         ("queue", fields::<QueueConfig>()),
         ("kv", fields::<KvConfig>()),
+        ("compile_cache", fields::<CompileCacheConfig>()),
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),

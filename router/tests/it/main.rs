@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod cesql;
+mod compile_cache;
 mod config_ui;
 mod defaults;
 mod delivery;
