@@ -38,6 +38,36 @@ def crit(name):
     return value * {"ps": 1e-3, "ns": 1, "µs": 1e3, "us": 1e3, "ms": 1e6, "s": 1e9}[unit]
 
 
+startup_path = os.path.join(out, "startup.json")
+startup = json.load(open(startup_path)) if os.path.exists(startup_path) else None
+
+
+def startup_section():
+    if startup is None:
+        return ""
+    if "skipped" in startup:
+        return f"## Start-up with large components\n\nNot measured: {startup['skipped']}.\n\n"
+    st = startup
+    sizes = " / ".join(f"{s:.1f}" for s in st["sizes_mb"])
+    return f"""## Start-up with large components (`bench/startup.py`)
+
+Three Python handler components built with componentize-py ({sizes} MB; each
+embeds the interpreter, and they differ in one constant, so each is compiled on its
+own). `router serve` is timed from exec to its "router serving" log line, {st['runs']}
+alternating runs of each kind: with an empty `[compile_cache]` directory (every
+component compiled by cranelift), with the cache that run left, and with no plugins
+at all (the process's own floor). Medians (min-max), ms.
+
+| figure | ms | target |
+| --- | --- | --- |
+| three components, cold (compiled) | {st['cold_ms']:.0f} ({st['cold_range'][0]:.0f}-{st['cold_range'][1]:.0f}) | |
+| three components, warm compile cache | {st['warm_ms']:.0f} ({st['warm_range'][0]:.0f}-{st['warm_range'][1]:.0f}) | < 500 |
+| no plugins (floor) | {st['floor_ms']:.0f} | |
+| cold / warm | {st['cold_ms'] / st['warm_ms']:.0f}x | |
+
+"""
+
+
 def durable_section():
     if durable is None:
         return ""
@@ -144,7 +174,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
 {durable_section()}
-## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
+{startup_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate
 through durable mode (Redis), the catalog plugin, and a forward to the storefront
