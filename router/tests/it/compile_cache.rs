@@ -27,7 +27,7 @@ fn check(config: &Path) -> (bool, String) {
         .args(["check", "--config"])
         .arg(config)
         .env("RUST_LOG", "router=info")
-        .env("NO_COLOR", "1")
+        .env_remove("NO_COLOR")
         .output()
         .expect("run router check");
     let log = format!(
@@ -35,6 +35,8 @@ fn check(config: &Path) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // A pipe is not a terminal: no colour codes in the log.
+    assert!(!log.contains('\u{1b}'), "{log}");
     (out.status.success(), log)
 }
 
