@@ -2,8 +2,8 @@
 //!
 //! A call starts inline, on the tokio worker that handles the event: most calls
 //! take microseconds, and a hand-off to another thread for each would cost more
-//! than the call. A call that keeps its thread busy for most of a whole epoch
-//! tick ([`EPOCH_TICK`](super::EPOCH_TICK)) has shown that it is long: it
+//! than the call. A call that keeps its thread busy for half of an epoch tick
+//! ([`EPOCH_TICK`](super::EPOCH_TICK)) or more has shown that it is long: it
 //! yields, and moves, whole, to the guest threads, a runtime of its own whose
 //! threads run at a lower CPU priority (nice [`GUEST_NICE`]). The kernel then
 //! gives the I/O workers (ingest, admin, forwards, the short calls of every
@@ -31,7 +31,7 @@ use wasmtime::UpdateDeadline;
 
 /// The niceness of the guest threads: a nice-0 thread that wakes outweighs one
 /// at 10 by ten to one, so a waking I/O worker preempts a busy guest at once.
-pub(crate) const GUEST_NICE: i32 = 10;
+const GUEST_NICE: i32 = 10;
 
 /// The CPU time in one tick that makes a call long.
 const BUSY: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
@@ -64,7 +64,7 @@ pub(super) fn at_tick(mark: &mut Option<Duration>) -> UpdateDeadline {
         // The first tick only takes the mark: the call may have begun just
         // before it.
         (None, Some(_)) => UpdateDeadline::Continue(1),
-        // Busy for most of a tick, or no CPU clock to tell: long.
+        // Busy for half a tick or more, or no CPU clock to tell: long.
         _ => {
             SLICE_SPENT.set(true);
             UpdateDeadline::Yield(1)
@@ -88,8 +88,12 @@ pub(super) type GuestCall<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Runs `call` here until it yields at an epoch tick, then on the guest threads.
 /// Dropping the returned future stops the call at its next yield, wherever it
-/// runs, as it did when calls ran inline only.
-pub(super) async fn run<T: Send + 'static>(mut call: GuestCall<T>) -> T {
+/// runs, as it did when calls ran inline only. `cancelled` is the answer should
+/// the guest threads drop a moved call (they do not, short of a bug).
+pub(super) async fn run<T: Send + 'static>(
+    mut call: GuestCall<T>,
+    cancelled: impl FnOnce() -> T,
+) -> T {
     let inline = std::future::poll_fn(|cx| {
         SLICE_SPENT.set(false);
         match call.as_mut().poll(cx) {
@@ -113,7 +117,9 @@ pub(super) async fn run<T: Send + 'static>(mut call: GuestCall<T>) -> T {
     let task = AbortOnDrop(guests.spawn(call.instrument(span)));
     match task.await {
         Ok(output) => output,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        // A panic in the call is the caller's, as when it ran inline.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => cancelled(),
     }
 }
 
@@ -192,19 +198,28 @@ mod tests {
     #[tokio::test]
     async fn a_call_that_never_spends_its_slice_stays_on_this_thread() {
         let here = std::thread::current().id();
-        let ran_on = run(Box::pin(async { std::thread::current().id() })).await;
+        let ran_on = run(
+            Box::pin(async { Some(std::thread::current().id()) }),
+            || None,
+        )
+        .await;
+        let ran_on = ran_on.expect("not cancelled");
         assert_eq!(ran_on, here);
     }
 
     #[tokio::test]
     async fn a_call_that_spends_its_slice_moves_to_the_guest_threads() {
         let here = std::thread::current().id();
-        let ran_on = run(Box::pin(async {
-            SLICE_SPENT.set(true);
-            tokio::task::yield_now().await;
-            std::thread::current()
-        }))
-        .await;
+        let ran_on = run(
+            Box::pin(async {
+                SLICE_SPENT.set(true);
+                tokio::task::yield_now().await;
+                Some(std::thread::current())
+            }),
+            || None,
+        )
+        .await
+        .expect("not cancelled");
         assert_ne!(ran_on.id(), here);
         assert_eq!(ran_on.name(), Some("wasm-guest"));
     }

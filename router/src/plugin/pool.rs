@@ -233,16 +233,19 @@ impl Plugin {
     pub async fn handle(self: &Arc<Self>, event: &Event) -> Result<Vec<Event>, CallError> {
         // The call owns what it uses, so that it can move to the guest threads.
         let (plugin, event) = (Arc::clone(self), event.clone());
-        offload::run(Box::pin(async move {
-            let extensions = wit_extensions(&event);
-            let input = to_wit(&event, &extensions);
-            match plugin.guarded(Call::Handle(input)).await? {
-                Output::Events(events) => plugin.check_output(events),
-                Output::Maybe(_) => {
-                    Err(plugin.trap("a handler call returned a transform result".into()))
+        offload::run(
+            Box::pin(async move {
+                let extensions = wit_extensions(&event);
+                let input = to_wit(&event, &extensions);
+                match plugin.guarded(Call::Handle(input)).await? {
+                    Output::Events(events) => plugin.check_output(events),
+                    Output::Maybe(_) => {
+                        Err(plugin.trap("a handler call returned a transform result".into()))
+                    }
                 }
-            }
-        }))
+            }),
+            || Err(self.trap("the call was dropped by the guest threads".into())),
+        )
         .await
     }
 
@@ -250,17 +253,20 @@ impl Plugin {
     /// drop it.
     pub async fn transform(self: &Arc<Self>, event: &Event) -> Result<Option<Event>, CallError> {
         let (plugin, event) = (Arc::clone(self), event.clone());
-        offload::run(Box::pin(async move {
-            let extensions = wit_extensions(&event);
-            let input = to_wit(&event, &extensions);
-            match plugin.guarded(Call::Transform(input)).await? {
-                Output::Maybe(None) => Ok(None),
-                Output::Maybe(Some(e)) => Ok(plugin.check_output(vec![*e])?.pop()),
-                Output::Events(_) => {
-                    Err(plugin.trap("a transform call returned handler events".into()))
+        offload::run(
+            Box::pin(async move {
+                let extensions = wit_extensions(&event);
+                let input = to_wit(&event, &extensions);
+                match plugin.guarded(Call::Transform(input)).await? {
+                    Output::Maybe(None) => Ok(None),
+                    Output::Maybe(Some(e)) => Ok(plugin.check_output(vec![*e])?.pop()),
+                    Output::Events(_) => {
+                        Err(plugin.trap("a transform call returned handler events".into()))
+                    }
                 }
-            }
-        }))
+            }),
+            || Err(self.trap("the call was dropped by the guest threads".into())),
+        )
         .await
     }
 
