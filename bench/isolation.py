@@ -21,9 +21,12 @@ per-request CPU of the trivial handler route is compared in the same pairs.
 import argparse
 import http.client
 import json
+import math
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -35,7 +38,9 @@ SECONDS = os.environ.get("ISOLATION_SECONDS", "6")
 RATE = os.environ.get("ISOLATION_RATE", "500")
 SPIN_TIMEOUT = "500ms"
 PORT, SINK_PORT = 18180, 18191
-SETUPS = (("0", 1), ("0,1", 2))  # (router cpus, cores)
+# (router cpus, its cores); ISOLATION_SETUPS=0 measures the first alone.
+SETUPS = tuple(x for x in (("0", 1), ("0,1", 2))
+               if x[0] in os.environ.get("ISOLATION_SETUPS", "0 0,1").split())
 
 
 def config(directory):
@@ -113,9 +118,20 @@ class Spinners:
             t.join()
 
 
+# A router that stalls drains the open loop's backlog at a few requests a
+# second: past this, the run counts as stalled (latencies infinite).
+STALLED_AFTER = float(SECONDS) + 20
+
+
 def latency(ty):
-    r = loadgen(f"127.0.0.1:{PORT}", "--mode", "rate", "--rate", RATE, "--connections", "8",
-                "--duration", SECONDS, "--type", ty, "--run", f"iso-{ty}-{time.monotonic_ns()}")
+    argv = ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", f"127.0.0.1:{PORT}", "--mode", "rate",
+            "--rate", RATE, "--connections", "8", "--duration", SECONDS, "--type", ty,
+            "--run", f"iso-{ty}-{time.monotonic_ns()}"]
+    try:
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=STALLED_AFTER)
+    except subprocess.TimeoutExpired:
+        return {"p50": math.inf, "p99": math.inf, "max": math.inf, "failed": 0, "stalled": True}
+    r = json.loads(out.stdout)
     return {"p50": r["latency_us"]["p50"], "p99": r["latency_us"]["p99"], "max": r["latency_us"]["max"],
             "failed": r["failed"]}
 
@@ -163,6 +179,7 @@ def summarize(runs, cores):
             for q in ("p50", "p99", "max"):
                 s[f"{route}_{spinning}_{q}"] = med([r[spinning][route][q] for r in runs])
         s[f"{route}_p99_ratio"] = med([r[busy][route]["p99"] / max(r[0][route]["p99"], 1) for r in runs])
+        s[f"{route}_stalled_runs"] = sum(bool(r[busy][route].get("stalled")) for r in runs)
     s["spins_per_s"] = med([r[busy]["spins_per_s"] for r in runs])
     s["failed"] = sum(r[sp][route]["failed"] for r in runs for sp in (0, busy) for route in ("neighbour", "forward"))
     s["unexpected"] = [u for r in runs for u in r[busy]["unexpected"]][:3]
@@ -172,15 +189,73 @@ def summarize(runs, cores):
     return s
 
 
+def us(v):
+    return "stalled" if math.isinf(v) else f"{v:.0f}"
+
+
+def ratio(v):
+    return "-" if math.isnan(v) or math.isinf(v) else f"{v:.2f}"
+
+
+def markdown(results):
+    """The BENCHMARKS.md section for `results` (this script's JSON)."""
+    rows = []
+    names = {"0": "core 0", "0,1": "both cores"}
+    for cpus, setup in results["setups"].items():
+        for name in ("new", "old"):
+            s = setup.get(name)
+            if s is None:
+                continue
+            busy = s["busy_guests"]
+            build = "" if name == "new" else f" ({results.get('old_label', 'the other build')})"
+            for route, label in (("neighbour", "neighbour plugin"), ("forward", "route without a handler (forward)")):
+                if math.isinf(s[f"{route}_{busy}_p99"]):
+                    loaded = (f"stalled in {s[f'{route}_stalled_runs']} of {results['pairs']} runs: the open "
+                              f"loop's backlog not drained {STALLED_AFTER:.0f} s after it began")
+                else:
+                    loaded = (f"{us(s[f'{route}_{busy}_p50'])} / {us(s[f'{route}_{busy}_p99'])} us "
+                              f"(max {us(s[f'{route}_{busy}_max'])})")
+                rows.append(
+                    f"| {names.get(cpus, cpus)}{build} | {busy} | {label} "
+                    f"| {us(s[f'{route}_0_p50'])} / {us(s[f'{route}_0_p99'])} us "
+                    f"| {loaded} "
+                    f"| {ratio(s[f'{route}_p99_ratio'])} | {'<= 2, p99 < 5 ms' if name == 'new' else ''} |")
+        if "trivial_cpu_ratio" in setup:
+            r = setup["trivial_cpu_ratio"]
+            rows.append(
+                f"| {names.get(cpus, cpus)}: server CPU per request, trivial handler, closed loop, 32 connections "
+                f"| | this build / {results.get('old_label', 'the other build')} "
+                f"| {setup['new']['trivial_cpu_us']:.1f} / {setup['old']['trivial_cpu_us']:.1f} us "
+                f"| | {r['median']:.2f} ({r['min']:.2f}-{r['max']:.2f}) | no regression |")
+    spins = ", ".join(f"{names.get(c, c)} {st['new']['spins_per_s']:.1f}/s" for c, st in results["setups"].items())
+    return f"""## Isolation: a busy plugin and its neighbours (`bench/isolation.py`)
+
+Guests of one plugin spin until their time limit ({results['spin_timeout']}), 2 x the
+router's cores of them, each sent again when answered (spinning calls answered: {spins}).
+Meanwhile an open loop at {results['rate']} req/s ({results['seconds']:.0f} s, latency
+from the scheduled send time) goes to a neighbour plugin (emits nothing) or to a
+route without a handler (forward to bare axum). Median over {results['pairs']} runs;
+the load tool on core 1. Design and the options measured: docs/isolation.md.
+
+| router on | busy guests | route | p50 / p99, no busy guest | p50 / p99, busy guests | p99 busy / idle | target |
+| --- | --- | --- | --- | --- | --- | --- |
+""" + "\n".join(rows) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--markdown", metavar="JSON", help="print the BENCHMARKS.md section of a result and exit")
     parser.add_argument("--old", default=os.environ.get("ISOLATION_OLD_ROUTER"),
                         help="another router binary to compare with, in alternating pairs")
+    parser.add_argument("--old-label", default=os.environ.get("ISOLATION_OLD_LABEL", "the other build"),
+                        help="what the other binary is, for the table")
     args = parser.parse_args()
-    new = os.path.join(BIN, "router")
+    if args.markdown:
+        print(markdown(json.load(open(args.markdown))), end="")
+        return
+    new = os.environ.get("ISOLATION_ROUTER", os.path.join(BIN, "router"))
     binaries = [("old", args.old), ("new", new)] if args.old else [("new", new)]
-    import tempfile
-    results = {"rate": int(RATE), "seconds": float(SECONDS), "spin_timeout": SPIN_TIMEOUT, "pairs": PAIRS,
+    results = {"old_label": args.old_label, "rate": int(RATE), "seconds": float(SECONDS), "spin_timeout": SPIN_TIMEOUT, "pairs": PAIRS,
                "setups": {}}
     with tempfile.TemporaryDirectory() as tmp, \
             Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{SINK_PORT}"],
