@@ -4,9 +4,10 @@
 //! instances.
 //!
 //! A call starts as an async call on the tokio worker that handles the event,
-//! under an epoch deadline that makes the guest yield every tick; a call still
-//! running at its first tick moves to the guest threads (`offload`), so a guest
-//! that loops cannot hold the workers that drive HTTP. An instance serves one
+//! under an epoch deadline checked at every tick; a call that keeps its thread
+//! busy between two ticks moves to the guest threads (`offload`), where it
+//! yields at every tick, so a guest that loops cannot hold the workers that
+//! drive HTTP. An instance serves one
 //! event at a time, and an instance that trapped is dropped, never reused.
 //!
 //! - `engine`: the engine, its epoch ticker, and `PluginHost`, which compiles,

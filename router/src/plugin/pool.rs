@@ -2,11 +2,11 @@
 //! warm instances, and a circuit breaker.
 //!
 //! Calls run as wasmtime async calls, started on the tokio worker that handles the
-//! event. The guest yields at every epoch tick (1 ms); a call that reaches its
-//! first tick moves to the guest threads (see `offload`), so a busy guest holds
-//! an I/O worker for a tick at most. At each tick the call is interrupted once
-//! past its time limit, and the whole call (host calls included, which epochs
-//! cannot stop) also runs under a tokio timeout.
+//! event. A call that keeps its thread busy between two epoch ticks (1 ms) moves
+//! to the guest threads (see `offload`), where it yields at every tick, so a busy
+//! guest holds an I/O worker for two ticks at most. At each tick the call is
+//! interrupted once past its time limit, and the whole call (host calls included,
+//! which epochs cannot stop) also runs under a tokio timeout.
 
 use super::bindings::Handler;
 use super::bindings::router::plugin::types as wit;
@@ -315,7 +315,7 @@ impl Plugin {
         let budget = Arc::clone(&instance.store.data().log_budget);
         budget.reset(self.limits.max_log_bytes);
         let state = instance.store.data_mut();
-        state.deadline = started + self.limits.timeout;
+        state.deadline = deadline(started, self.limits.timeout);
         state.busy_mark = None;
         instance.store.set_epoch_deadline(1);
         // Epochs stop guest code; this stops a guest blocked in a host call too.
@@ -476,7 +476,7 @@ impl Plugin {
             http_policy: self.http.clone(),
             // Interrupted at the first tick past it: between `timeout` and
             // `timeout` + a tick.
-            deadline: Instant::now() + self.limits.timeout,
+            deadline: deadline(Instant::now(), self.limits.timeout),
             busy_mark: None,
         };
         let engine = match &self.pre {
@@ -528,4 +528,12 @@ impl Plugin {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// `timeout` after `from`; a year after it for a limit past what the clock holds
+/// (durations in the configuration go up to `u64::MAX` milliseconds).
+fn deadline(from: Instant, timeout: Duration) -> Instant {
+    from.checked_add(timeout)
+        .or_else(|| from.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(from)
 }
