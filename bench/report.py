@@ -25,6 +25,7 @@ instances = open(os.path.join(out, "instances.txt")).read()
 reload = open(os.path.join(out, "reload.txt")).read()
 ecommerce_path = os.path.join(out, "ecommerce.txt")
 ecommerce = open(ecommerce_path).read() if os.path.exists(ecommerce_path) else ""
+isolation_path = os.path.join(out, "isolation.json")
 redis_path = os.path.join(out, "redis.json")
 durable = json.load(open(redis_path)) if os.path.exists(redis_path) else None
 
@@ -66,6 +67,14 @@ at all (the process's own floor). Medians (min-max), ms.
 | cold / warm | {st['cold_ms'] / st['warm_ms']:.0f}x | |
 
 """
+
+
+def isolation_section():
+    if not os.path.exists(isolation_path):
+        return ""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from isolation import markdown
+    return markdown(json.load(open(isolation_path))) + "\n"
 
 
 def durable_section():
@@ -173,7 +182,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | dispatcher + fresh instance, enricher | {crit('handler/dispatch_wasm_fresh_limits_default') / 1000:.1f} us | reused {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_fresh_limits_default') / wasm:.1f}x |
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
-{durable_section()}
+{isolation_section()}{durable_section()}
 {startup_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate

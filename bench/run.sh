@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite and writes BENCHMARKS.md at the repository root.
 # Needs taskset (util-linux), python3, redis-server, redis-benchmark and
-# componentize-py (pip install componentize-py==0.25.1, for bench/startup.py). Takes about
-# 25 minutes after the build (10 of them the memory soak; SOAK_SECONDS shortens it).
+# componentize-py (pip install componentize-py==0.25.1, for bench/startup.py). Takes
+# about 35 minutes after the build (10 of them the memory soak; SOAK_SECONDS shortens it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -13,6 +13,8 @@ python3 bench/run.py > "$target/bench/e2e.json"
 python3 bench/redis.py > "$target/bench/redis.json"
 python3 bench/soak.py > "$target/bench/soak.json"
 python3 bench/startup.py > "$target/bench/startup.json"
+# ISOLATION_OLD_ROUTER=path/to/an/older/router compares with it in alternating pairs.
+python3 bench/isolation.py > "$target/bench/isolation.json"
 cargo bench -p router --bench pipeline 2>/dev/null | tee "$target/bench/pipeline.txt" | grep -E "time:" || true
 cargo bench -p router --bench instances 2>/dev/null | tee "$target/bench/instances.txt"
 cargo bench -p router --bench reload 2>/dev/null | tee "$target/bench/reload.txt"

@@ -61,8 +61,11 @@ fn main() {
         }
         overshoot.sort_by(f64::total_cmp);
         println!(
-            "endless loop with timeout 100ms, epoch tick 10ms: interrupted after the limit by median {:.1} ms (min {:.1}, max {:.1}) over 20",
-            overshoot[10], overshoot[0], overshoot[19]
+            "endless loop with timeout 100ms, epoch tick {} ms: interrupted after the limit by median {:.1} ms (min {:.1}, max {:.1}) over 20",
+            router::plugin::EPOCH_TICK.as_millis(),
+            overshoot[10],
+            overshoot[0],
+            overshoot[19]
         );
         println!(
             "warm instances: {idle}; RSS {:.1} MiB -> {:.1} MiB; {:.0} KiB per idle warm instance",

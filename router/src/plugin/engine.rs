@@ -43,8 +43,8 @@ pub fn engine_config() -> Config {
     config
 }
 
-/// Advances `engine`'s epoch every `EPOCH_TICK` (10 ms) on a thread of its own, which
-/// ends when the engine is dropped: plugin time limits count these ticks.
+/// Advances `engine`'s epoch every `EPOCH_TICK` (1 ms) on a thread of its own, which
+/// ends when the engine is dropped: plugin time limits are checked at these ticks.
 pub fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let ticker = engine.weak();
     std::thread::Builder::new()

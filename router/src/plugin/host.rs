@@ -5,7 +5,7 @@ use super::sandbox::{HttpPolicy, Limiter, LogBudget};
 use super::world::bindings::router::plugin::{config, kv, log, types};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -33,10 +33,13 @@ pub struct HostState {
     pub http: WasiHttpCtx,
     /// The allow-list and limits of outbound HTTP.
     pub http_policy: HttpPolicy,
-    /// Epoch ticks spent in the current call.
-    pub ticks: u64,
-    /// Ticks after which the current call is interrupted.
-    pub max_ticks: u64,
+    /// When the current call (or instantiation) is interrupted: checked at every
+    /// epoch tick, against the clock rather than a count of ticks, so a ticker
+    /// that wakes late on a loaded machine does not stretch the limit.
+    pub deadline: Instant,
+    /// The thread's CPU time at the current call's last epoch tick, telling a
+    /// long call from a short one (see `offload::at_tick`).
+    pub busy_mark: Option<Duration>,
 }
 
 impl WasiView for HostState {

@@ -1,17 +1,19 @@
 //! A loaded plugin: its prepared component, its limits and capabilities, a pool of
 //! warm instances, and a circuit breaker.
 //!
-//! Calls run as wasmtime async calls on the tokio worker that handles the event.
-//! The guest yields at every epoch tick (10 ms), so a busy guest cannot hold a
-//! worker for longer than a tick; the call is interrupted once its ticks pass the
-//! time limit, and the whole call (host calls included, which epochs cannot stop)
-//! also runs under a tokio timeout.
+//! Calls run as wasmtime async calls, started on the tokio worker that handles the
+//! event. A call that keeps its thread busy between two epoch ticks (1 ms) moves
+//! to the guest threads (see `offload`), where it yields at every tick, so a busy
+//! guest holds an I/O worker for two ticks at most. At each tick the call is
+//! interrupted once past its time limit, and the whole call (host calls included,
+//! which epochs cannot stop) also runs under a tokio timeout.
 
 use super::bindings::Handler;
 use super::bindings::router::plugin::types as wit;
 use super::breaker::Breaker;
 use super::convert::{from_wit, to_wit, wit_extensions};
 use super::host::HostState;
+use super::offload;
 use super::sandbox::{HttpPolicy, Limiter, LogBudget, LogStream};
 use super::world::transform_bindings::Transform;
 use super::world::{Prepared, Version};
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
 /// A warm instance: its store and its bindings.
@@ -228,25 +230,44 @@ impl Plugin {
 
     /// Hands `event` to a `handler` plugin and returns the events it emitted,
     /// validated. Waits for a free instance when all `instances` are busy.
-    pub async fn handle(&self, event: &Event) -> Result<Vec<Event>, CallError> {
-        let extensions = wit_extensions(event);
-        let input = to_wit(event, &extensions);
-        match self.guarded(Call::Handle(input)).await? {
-            Output::Events(events) => self.check_output(events),
-            Output::Maybe(_) => Err(self.trap("a handler call returned a transform result".into())),
-        }
+    pub async fn handle(self: &Arc<Self>, event: &Event) -> Result<Vec<Event>, CallError> {
+        // The call owns what it uses, so that it can move to the guest threads.
+        let (plugin, event) = (Arc::clone(self), event.clone());
+        offload::run(
+            Box::pin(async move {
+                let extensions = wit_extensions(&event);
+                let input = to_wit(&event, &extensions);
+                match plugin.guarded(Call::Handle(input)).await? {
+                    Output::Events(events) => plugin.check_output(events),
+                    Output::Maybe(_) => {
+                        Err(plugin.trap("a handler call returned a transform result".into()))
+                    }
+                }
+            }),
+            || Err(self.trap("the call was dropped by the guest threads".into())),
+        )
+        .await
     }
 
     /// Hands `event` to a `transform` plugin: the event to deliver, or `None` to
     /// drop it.
-    pub async fn transform(&self, event: &Event) -> Result<Option<Event>, CallError> {
-        let extensions = wit_extensions(event);
-        let input = to_wit(event, &extensions);
-        match self.guarded(Call::Transform(input)).await? {
-            Output::Maybe(None) => Ok(None),
-            Output::Maybe(Some(e)) => Ok(self.check_output(vec![*e])?.pop()),
-            Output::Events(_) => Err(self.trap("a transform call returned handler events".into())),
-        }
+    pub async fn transform(self: &Arc<Self>, event: &Event) -> Result<Option<Event>, CallError> {
+        let (plugin, event) = (Arc::clone(self), event.clone());
+        offload::run(
+            Box::pin(async move {
+                let extensions = wit_extensions(&event);
+                let input = to_wit(&event, &extensions);
+                match plugin.guarded(Call::Transform(input)).await? {
+                    Output::Maybe(None) => Ok(None),
+                    Output::Maybe(Some(e)) => Ok(plugin.check_output(vec![*e])?.pop()),
+                    Output::Events(_) => {
+                        Err(plugin.trap("a transform call returned handler events".into()))
+                    }
+                }
+            }),
+            || Err(self.trap("the call was dropped by the guest threads".into())),
+        )
+        .await
     }
 
     /// A call with the breaker, the instance limit and the metrics around it.
@@ -293,7 +314,9 @@ impl Plugin {
         };
         let budget = Arc::clone(&instance.store.data().log_budget);
         budget.reset(self.limits.max_log_bytes);
-        instance.store.data_mut().ticks = 0;
+        let state = instance.store.data_mut();
+        state.deadline = deadline(started, self.limits.timeout);
+        state.busy_mark = None;
         instance.store.set_epoch_deadline(1);
         // Epochs stop guest code; this stops a guest blocked in a host call too.
         let Instance { store, exports } = &mut instance;
@@ -438,11 +461,6 @@ impl Plugin {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(|e| self.trap(format!("cannot open {}: {e:#}", host.display())))?;
         }
-        let ticks = self
-            .limits
-            .timeout
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis());
         let state = HostState {
             plugin: Arc::clone(&self.name),
             config: Arc::clone(&self.config),
@@ -456,10 +474,10 @@ impl Plugin {
             log_budget: budget,
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_policy: self.http.clone(),
-            ticks: 0,
-            // One extra tick: the next tick may come at once, so this makes the
-            // limit a floor (interrupted between `timeout` and `timeout` + a tick).
-            max_ticks: u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1),
+            // Interrupted at the first tick past it: between `timeout` and
+            // `timeout` + a tick.
+            deadline: deadline(Instant::now(), self.limits.timeout),
+            busy_mark: None,
         };
         let engine = match &self.pre {
             Prepared::Handler(pre) => pre.engine(),
@@ -469,12 +487,10 @@ impl Plugin {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
-            state.ticks += 1;
-            if state.ticks >= state.max_ticks {
+            if Instant::now() >= state.deadline {
                 Err(Trap::Interrupt.into())
             } else {
-                // Hand the worker back to tokio every tick.
-                Ok(UpdateDeadline::Yield(1))
+                Ok(offload::at_tick(&mut state.busy_mark))
             }
         });
         store.set_epoch_deadline(1);
@@ -512,4 +528,12 @@ impl Plugin {
             elapsed: started.elapsed(),
         }
     }
+}
+
+/// `timeout` after `from`; a year after it for a limit past what the clock holds
+/// (durations in the configuration go up to `u64::MAX` milliseconds).
+fn deadline(from: Instant, timeout: Duration) -> Instant {
+    from.checked_add(timeout)
+        .or_else(|| from.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(from)
 }

@@ -1,0 +1,246 @@
+//! Long guest calls moved off the I/O workers.
+//!
+//! A call starts inline, on the tokio worker that handles the event: most calls
+//! take microseconds, and a hand-off to another thread for each would cost more
+//! than the call. A call that keeps its thread busy for half of an epoch tick
+//! ([`EPOCH_TICK`](super::EPOCH_TICK)) or more has shown that it is long: it
+//! yields, and moves, whole, to the guest threads, a runtime of its own whose
+//! threads run at a lower CPU priority (nice [`GUEST_NICE`]). The kernel then
+//! gives the I/O workers (ingest, admin, forwards, the short calls of every
+//! plugin) the CPU whenever they want it, and busy guests share what is left.
+//!
+//! "Busy" is measured in the thread's CPU time, not by the clock: a short call
+//! that the kernel merely preempted on a loaded machine, or that happened to
+//! span a tick, stays where it is. A call that moved by mistake would wait
+//! behind the busy guests at the lower priority.
+//!
+//! Without this, busy guests held the workers that drive HTTP: a guest yields at
+//! every tick, but tokio polls the I/O driver only every 61 task polls, so with
+//! as many busy guests as workers, every route waited hundreds of milliseconds.
+
+use super::EPOCH_TICK;
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::runtime::{Handle, Runtime};
+use tracing::Instrument;
+use wasmtime::UpdateDeadline;
+
+/// The niceness of the guest threads: a nice-0 thread that wakes outweighs one
+/// at 10 by ten to one, so a waking I/O worker preempts a busy guest at once.
+const GUEST_NICE: i32 = 10;
+
+/// The CPU time in one tick that makes a call long.
+const BUSY: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
+
+thread_local! {
+    /// Set by the epoch callback when the guest running on this thread used up
+    /// its slice and yielded.
+    static SLICE_SPENT: Cell<bool> = const { Cell::new(false) };
+    /// Whether this is one of the guest threads.
+    static GUEST_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// What a call does at an epoch tick (its time limit aside). `mark` is the
+/// call's own state, `None` when it starts: this thread's CPU time at the
+/// call's previous tick.
+///
+/// On a guest thread, a call yields at every tick, so busy guests take turns.
+/// On an I/O worker, it runs on (without a yield, which would cost a task
+/// switch) until the thread was busy for [`BUSY`] between two ticks; then it
+/// yields and [`run`] moves it.
+pub(super) fn at_tick(mark: &mut Option<Duration>) -> UpdateDeadline {
+    if GUEST_THREAD.get() {
+        return UpdateDeadline::Yield(1);
+    }
+    let now = thread_cpu_time();
+    match (std::mem::replace(mark, now), now) {
+        (Some(before), Some(now)) if now.saturating_sub(before) < BUSY => {
+            UpdateDeadline::Continue(1)
+        }
+        // The first tick only takes the mark: the call may have begun just
+        // before it.
+        (None, Some(_)) => UpdateDeadline::Continue(1),
+        // Busy for half a tick or more, or no CPU clock to tell: long.
+        _ => {
+            SLICE_SPENT.set(true);
+            UpdateDeadline::Yield(1)
+        }
+    }
+}
+
+/// The calling thread's CPU time (user and system).
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::try_from(t).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// A guest call, boxed so that it can move to another thread while it runs.
+pub(super) type GuestCall<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Runs `call` here until it yields at an epoch tick, then on the guest threads.
+/// Dropping the returned future stops the call at its next yield, wherever it
+/// runs, as it did when calls ran inline only. `cancelled` is the answer should
+/// the guest threads drop a moved call (they do not, short of a bug).
+pub(super) async fn run<T: Send + 'static>(
+    mut call: GuestCall<T>,
+    cancelled: impl FnOnce() -> T,
+) -> T {
+    let inline = std::future::poll_fn(|cx| {
+        SLICE_SPENT.set(false);
+        match call.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            // Waiting for I/O (a `kv` call) costs no CPU: only a guest that ran
+            // through its slice moves.
+            Poll::Pending if SLICE_SPENT.replace(false) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if let Some(output) = inline {
+        return output;
+    }
+    let Some(guests) = guest_threads() else {
+        // No guest threads could be started: the call stays where it is.
+        return call.await;
+    };
+    // The guest's log lines keep the span of the event they belong to.
+    let span = tracing::Span::current();
+    let task = AbortOnDrop(guests.spawn(call.instrument(span)));
+    match task.await {
+        Ok(output) => output,
+        // A panic in the call is the caller's, as when it ran inline.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => cancelled(),
+    }
+}
+
+/// The task of a moved call, stopped when the event's future is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The runtime of the guest threads, started at the first long call: one
+/// thread per core, each at nice [`GUEST_NICE`]. `None` when it cannot start.
+fn guest_threads() -> Option<&'static Handle> {
+    static GUESTS: OnceLock<Option<Runtime>> = OnceLock::new();
+    GUESTS
+        .get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(2, usize::from);
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .thread_name("wasm-guest")
+                .on_thread_start(guest_thread_start)
+                .enable_all()
+                .build()
+                .inspect_err(|e| {
+                    tracing::error!(error = %e, "cannot start the guest threads: long plugin calls stay on the I/O workers");
+                })
+                .ok()
+        })
+        .as_ref()
+        .map(Runtime::handle)
+}
+
+/// Marks the calling thread as a guest thread and lowers its CPU priority. On
+/// Linux the nice value belongs to the thread, not the process, so the I/O
+/// workers keep theirs.
+fn guest_thread_start() {
+    GUEST_THREAD.set(true);
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        // Relative to the process's own niceness, so a router started with
+        // `nice` keeps the same gap between its threads.
+        let nice = getpriority_process(None).unwrap_or(0);
+        if let Err(e) = setpriority_process(None, (nice + GUEST_NICE).min(19)) {
+            tracing::warn!(error = %e, "cannot lower the priority of a guest thread");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn guest_threads_run_below_the_priority_of_the_others() {
+        let guests = guest_threads().expect("guest threads");
+        let mine = rustix::process::getpriority_process(None).expect("priority");
+        let theirs = guests
+            .block_on(guests.spawn(async { rustix::process::getpriority_process(None) }))
+            .expect("task")
+            .expect("priority");
+        assert_eq!(theirs, (mine + GUEST_NICE).min(19), "this thread: {mine}");
+    }
+
+    #[tokio::test]
+    async fn a_call_that_never_spends_its_slice_stays_on_this_thread() {
+        let here = std::thread::current().id();
+        let ran_on = run(
+            Box::pin(async { Some(std::thread::current().id()) }),
+            || None,
+        )
+        .await;
+        let ran_on = ran_on.expect("not cancelled");
+        assert_eq!(ran_on, here);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_spends_its_slice_moves_to_the_guest_threads() {
+        let here = std::thread::current().id();
+        let ran_on = run(
+            Box::pin(async {
+                SLICE_SPENT.set(true);
+                tokio::task::yield_now().await;
+                Some(std::thread::current())
+            }),
+            || None,
+        )
+        .await
+        .expect("not cancelled");
+        assert_ne!(ran_on.id(), here);
+        assert_eq!(ran_on.name(), Some("wasm-guest"));
+    }
+
+    #[test]
+    fn a_call_is_long_once_its_thread_was_busy_for_most_of_a_tick() {
+        let mut mark = None;
+        // The first tick only takes the mark: the call may have started just
+        // before it.
+        assert!(matches!(at_tick(&mut mark), UpdateDeadline::Continue(1)));
+        assert!(!SLICE_SPENT.get());
+        // Idle (as if preempted) for a tick: still short.
+        std::thread::sleep(EPOCH_TICK);
+        assert!(matches!(at_tick(&mut mark), UpdateDeadline::Continue(1)));
+        assert!(!SLICE_SPENT.get());
+        // Busy for a tick: long.
+        let from = thread_cpu_time().expect("a CPU clock");
+        while thread_cpu_time().expect("a CPU clock") - from < EPOCH_TICK {
+            std::hint::black_box(from);
+        }
+        assert!(matches!(at_tick(&mut mark), UpdateDeadline::Yield(1)));
+        assert!(SLICE_SPENT.replace(false));
+    }
+}
