@@ -6,9 +6,7 @@
 
 use crate::common::*;
 use axum::http::StatusCode;
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -241,46 +239,6 @@ async fn a_granted_name_that_resolves_to_loopback_is_refused() {
     );
 }
 
-/// `router serve` with the text log format, a route that fails (so the event
-/// is logged) and debug spans on.
-fn serve_logging(
-    config: &std::path::Path,
-) -> (
-    std::process::Child,
-    String,
-    std::thread::JoinHandle<Vec<String>>,
-) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_router"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info,router=debug")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start router");
-    let stderr = child.stderr.take().expect("stderr");
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let log = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("addr=").nth(1) {
-                let _ = addr_tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-            lines.push(line);
-        }
-        lines
-    });
-    let addr = addr_rx
-        .recv_timeout(PATIENCE)
-        .expect("the router logs its address");
-    (child, addr, log)
-}
-
 /// A `type` (or id, source) holding a newline does not start a forged line in
 /// the text log: control characters are escaped wherever an attribute is
 /// logged (the event's display, span fields).
@@ -298,7 +256,12 @@ async fn an_attribute_with_a_newline_cannot_forge_a_log_line() {
         format!("[[route]]\nname = \"out\"\nforward = \"http://127.0.0.1:{closed}/\"\n"),
     )
     .expect("write config");
-    let (mut child, addr, log) = serve_logging(&config);
+    // The text log format, with the debug spans that carry attribute values.
+    let mut served = crate::process::serve_with_env(
+        &[std::ffi::OsStr::new("--config"), config.as_os_str()],
+        &[("RUST_LOG", "info,router=debug".to_owned())],
+    );
+    let addr = served.addr.clone();
     let event = serde_json::json!({
         "specversion": "1.0",
         "id": "id-1",
@@ -313,9 +276,9 @@ async fn an_attribute_with_a_newline_cannot_forge_a_log_line() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    let _ = child.kill();
-    let _ = child.wait();
-    let lines = log.join().expect("log thread");
+    let _ = served.child.kill();
+    let _ = served.child.wait();
+    let lines = served.log_lines();
     let forged: Vec<&String> = lines.iter().filter(|l| l.starts_with("FORGED")).collect();
     assert!(forged.is_empty(), "forged log lines: {forged:#?}");
     assert!(

@@ -45,7 +45,8 @@ pub(crate) fn serve(args: &[&std::ffi::OsStr]) -> Served {
     serve_with_env(args, &[])
 }
 
-/// [`serve`] with extra environment variables (the configuration's `${VAR}`s).
+/// [`serve`] with extra environment variables (the configuration's `${VAR}`s,
+/// or a `RUST_LOG` of its own).
 pub(crate) fn serve_with_env(args: &[&std::ffi::OsStr], env: &[(&str, String)]) -> Served {
     let mut child = Command::new(ROUTER)
         .args([
@@ -56,9 +57,10 @@ pub(crate) fn serve_with_env(args: &[&std::ffi::OsStr], env: &[(&str, String)]) 
             "127.0.0.1:0",
         ])
         .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        // After the defaults, so a test may set its own `RUST_LOG`.
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped())
         .spawn()
         .expect("start router");
