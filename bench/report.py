@@ -163,7 +163,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | open loop, p99 of each run | {', '.join(str(x) for x in o.get('router_p99s', []))} us | {', '.join(str(x) for x in o.get('baseline_p99s', []))} us | | |
 {over_1ms_row()}{stall_row()}| failed requests in all runs | {s['failed'] + b['failed'] + b2['failed'] + o['failed'] + e2e.get('single_trivial', {}).get('failed', 0) + e2e.get('batch_enricher', {}).get('failed', 0)} | | | 0 |
 | idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
-{soak_row()}| start-up to the first `GET /healthz` (3 components compiled) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
+{soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
 
 ## In process (criterion, medians)
 
