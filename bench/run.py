@@ -116,6 +116,24 @@ print(json.dumps({"stalled_ms": sum(gaps) * 1000, "largest_ms": max(gaps, defaul
 """
 
 
+WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk-binary.lua")
+
+
+def wrk_measured(server, port, connections=32, duration=5):
+    """The second set-up: wrk, 1 thread, `connections` connections, pinned to core
+    1, one binary-mode event per request (bench/wrk-binary.lua)."""
+    before = cpu_seconds(server.proc.pid)
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
+                          "-s", WRK_SCRIPT, f"http://127.0.0.1:{port}/events"],
+                         check=True, capture_output=True, text=True).stdout
+    cpu = cpu_seconds(server.proc.pid) - before
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "cpu_us_per_event": cpu * 1e6 / max(requests, 1),
+            "failed": int(non2xx.group(1)) if non2xx else 0}
+
+
 def stalls(cpus, seconds=5):
     """The host's stalls seen by a spinning probe on each of `cpus` at once."""
     probes = [subprocess.Popen(["taskset", "-c", c, sys.executable, "-c", STALL_PROBE, str(seconds)],
@@ -144,15 +162,20 @@ def main():
         # (a) one event per request, closed loop, alternating baseline and router:
         # with the enricher (emits an event, routed again), then with the
         # trivial handler of the target.
-        def alternate(key, router_config_path):
+        def loadgen_64(s, port, run):
+            return measured(s, f"127.0.0.1:{port}", "--mode", "max", "--connections", "64", "--duration", "5",
+                            "--run", run)
+
+        def wrk_32(s, port, run):
+            return wrk_measured(s, port)
+
+        def alternate(key, router_config_path, measure=loadgen_64):
             pairs = []
             for i in range(PAIRS):
                 with baseline(18090) as s:
-                    b = measured(s, "127.0.0.1:18090", "--mode", "max", "--connections", "64", "--duration", "5",
-                                 "--run", f"{key}-b{i}")
+                    b = measure(s, 18090, f"{key}-b{i}")
                 with router(18080, config=router_config_path) as s:
-                    r = measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "64", "--duration", "5",
-                                 "--run", f"{key}-r{i}")
+                    r = measure(s, 18080, f"{key}-r{i}")
                 pairs.append((b, r))
                 print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
                       file=sys.stderr)
@@ -168,6 +191,9 @@ def main():
 
         alternate("single", config)
         alternate("single_trivial", trivial)
+        # The same route under wrk (1 thread, 32 connections): fewer requests
+        # in flight, so fewer answers per wake-up of the server.
+        alternate("single_trivial_wrk", trivial, wrk_32)
 
         # (b) batches of 100 events through the trivial handler's route (the
         # target's "same route"): the router on core 0 alone (as above), then on
