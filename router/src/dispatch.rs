@@ -60,6 +60,10 @@ pub struct RouteReport {
     /// The events the route's handler emitted, each with its own report.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub emitted: Vec<EventReport>,
+    /// The id of the dead letter written (`dead_lettered` only), to show or
+    /// redrive it by.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<String>,
 }
 
 /// The outcome of a route.
@@ -509,6 +513,7 @@ impl Dispatcher {
                         errors,
                         retryable: None,
                         emitted: Vec::new(),
+                        dead_letter: Some(letter.id),
                     };
                 }
                 Err(e) => errors.push(format!("dead letter: {e}")),
@@ -523,6 +528,7 @@ impl Dispatcher {
             errors,
             retryable: Some(retryable),
             emitted: Vec::new(),
+            dead_letter: None,
         }
     }
 }
@@ -600,6 +606,7 @@ impl RouteReport {
             errors: Vec::new(),
             retryable: None,
             emitted: Vec::new(),
+            dead_letter: None,
         }
     }
 }

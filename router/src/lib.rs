@@ -47,6 +47,10 @@ mod sync;
 pub mod tls;
 pub(crate) mod trace;
 
+/// Dead letters, for `router dlq --file` and `--config`, which read a `file`
+/// sink without a running router.
+pub use delivery::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
+
 /// OpenTelemetry export of the router's spans (feature `otel`), for the binary's
 /// log set-up.
 #[cfg(feature = "otel")]

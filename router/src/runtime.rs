@@ -191,9 +191,10 @@ impl Runtime {
         let (backends, backend_errors) = Backends::build(&config);
         errors.extend(backend_errors);
         if !errors.is_empty() {
-            return Err(ConfigErrors(errors).sorted());
+            return Err(config.name_routes(ConfigErrors(errors)).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas, filters, backends)?;
+        let runtime = Self::assemble(&config, plugins, schemas, filters, backends)
+            .map_err(|errors| config.name_routes(errors))?;
         Ok((config, runtime))
     }
 
@@ -209,9 +210,10 @@ impl Runtime {
         let (backends, backend_errors) = Backends::build(config);
         errors.extend(backend_errors);
         if !errors.is_empty() {
-            return Err(ConfigErrors(errors).sorted());
+            return Err(config.name_routes(ConfigErrors(errors)).sorted());
         }
         Self::assemble(config, plugins, schemas, filters, backends)
+            .map_err(|errors| config.name_routes(errors))
     }
 
     /// Puts the routes together with their plugins; a plugin of the wrong world for
@@ -537,7 +539,7 @@ fn compile_filters(config: &Config) -> (Vec<Option<Filter>>, Vec<ConfigError>) {
                     errors.push(config.source.error(
                         Some(spec.span()),
                         format!("route[{}].{}", r.index, e.path),
-                        format!("route {:?}: {}", r.name.get_ref().as_str(), e.message),
+                        e.message,
                     ))
                 })
                 .ok()

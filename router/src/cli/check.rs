@@ -8,10 +8,10 @@ pub async fn run(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     match Runtime::load(path).await {
         Ok((config, _)) => {
             println!(
-                "{}: ok ({} plugins, {} routes)",
+                "{}: ok ({}, {})",
                 path.display(),
-                config.plugins.len(),
-                config.routes.len()
+                super::count(config.plugins.len(), "plugin"),
+                super::count(config.routes.len(), "route")
             );
             Ok(ExitCode::SUCCESS)
         }

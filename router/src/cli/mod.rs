@@ -14,15 +14,29 @@ use std::process::ExitCode;
 
 /// A WebAssembly-extensible CloudEvents router.
 #[derive(Debug, Parser)]
-#[command(name = "router", version, about)]
+#[command(
+    name = "router",
+    version,
+    about,
+    after_help = "Start with `router check --config router.toml`, then `router serve --config router.toml`.",
+    after_long_help = LONG_HELP
+)]
 pub struct Cli {
-    /// Log format: human-readable text, or one JSON object per line.
+    /// Logs as `text` (the default) or `json`, one object per line; also
+    /// ROUTER_LOG_FORMAT.
+    // One line, and no list of values, env or default: a global option is
+    // repeated in every subcommand's help; the details are in the top-level
+    // long help.
     #[arg(
         long,
         global = true,
         value_enum,
+        value_name = "text|json",
         default_value = "text",
-        env = "ROUTER_LOG_FORMAT"
+        env = "ROUTER_LOG_FORMAT",
+        hide_possible_values = true,
+        hide_default_value = true,
+        hide_env = true
     )]
     pub log_format: LogFormat,
     /// What to do.
@@ -30,10 +44,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level `--help` epilogue: where to start, and the logging details that
+/// the one-line `--log-format` leaves out.
+const LONG_HELP: &str = "\
+Start with `router check --config router.toml`, then `router serve --config router.toml`.
+
+Logs go to standard error. `--log-format text` (the default) is for people;
+`--log-format json` (or ROUTER_LOG_FORMAT=json) writes one JSON object per line
+for log pipelines. RUST_LOG chooses what is logged (default `info`, e.g.
+RUST_LOG=router=debug). The option is accepted before or after the subcommand.";
+
+/// The admin API's address when neither `--url` nor ROUTER_ADMIN_URL says
+/// otherwise (`admin.listen`'s default).
+pub const DEFAULT_ADMIN_URL: &str = "http://127.0.0.1:9180";
+
 /// The router's subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve CloudEvents over HTTP with the routes and plugins of a configuration.
+    #[command(after_help = "\
+Example:
+  router serve --config router.toml
+  router serve --config router.toml --listen 0.0.0.0:8080 --log-format json")]
     Serve {
         /// The TOML configuration file.
         #[arg(short, long, env = "ROUTER_CONFIG")]
@@ -51,41 +83,48 @@ pub enum Command {
         no_watch: bool,
     },
     /// Post an event to a router, from flags or a file.
+    #[command(after_help = "\
+Example:
+  router send --type order.created --data '{\"id\": 1}'
+  router send --file event.json --mode structured --url http://127.0.0.1:8080/events")]
     Send(Box<send::SendArgs>),
     /// Print every CloudEvent POSTed to an address: a stand-in for the webhooks
     /// a configuration forwards to, to watch what comes out of the routes.
+    #[command(after_help = "\
+Example:
+  router sink --listen 127.0.0.1:9000
+  router sink --status 503    # have the router retry, then dead-letter")]
     Sink(sink::SinkArgs),
     /// Show what the router would do with an event (a structured-mode JSON file):
     /// for every route, whether it matches or which clause fails, the event after
     /// each transform step, and the targets it would reach.
+    #[command(after_help = "\
+Example:
+  router explain --config router.toml event.json
+  echo '{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\"}' | router explain --config router.toml -")]
     Explain {
         /// The TOML configuration file.
         #[arg(short, long, env = "ROUTER_CONFIG")]
         config: PathBuf,
-        /// The event, as a CloudEvents JSON document.
+        /// The event, as a CloudEvents JSON document (`-`: standard input).
         event: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Inspect and redrive the dead letters of a running router (through its admin
-    /// API).
-    Dlq {
-        /// The base URL of the router's admin API (`admin.listen`).
-        #[arg(
-            long,
-            env = "ROUTER_ADMIN_URL",
-            default_value = "http://127.0.0.1:9180"
-        )]
-        url: String,
-        /// The admin token (`admin.token`), sent as `Authorization: Bearer`.
-        #[arg(long, env = "ROUTER_ADMIN_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// What to do.
-        #[command(subcommand)]
-        action: DlqAction,
-    },
+    /// Inspect and redrive dead letters: through a running router's admin API, or
+    /// straight from a `file` sink (`--config` or `--file`) without one.
+    #[command(after_help = "\
+Example:
+  router dlq list                               # ask the router at ROUTER_ADMIN_URL or 127.0.0.1:9180
+  router dlq list --config router.toml          # read the configuration's dead-letter file
+  router dlq show 3f2a                          # a unique id prefix is enough
+  router dlq redrive --route notify --url http://10.0.0.5:9180 --token $TOKEN")]
+    Dlq(DlqArgs),
     /// Load a configuration and every plugin it names, report every problem, and exit.
+    #[command(after_help = "\
+Example:
+  router check --config router.toml")]
     Check {
         /// The TOML configuration file.
         #[arg(short, long, env = "ROUTER_CONFIG")]
@@ -93,10 +132,47 @@ pub enum Command {
     },
 }
 
+/// Where `router dlq` finds the dead letters. Global: accepted before or after
+/// the action (`router dlq list --url ...`).
+#[derive(Debug, clap::Args)]
+pub struct DlqArgs {
+    /// The base URL of the router's admin API (`admin.listen`).
+    #[arg(
+        long,
+        global = true,
+        env = "ROUTER_ADMIN_URL",
+        default_value = DEFAULT_ADMIN_URL
+    )]
+    pub url: String,
+    /// The admin token (`admin.token`), sent as `Authorization: Bearer`.
+    #[arg(
+        long,
+        global = true,
+        env = "ROUTER_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Read the dead-letter file of this configuration's `file` sink, without
+    /// asking a router (list and show only).
+    #[arg(long, global = true, conflicts_with = "file")]
+    pub config: Option<PathBuf>,
+    /// Read this dead-letter file (JSON lines, a `file` sink), without asking a
+    /// router (list and show only).
+    #[arg(long, global = true)]
+    pub file: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: DlqAction,
+}
+
 /// `router dlq` actions.
 #[derive(Debug, Subcommand)]
 pub enum DlqAction {
     /// List the dead letters, oldest first: id, route, attempts, reason, error.
+    #[command(after_help = "\
+Example:
+  router dlq list --route notify
+  router dlq list --config router.toml --json")]
     List {
         /// Only those of this route.
         #[arg(long)]
@@ -106,21 +182,33 @@ pub enum DlqAction {
         json: bool,
     },
     /// Print one dead letter, with its event, as JSON.
+    #[command(after_help = "\
+Example:
+  router dlq show 3f2a9c
+  router dlq show 3f2a9c --file dead-letters.jsonl")]
     Show {
-        /// The dead letter's id.
+        /// The dead letter's id, or a prefix that only it starts with.
         id: String,
     },
     /// Send dead letters back to their own route (only), or for a durable queue's
     /// poison entries (route `*`), through every route that matches them now, and
     /// remove those that no longer fail. Name them: ids, `--route`, or `--all`.
-    #[command(group(
-        clap::ArgGroup::new("selection")
-            .required(true)
-            .multiple(true)
-            .args(["ids", "route", "all"])
-    ))]
+    /// Needs the running router, which does the delivering.
+    #[command(
+        group(
+            clap::ArgGroup::new("selection")
+                .required(true)
+                .multiple(true)
+                .args(["ids", "route", "all"])
+        ),
+        after_help = "\
+Example:
+  router dlq redrive 3f2a9c 81be07
+  router dlq redrive --route notify
+  router dlq redrive --all"
+    )]
     Redrive {
-        /// These dead letters.
+        /// These dead letters (ids, or unique id prefixes).
         ids: Vec<String>,
         /// Those of this route (with ids: those ids of this route).
         #[arg(long)]
@@ -150,7 +238,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS)
             .context("router sink"),
         Command::Check { config } => check::run(&config).await,
-        Command::Dlq { url, token, action } => dlq::run(&url, token.as_deref(), action).await,
+        Command::Dlq(args) => dlq::run(args).await,
         Command::Explain {
             config,
             event,
@@ -169,4 +257,34 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             serve::run(&config, listen, no_watch).await
         }
     }
+}
+
+/// The root cause of a request that got no answer, in a few words
+/// (`connection refused`, `timed out`, the resolver's complaint), rather than
+/// reqwest's chain of wrappers.
+pub fn unreachable(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_owned();
+    }
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if let Some(io) = root.downcast_ref::<std::io::Error>() {
+        match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => return "connection refused".to_owned(),
+            std::io::ErrorKind::ConnectionReset => return "connection reset".to_owned(),
+            std::io::ErrorKind::TimedOut => return "timed out".to_owned(),
+            _ => {}
+        }
+    }
+    if e.is_builder() {
+        return format!("not a usable URL ({root})");
+    }
+    root.to_string()
+}
+
+/// `n` and `word`, with `word` pluralised by an `s` when `n` is not 1.
+pub fn count(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }

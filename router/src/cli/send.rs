@@ -17,8 +17,10 @@ pub enum Mode {
     Batch,
 }
 
-/// What `router send` needs.
+/// What `router send` needs: `--type` (with the other attribute flags), or
+/// `--file`.
 #[derive(Clone, Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("event").required(true).args(["ty", "file"])))]
 pub struct SendArgs {
     /// Where to send: the router's `/events` URL.
     #[arg(long, default_value = "http://127.0.0.1:8080/events")]
@@ -36,8 +38,8 @@ pub struct SendArgs {
     /// `source`.
     #[arg(long, default_value = "/router-send")]
     pub source: String,
-    /// `type`.
-    #[arg(long = "type", id = "ty")]
+    /// `type` (required, unless --file gives whole events).
+    #[arg(long = "type", id = "ty", value_name = "TYPE")]
     pub ty: Option<String>,
     /// `subject`.
     #[arg(long)]
@@ -72,7 +74,9 @@ pub enum SendError {
     #[error("{0}")]
     Input(String),
     /// The request failed.
-    #[error("cannot reach {url}: {reason}")]
+    #[error(
+        "cannot reach the router at {url}: {reason}\n  is `router serve` running? Use --url for another address (the `server.listen` of its configuration, path /events)"
+    )]
     Request {
         /// Where.
         url: String,
@@ -159,7 +163,7 @@ pub async fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
     }
     let response = request.send().await.map_err(|e| SendError::Request {
         url: args.url.clone(),
-        reason: e.to_string(),
+        reason: super::unreachable(&e),
     })?;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();

@@ -53,7 +53,7 @@ pub use server::{MIN_BODY_LIMIT, ServerConfig, TlsConfig};
 pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
@@ -119,8 +119,34 @@ impl Config {
         if errors.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigErrors(errors).sorted())
+            Err(config.name_routes(ConfigErrors(errors)).sorted())
         }
+    }
+
+    /// `errors` with each route's TOML path (`route[0].handler`) naming the route
+    /// (`route "orders".handler`): a name is found in a long file, an index is
+    /// counted. A route that did not parse, or whose name is not unique, keeps
+    /// its index.
+    pub fn name_routes(&self, mut errors: ConfigErrors) -> ConfigErrors {
+        let mut names: HashMap<usize, &str> = HashMap::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for r in &self.routes {
+            names.insert(r.index, r.name.get_ref().as_str());
+            *seen.entry(r.name.get_ref().as_str()).or_default() += 1;
+        }
+        for e in &mut errors.0 {
+            let Some(rest) = e.path.strip_prefix("route[") else {
+                continue;
+            };
+            let Some((index, tail)) = rest.split_once(']') else {
+                continue;
+            };
+            let name = index.parse().ok().and_then(|i| names.get(&i));
+            if let Some(name) = name.filter(|n| seen.get(*n) == Some(&1)) {
+                e.path = format!("route \"{name}\"{tail}");
+            }
+        }
+        errors
     }
 
     /// Like [`Config::parse`], but returns whatever parsed (tables with errors are
@@ -430,11 +456,18 @@ mod tests {
             vec![
                 (2, "server.listen"),
                 (6, "plugin[0].colour"),
+                // Named routes are named; two of one name keep their index.
                 (9, "route[0].handler"),
                 (11, "route[1].name"),
                 (12, "route[1].forward"),
             ],
             "{errors}"
         );
+    }
+
+    #[test]
+    fn errors_name_their_route() {
+        let errors = parse("[[route]]\nname = \"orders\"\nhandler = \"q\"\n").unwrap_err();
+        assert_eq!(errors.0[0].path, "route \"orders\".handler", "{errors}");
     }
 }

@@ -105,12 +105,19 @@ impl PluginHost {
         disk: Option<&Arc<DiskCache>>,
     ) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: shown.clone(),
-                source,
-            })?;
+        let bytes = tokio::fs::read(path).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                LoadError::Missing {
+                    path: shown.clone(),
+                }
+            } else {
+                LoadError::Read {
+                    path: shown.clone(),
+                    source,
+                }
+            }
+        })?;
+        check_header(&shown, &bytes)?;
         let digest = crate::digest::sha256(&bytes);
         let component = self.compile(&shown, digest, bytes, disk).await?;
         let world_error = |e: wasmtime::Error| LoadError::World {
@@ -185,5 +192,30 @@ impl PluginHost {
         })?;
         crate::sync::lock(&self.compiled).insert(digest, component.clone());
         Ok(component)
+    }
+}
+
+/// Tells a file that is not WebAssembly, or a core module, from a component by
+/// its 8-byte header, so that the error says which in one line (wasmtime's
+/// parser would print the bytes it expected).
+fn check_header(shown: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    /// Version 1 of the core module format.
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    match bytes.get(..8) {
+        Some(header) if header.starts_with(b"\0asm") => {
+            if header[4..] == CORE_MODULE {
+                Err(LoadError::CoreModule {
+                    path: shown.to_owned(),
+                })
+            } else {
+                // A component, or a layer this parser may know better: its
+                // own error, if any, says what is wrong.
+                Ok(())
+            }
+        }
+        _ if bytes.starts_with(b"\0asm") => Ok(()),
+        _ => Err(LoadError::NotWasm {
+            path: shown.to_owned(),
+        }),
     }
 }

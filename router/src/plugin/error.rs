@@ -31,7 +31,31 @@ pub enum LoadError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not a valid component (or not a component at all).
+    /// The `.wasm` file does not exist: the plugin was not built (yet).
+    #[error(
+        "{path} does not exist: build the plugin with `cargo build --release --target wasm32-wasip2` in its crate (this repository's plugins: `cargo build -p router --features examples`)"
+    )]
+    Missing {
+        /// The file.
+        path: String,
+    },
+    /// The file is not WebAssembly at all (no `\0asm` magic).
+    #[error(
+        "{path} is not a WebAssembly file (it does not start with `\\0asm`): `path` must name the `.wasm` a plugin build produces"
+    )]
+    NotWasm {
+        /// The file.
+        path: String,
+    },
+    /// The file is a core module, not a component.
+    #[error(
+        "{path} is a core WebAssembly module, not a component: build the plugin for `wasm32-wasip2` (not `wasm32-unknown-unknown` or `wasm32-wasip1`)"
+    )]
+    CoreModule {
+        /// The file.
+        path: String,
+    },
+    /// The file is not a valid component.
     #[error("{path} is not a valid WebAssembly component: {reason}")]
     Compile {
         /// The file.

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod cesql;
+mod cli;
 mod compile_cache;
 mod config_ui;
 mod defaults;

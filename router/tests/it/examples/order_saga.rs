@@ -436,7 +436,7 @@ async fn a_poison_order_is_dead_lettered_and_listed_by_the_cli() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&listed.stderr)
     );
-    assert!(stdout.starts_with("2 dead letter(s)"), "{stdout}");
+    assert!(stdout.starts_with("2 dead letters\n"), "{stdout}");
     let line = stdout
         .lines()
         .find(|l| l.contains("route=reserve-inventory"))
