@@ -26,5 +26,6 @@ mod plugins;
 mod poison;
 mod policy;
 mod process;
+mod readme;
 mod reload;
 mod sandbox;
