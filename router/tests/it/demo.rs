@@ -112,7 +112,7 @@ async fn an_invalid_order_is_rejected_to_the_sink_and_the_journal() {
     orders.sort_by_key(|v| v.to_string());
     assert_eq!(orders, [json!("o-empty"), json!("o-zero")]);
     let journaled: Vec<_> = journal.events().iter().map(|e| e["type"].clone()).collect();
-    assert_eq!(journaled, [json!("com.example.order.rejected"); 2]);
+    assert_eq!(journaled, vec![json!("com.example.order.rejected"); 2]);
 }
 
 /// Without a webhook listening, a rejection cannot be delivered: 502 naming

@@ -11,7 +11,8 @@
 //!   background until `<!-- test: stop sink -->` (a comment of its own) or the
 //!   end of the README;
 //! - `<!-- test: sink output -->`: what the sink has printed by now (awaited:
-//!   forwards may arrive after the answer).
+//!   forwards may arrive after the answer), each event on its own: forwards of
+//!   one request may arrive in any order.
 //!
 //! An expected block is a sketch, as READMEs shorten: it is cut into fragments
 //! at line ends and at `...`, and each fragment (trimmed) must appear in the
@@ -21,7 +22,8 @@
 //! configuration on free ports); addresses and the binary are substituted in
 //! the commands: `127.0.0.1:8080` and `127.0.0.1:9180` become the router's,
 //! `target/debug/router` the binary under test, `router sink` listens where the
-//! test's forwards point, and `router send` posts to the test's router.
+//! test's forwards point, and `router send` posts to the test's router. The
+//! addresses in the expected output are substituted alike.
 
 use crate::common::PATIENCE;
 use crate::process::{Served, serve_with_env};
@@ -101,7 +103,8 @@ fn fenced_block(lines: &[&str], i: &mut usize) -> Option<(usize, String)> {
     if !fence.trim_start().starts_with("```") {
         return None;
     }
-    let start = *i + 1;
+    // 1-based, the block's first line.
+    let start = *i + 2;
     *i += 1;
     let mut body = Vec::new();
     while let Some(line) = lines.get(*i) {
@@ -127,6 +130,38 @@ pub fn matches(expected: &str, actual: &str) -> Result<(), String> {
         match rest.find(fragment) {
             Some(at) => rest = &rest[at + fragment.len()..],
             None => return Err(fragment.to_owned()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether every record of `expected` (a line that does not start with a
+/// space, and the indented lines under it: one event as `router sink` prints
+/// it) [`matches`] `actual` somewhere: forwards of one request may arrive in
+/// any order. `Err` names the first record missing.
+pub fn matches_records(expected: &str, actual: &str) -> Result<(), String> {
+    let mut records: Vec<String> = Vec::new();
+    for line in expected.lines() {
+        match records.last_mut() {
+            Some(record) if line.starts_with(' ') => {
+                record.push('\n');
+                record.push_str(line);
+            }
+            _ => records.push(line.to_owned()),
+        }
+    }
+    for record in &records {
+        let first = record
+            .lines()
+            .next()
+            .and_then(|l| l.split("...").map(str::trim).find(|f| !f.is_empty()))
+            .unwrap_or_default();
+        // Any occurrence of the record's start may be the one that matches.
+        let found = actual
+            .match_indices(first)
+            .any(|(at, _)| matches(record, &actual[at..]).is_ok());
+        if !found {
+            return Err(record.clone());
         }
     }
     Ok(())
@@ -181,7 +216,12 @@ impl Session {
             &["--no-watch".as_ref(), "--config".as_ref(), config_path.as_os_str()],
             &borrowed,
         );
-        let mut all = vec![
+        // The test's own first: they may name longer text than the defaults.
+        let mut all: Vec<(String, String)> = substitutions
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect();
+        all.extend([
             (
                 "target/debug/router send ".to_owned(),
                 format!("{ROUTER} send --url http://{}/events ", router.addr),
@@ -194,13 +234,7 @@ impl Session {
             ("127.0.0.1:8080".to_owned(), router.addr.clone()),
             ("127.0.0.1:9180".to_owned(), router.admin_addr.clone()),
             ("127.0.0.1:9000".to_owned(), sink_addr.clone()),
-        ];
-        all.splice(
-            0..0,
-            substitutions
-                .iter()
-                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned())),
-        );
+        ]);
         let mut env = env;
         env.push((
             "ROUTER_ADMIN_URL".to_owned(),
@@ -281,7 +315,7 @@ impl Session {
                 self.last_output = stdout;
             }
             Step::Output { line, expected } => {
-                if let Err(missing) = matches(expected, &self.last_output) {
+                if let Err(missing) = matches(&self.substitute(expected), &self.last_output) {
                     panic!(
                         "{readme}:{line}: the output shown is not what the commands printed: \
                          missing {missing:?}\nprinted:\n{}",
@@ -326,6 +360,7 @@ impl Session {
             }
             Step::StopSink => self.stop_sink(),
             Step::SinkOutput { line, expected } => {
+                let expected = self.substitute(expected);
                 let printed = &self
                     .sink
                     .as_ref()
@@ -334,7 +369,7 @@ impl Session {
                 let deadline = std::time::Instant::now() + PATIENCE;
                 loop {
                     let now = printed.lock().expect("sink output").clone();
-                    match matches(expected, &now) {
+                    match matches_records(&expected, &now) {
                         Ok(()) => break,
                         Err(missing) if std::time::Instant::now() > deadline => panic!(
                             "{readme}:{line}: the sink did not print what is shown: \
@@ -396,6 +431,19 @@ fn an_expected_sketch_matches_fragments_in_order() {
     assert_eq!(
         matches("\"outcome\":\"delivered\"\n\"id\":\"order-1\"", actual),
         Err("\"id\":\"order-1\"".to_owned())
+    );
+}
+
+#[test]
+fn sink_records_match_in_any_order_but_each_whole() {
+    let printed = "/b  t  id=2\n  {\"n\":2}\n/a  t  id=1\n  {\"n\":1}\n";
+    assert_eq!(
+        matches_records("/a  t  id=1\n  {\"n\":1}\n/b  t  id=...\n  {\"n\":2}", printed),
+        Ok(())
+    );
+    assert_eq!(
+        matches_records("/a  t  id=1\n  {\"n\":2}", printed),
+        Err("/a  t  id=1\n  {\"n\":2}".to_owned())
     );
 }
 
