@@ -645,7 +645,7 @@ async fn the_readme_runs_as_written() {
         ],
         &[],
     );
-    assert!(session.run().await >= 20);
+    assert_eq!(session.run().await, 21, "the marked steps of the README");
     // Redriven: the file is empty again.
     let file = std::fs::read_to_string(&dead_letters).unwrap_or_default();
     assert_eq!(file.lines().count(), 0, "{file}");
