@@ -196,7 +196,8 @@ impl Session {
     /// Starts `router serve --config <config>` (a path from the repository root)
     /// with `env`, in which `{sink}` stands for the sink's address. Each of
     /// `substitutions` replaces text in the README's commands (a temporary path
-    /// for a file the README names, say).
+    /// for a file the README names, say), before the defaults; `{sink}` and
+    /// `{bin}` (the router binary) stand for themselves there too.
     pub fn start(
         readme: &str,
         config: &str,
@@ -219,7 +220,10 @@ impl Session {
         // The test's own first: they may name longer text than the defaults.
         let mut all: Vec<(String, String)> = substitutions
             .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .map(|(a, b)| {
+                let b = b.replace("{sink}", &sink_addr).replace("{bin}", ROUTER);
+                ((*a).to_owned(), b)
+            })
             .collect();
         all.extend([
             (
