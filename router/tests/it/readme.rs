@@ -214,7 +214,11 @@ impl Session {
         let borrowed: Vec<(&str, String)> =
             env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         let router = serve_with_env(
-            &["--no-watch".as_ref(), "--config".as_ref(), config_path.as_os_str()],
+            &[
+                "--no-watch".as_ref(),
+                "--config".as_ref(),
+                config_path.as_os_str(),
+            ],
             &borrowed,
         );
         // The test's own first: they may name longer text than the defaults.
@@ -262,7 +266,9 @@ impl Session {
             .unwrap_or_else(|e| panic!("{}: {e}", self.readme.display()));
         let steps = steps(&text);
         assert!(
-            steps.iter().any(|s| matches!(s, Step::Output { .. } | Step::SinkOutput { .. })),
+            steps
+                .iter()
+                .any(|s| matches!(s, Step::Output { .. } | Step::SinkOutput { .. })),
             "{}: nothing is checked",
             self.readme.display()
         );
@@ -442,7 +448,10 @@ fn an_expected_sketch_matches_fragments_in_order() {
 fn sink_records_match_in_any_order_but_each_whole() {
     let printed = "/b  t  id=2\n  {\"n\":2}\n/a  t  id=1\n  {\"n\":1}\n";
     assert_eq!(
-        matches_records("/a  t  id=1\n  {\"n\":1}\n/b  t  id=...\n  {\"n\":2}", printed),
+        matches_records(
+            "/a  t  id=1\n  {\"n\":1}\n/b  t  id=...\n  {\"n\":2}",
+            printed
+        ),
         Ok(())
     );
     assert_eq!(
@@ -457,7 +466,10 @@ fn sink_records_match_in_any_order_but_each_whole() {
 async fn the_quickstart_runs_as_written() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let alias = std::fs::read_to_string(repo_root().join(".cargo/config.toml")).expect("alias");
-    assert!(readme.contains("   cargo demo\n"), "the quickstart starts with `cargo demo`");
+    assert!(
+        readme.contains("   cargo demo\n"),
+        "the quickstart starts with `cargo demo`"
+    );
     assert!(
         alias.contains("-- serve --config config/router.toml"),
         "`cargo demo` serves config/router.toml"
@@ -479,7 +491,10 @@ async fn the_quickstart_runs_as_written() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line")["type"].clone())
         .collect();
     assert_eq!(
-        types.iter().filter(|t| *t == "com.example.order.rejected").count(),
+        types
+            .iter()
+            .filter(|t| *t == "com.example.order.rejected")
+            .count(),
         2,
         "{lines}"
     );

@@ -464,7 +464,10 @@ async fn the_readme_runs_as_written() {
         &[
             ("ORDER_EVENTS_URL", "http://{sink}/"),
             ("SAGA_REPLIES_URL", "http://{sink}/"),
-            ("DEAD_LETTER_FILE", dead_letters.to_str().expect("UTF-8 path")),
+            (
+                "DEAD_LETTER_FILE",
+                dead_letters.to_str().expect("UTF-8 path"),
+            ),
         ],
         &[],
     );

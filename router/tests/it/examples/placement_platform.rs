@@ -641,7 +641,10 @@ async fn the_readme_runs_as_written() {
             ("FILES_URL", "http://{sink}/files"),
             ("API_URL", "http://{sink}/api"),
             ("SYNC_URL", "http://{sink}/sync"),
-            ("DEAD_LETTER_FILE", dead_letters.to_str().expect("UTF-8 path")),
+            (
+                "DEAD_LETTER_FILE",
+                dead_letters.to_str().expect("UTF-8 path"),
+            ),
         ],
         &[],
     );
