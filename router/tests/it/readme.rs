@@ -196,8 +196,9 @@ impl Session {
     /// Starts `router serve --config <config>` (a path from the repository root)
     /// with `env`, in which `{sink}` stands for the sink's address. Each of
     /// `substitutions` replaces text in the README's commands (a temporary path
-    /// for a file the README names, say), before the defaults; `{sink}` and
-    /// `{bin}` (the router binary) stand for themselves there too.
+    /// for a file the README names, say), before the defaults; `{sink}`,
+    /// `{router}` (its events address) and `{bin}` (the router binary) stand
+    /// for themselves there too.
     pub fn start(
         readme: &str,
         config: &str,
@@ -225,7 +226,10 @@ impl Session {
         let mut all: Vec<(String, String)> = substitutions
             .iter()
             .map(|(a, b)| {
-                let b = b.replace("{sink}", &sink_addr).replace("{bin}", ROUTER);
+                let b = b
+                    .replace("{sink}", &sink_addr)
+                    .replace("{router}", &router.addr)
+                    .replace("{bin}", ROUTER);
                 ((*a).to_owned(), b)
             })
             .collect();
@@ -276,6 +280,16 @@ impl Session {
             self.step(step).await;
         }
         steps.len()
+    }
+
+    /// Starts the sink with `script` (as a `<!-- test: sink -->` block would),
+    /// for a README whose sink is started by a script it runs.
+    pub async fn start_sink(&mut self, script: &str) {
+        self.step(&Step::Sink {
+            line: 0,
+            script: script.to_owned(),
+        })
+        .await;
     }
 
     fn substitute(&self, script: &str) -> String {
