@@ -265,7 +265,9 @@ async fn the_readme_runs_as_written() {
             ("-p 6390", &format!("-p {port}")),
         ],
     );
-    session.start_sink("target/debug/router sink --status 200").await;
+    session
+        .start_sink("target/debug/router sink --status 200")
+        .await;
     assert_eq!(session.run().await, 5, "the marked steps of the README");
     let shown = r#"{"document":{"email":"user@example.com","role":"FREELANCER","userId":"usr_123"},"indexedFrom":"evt_abc123","type":"user.created"}"#;
     assert!(text.contains(shown));
