@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the marketplace example: a private redis-server (unless REDIS_URL is set),
 # a stand-in mail service printing the `send.email` commands (`router sink` on
-# port 9025, unless MAIL_URL is set), then two `router serve` processes in one
+# port 9025, unless MAIL_URL is set; it answers $MAIL_STATUS, 200 by default, 503
+# to watch retries and dead letters), then two `router serve` processes in one
 # consumer group on ports 8081 and 8082. Stops everything on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-cargo build -p router --features examples
+cargo build-examples
 router=target/debug/router
 pids=()
 data=""
@@ -36,7 +37,7 @@ if [[ -z "${REDIS_URL:-}" ]]; then
 fi
 
 if [[ -z "${MAIL_URL:-}" ]]; then
-  "$router" sink --listen 127.0.0.1:9025 &
+  "$router" sink --listen 127.0.0.1:9025 --status "${MAIL_STATUS:-200}" &
   pids+=($!)
   export MAIL_URL=http://127.0.0.1:9025/
 fi
@@ -47,6 +48,7 @@ for port in 8081 8082; do
     --admin-listen 127.0.0.1:$((port + 1000)) \
     --config examples/marketplace-streams/router.toml &
   pids+=($!)
+  echo "marketplace: router on :$port is pid $!" >&2
 done
 echo "marketplace: routers on http://127.0.0.1:8081 and :8082 (admin APIs on :9081 and :9082), Redis at $REDIS_URL" >&2
 echo "mail commands go to $MAIL_URL; see examples/marketplace-streams/README.md" >&2

@@ -22,6 +22,8 @@
 //!   the router sees this service's events in the order of their `seq`, the
 //!   service's own sequence number in the data, and the audit trail keeps that
 //!   order. `GET /published` lists what was published and the router's answers.
+//!   `GET /received/count` and `GET /published/count` answer the lengths of the
+//!   two lists as plain numbers.
 //!
 //! The event source is `/services/NAME`; the data is `{"orderId", "seq"}`.
 
@@ -142,6 +144,15 @@ async fn main() -> std::io::Result<()> {
             "/published",
             get(|State(s): State<Shared>| async move { list(&s.published) }),
         )
+        // Plain numbers, so that a shell script needs no JSON tool to wait.
+        .route(
+            "/received/count",
+            get(|State(s): State<Shared>| async move { count(&s.received) }),
+        )
+        .route(
+            "/published/count",
+            get(|State(s): State<Shared>| async move { count(&s.published) }),
+        )
         .with_state(service);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
@@ -152,6 +163,10 @@ async fn main() -> std::io::Result<()> {
 
 fn list(items: &Mutex<Vec<Value>>) -> Json<Value> {
     Json(Value::Array(items.lock().expect("lock").clone()))
+}
+
+fn count(items: &Mutex<Vec<Value>>) -> String {
+    format!("{}\n", items.lock().expect("lock").len())
 }
 
 /// The parameters of `POST /publish`.

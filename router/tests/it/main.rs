@@ -27,5 +27,6 @@ mod plugins;
 mod poison;
 mod policy;
 mod process;
+mod readme;
 mod reload;
 mod sandbox;

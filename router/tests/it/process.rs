@@ -113,7 +113,7 @@ fn check_accepts_the_demo_configuration() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("ok (3 plugins, 4 routes)"), "{stdout}");
+    assert!(stdout.contains("ok (3 plugins, 5 routes)"), "{stdout}");
 }
 
 #[test]

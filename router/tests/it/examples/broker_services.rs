@@ -420,7 +420,7 @@ async fn three_services_publish_and_subscribe_through_the_router_with_a_file_aud
     let dead_letters = dir.path().join("dead-letters.jsonl");
     let broker = Broker::start(Trail::File(audit.clone()), |mut env| {
         env.push(("AUDIT_FILE", audit.display().to_string()));
-        env.push(("DEAD_LETTERS", dead_letters.display().to_string()));
+        env.push(("DEAD_LETTER_FILE", dead_letters.display().to_string()));
         super::example_config("broker-services", &env)
     })
     .await;

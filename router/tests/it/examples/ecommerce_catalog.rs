@@ -500,3 +500,33 @@ async fn transient_failures_are_retried_and_spent_retries_end_in_the_dead_letter
         .await;
     assert_eq!(length, 0, "delivered, so no longer a dead letter");
 }
+
+/// The commands of the README's "Run it", as written, against a `router serve`
+/// on this configuration and a `redis-server` of the test's own (the README's
+/// is on a fixed port): the answers, and what the README's storefront sink
+/// prints, are what the README shows.
+#[tokio::test]
+async fn the_readme_runs_as_written() {
+    let readme = "examples/ecommerce-catalog/README.md";
+    let text = std::fs::read_to_string(crate::readme::repo_root().join(readme)).expect("README");
+    assert!(text.contains(
+        "REDIS_URL=redis://127.0.0.1:6399/ target/debug/router serve --config examples/ecommerce-catalog/router.toml"
+    ));
+    let redis = RedisServer::start().await;
+    let nobody = format!("http://{}/", crate::readme::free_addr());
+    let mut session = crate::readme::Session::start(
+        readme,
+        "examples/ecommerce-catalog/router.toml",
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("STOREFRONT_URL", "http://{sink}/"),
+            ("ORDER_NOTIFICATIONS_URL", &nobody),
+            ("PAYMENT_WEBHOOK_URL", &nobody),
+        ],
+        &[(
+            "target/debug/router sink --listen 127.0.0.1:9001",
+            "{bin} sink --listen {sink}",
+        )],
+    );
+    assert_eq!(session.run().await, 8, "the marked steps of the README");
+}

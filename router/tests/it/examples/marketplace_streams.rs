@@ -231,3 +231,52 @@ async fn two_routers_share_the_marketplace_and_a_kill_9_loses_no_event() {
         signal(&served.child, "-TERM");
     }
 }
+
+/// The commands of the README, as written, against one `router serve` on this
+/// configuration (both of the README's ports lead to it), a `redis-server` of
+/// the test's own, and `router sink` as the mail service, as `run.sh` starts
+/// it: the answers and the mail commands are what the README shows, and so is
+/// the search document.
+#[tokio::test]
+async fn the_readme_runs_as_written() {
+    let readme = "examples/marketplace-streams/README.md";
+    let text = std::fs::read_to_string(crate::readme::repo_root().join(readme)).expect("README");
+    let script = std::fs::read_to_string(
+        crate::readme::repo_root().join("examples/marketplace-streams/run.sh"),
+    )
+    .expect("run.sh");
+    let sink = r#""$router" sink --listen 127.0.0.1:9025 --status "${MAIL_STATUS:-200}""#;
+    assert!(script.contains(sink), "run.sh starts the mail sink so");
+    let redis = RedisServer::start().await;
+    let port = redis
+        .url()
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+    let mut session = crate::readme::Session::start(
+        readme,
+        "examples/marketplace-streams/router.toml",
+        &[("REDIS_URL", &redis.url()), ("MAIL_URL", "http://{sink}/")],
+        &[
+            ("127.0.0.1:8081", "{router}"),
+            ("127.0.0.1:8082", "{router}"),
+            ("-p 6390", &format!("-p {port}")),
+        ],
+    );
+    session
+        .start_sink("target/debug/router sink --status 200")
+        .await;
+    assert_eq!(session.run().await, 5, "the marked steps of the README");
+    let shown = r#"{"document":{"email":"user@example.com","role":"FREELANCER","userId":"usr_123"},"indexedFrom":"evt_abc123","type":"user.created"}"#;
+    assert!(text.contains(shown));
+    let key = redis::cmd("GET")
+        .arg("skillancer:kv:search:user:usr_123")
+        .clone();
+    let (redis, key) = (&redis, &key);
+    until("the user is indexed", || async move {
+        redis.query::<Option<String>>(key).await.as_deref() == Some(shown)
+    })
+    .await;
+}

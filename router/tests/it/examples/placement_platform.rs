@@ -619,3 +619,37 @@ async fn sync_requests_reach_the_sync_worker() {
     assert_eq!(got[0].json(), data);
     assert!(platform.notify.received().is_empty());
 }
+
+/// The commands of the README's "Run it", as written, against a `router serve`
+/// on this configuration and the README's own `router sink`: what the router
+/// answers and the sink prints are what the README shows, the failure path
+/// included (sink answering 500, dead letter, redrive).
+#[tokio::test]
+async fn the_readme_runs_as_written() {
+    let readme = "examples/placement-platform/README.md";
+    let text = std::fs::read_to_string(crate::readme::repo_root().join(readme)).expect("README");
+    assert!(
+        text.contains("target/debug/router serve --config examples/placement-platform/router.toml")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead_letters = dir.path().join("dead-letters.jsonl");
+    let mut session = crate::readme::Session::start(
+        readme,
+        "examples/placement-platform/router.toml",
+        &[
+            ("NOTIFY_URL", "http://{sink}/notify"),
+            ("FILES_URL", "http://{sink}/files"),
+            ("API_URL", "http://{sink}/api"),
+            ("SYNC_URL", "http://{sink}/sync"),
+            (
+                "DEAD_LETTER_FILE",
+                dead_letters.to_str().expect("UTF-8 path"),
+            ),
+        ],
+        &[],
+    );
+    assert_eq!(session.run().await, 21, "the marked steps of the README");
+    // Redriven: the file is empty again.
+    let file = std::fs::read_to_string(&dead_letters).unwrap_or_default();
+    assert_eq!(file.lines().count(), 0, "{file}");
+}
