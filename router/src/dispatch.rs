@@ -470,6 +470,10 @@ impl Dispatcher {
             child.set_extension(CORRELATION_ID, correlation.clone());
             crate::trace::inherit(&mut child, event);
             let routes: Vec<&Route> = runtime.matching(&child).collect();
+            route
+                .counters
+                .emitted
+                .saw(&child.ty, routes.iter().map(|r| r.name.as_str()));
             if routes.is_empty() {
                 // Nothing to await: no boxed future for an event
                 // that no route wants.

@@ -4,9 +4,11 @@
 mod common;
 
 mod admin;
+mod admin_output;
 mod cesql;
 mod compile_cache;
 mod config_ui;
+mod dashboard;
 mod defaults;
 mod delivery;
 mod demo;
