@@ -351,7 +351,11 @@ fn accepted_outcome(report: &crate::dispatch::EventReport) -> &'static str {
         "dead_lettered"
     } else if any(report, Outcome::Delivered) {
         "delivered"
-    } else if report.routes.iter().all(|r| r.outcome == Outcome::Duplicate) {
+    } else if report
+        .routes
+        .iter()
+        .all(|r| r.outcome == Outcome::Duplicate)
+    {
         "duplicate"
     } else {
         "dropped"

@@ -24,10 +24,9 @@ async fn admin_answers_are_compact_unless_asked_and_carry_no_nulls() {
         "[[plugin]]\nname = \"enricher\"\npath = {detour:?}\n\n[[route]]\nname = \"plain\"\nforward = \"{}\"\n\n[[route]]\nname = \"enrich\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"enricher\"\n",
         sink.url()
     );
-    let config = router::config::Config::parse(router::config::Source::new("t.toml", text), |_| {
-        None
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        router::config::Config::parse(router::config::Source::new("t.toml", text), |_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
     let router = TestRouter::start_config(&config).await;
     let get = |path: &'static str, accept: &'static str| {
         let url = format!("{}{path}", router.admin_url());
@@ -76,7 +75,10 @@ async fn admin_answers_are_compact_unless_asked_and_carry_no_nulls() {
     let plugins: serde_json::Value =
         serde_json::from_str(&get("/admin/plugins", "*/*").await).expect("JSON");
     let enricher = &plugins["plugins"][0];
-    assert_eq!(enricher["file"], serde_json::json!(plugin_artifacts::ENRICHER));
+    assert_eq!(
+        enricher["file"],
+        serde_json::json!(plugin_artifacts::ENRICHER)
+    );
     assert_eq!(enricher["breaker"], "closed");
     assert!(enricher.get("paused_for_ms").is_none(), "{enricher}");
     assert!(plugins["reload"].get("last_error").is_none(), "{plugins}");
@@ -189,7 +191,10 @@ handler = "enricher"
         text.contains("# HELP router_events_accepted Events answered 2xx, by outcome"),
         "{text}"
     );
-    assert!(!text.contains("router_queue_"), "no queue outside durable mode");
+    assert!(
+        !text.contains("router_queue_"),
+        "no queue outside durable mode"
+    );
     // Series in label order, whatever the hash map's.
     let matched: Vec<&str> = text
         .lines()
@@ -216,4 +221,40 @@ handler = "enricher"
         .and_then(|v| v.split_once('.'))
         .map_or(0, |(_, d)| d.len());
     assert!(decimals <= 9, "{enricher_sum}");
+}
+
+/// In durable mode `/metrics` has the queue's gauges and counts events
+/// appended to the stream as accepted, `queued`.
+#[tokio::test]
+async fn durable_mode_serves_the_queue_metrics() {
+    let redis = crate::durable::RedisServer::start().await;
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "[queue]\nkind = \"redis\"\nurl = \"{}\"\nstream = \"t:metrics\"\n\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+        redis.url(),
+        sink.url()
+    ))
+    .await;
+    crate::durable::wait_ready(&router).await;
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("q-1", "test.queued"),
+        "{}",
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    sink.wait_for(1).await;
+    let text = router.metrics().await;
+    for name in [
+        "router_queue_length ",
+        "router_queue_pending ",
+        "router_queue_enqueued_total ",
+        "router_queue_routed_total ",
+    ] {
+        assert!(text.contains(name), "{name} in {text}");
+    }
+    assert!(
+        metric(&text, "router_events_accepted_total", "outcome=\"queued\"") >= 1.0,
+        "{text}"
+    );
 }

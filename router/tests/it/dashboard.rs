@@ -61,12 +61,15 @@ impl Browser {
         let answer = http
             .post(format!("{base}/session"))
             .header("content-type", "application/json")
-            .body(json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
+            .body(
+                json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--window-size=1500,950",
                          "--no-first-run", "--disable-extensions"],
-            } } } }).to_string())
+            } } } })
+                .to_string(),
+            )
             .send()
             .await
             .expect("new session")
@@ -301,10 +304,46 @@ forward = "{flaky}"
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     flaky.answer(StatusCode::INTERNAL_SERVER_ERROR);
-    let (status, body) =
-        post_binary(&router.events_url(), &ce_headers("p-1", "payment.made"), "{}").await;
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("p-1", "payment.made"),
+        "{}",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "dead-lettered: {body}");
     flaky.answer(StatusCode::OK);
+
+    // The page holds no data: it is served without the token, with a policy
+    // that lets it talk to this listener only; nothing else is.
+    let page = client()
+        .get(format!("{}/dashboard", router.admin_url()))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("CSP")
+        .to_owned();
+    assert!(
+        csp.contains("connect-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("<title>router dashboard</title>")
+    );
+    for path in ["/admin/routes", "/dashboard/x", "/metrics"] {
+        let refused = client()
+            .get(format!("{}{path}", router.admin_url()))
+            .send()
+            .await
+            .expect("admin request");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
 
     let browser = Browser::start().await;
     let page = format!("{}/dashboard", router.admin_url());
@@ -393,10 +432,20 @@ forward = "{flaky}"
         .eval("return [...document.querySelector('#rates-table tr[data-route=payments]').cells].map(c => c.textContent);")
         .await;
     assert_eq!(payments[9], json!("1"), "dead-lettered: {payments}");
+    // Live: events sent while the panel is shown move the rate of their route.
+    for i in 3..8 {
+        let (status, body) = post_binary(
+            &router.events_url(),
+            &ce_headers(&format!("o-{i}"), "order.created"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
     browser
         .until(
-            "a rate over two polls",
-            "return document.getElementById('rates-when').textContent.includes('last');",
+            "the orders rate",
+            "const r = document.querySelector('#rates-table tr[data-route=orders]'); return r && r.cells[5].textContent === '8' && Number(r.cells[1].textContent) > 0;",
         )
         .await;
     let totals = browser
@@ -464,10 +513,7 @@ forward = "{flaky}"
             "const s = document.getElementById('explain-summary'); return s && s.textContent;",
         )
         .await;
-    assert_eq!(
-        summary,
-        json!("order.created (x-1): 1 of 3 route(s) match")
-    );
+    assert_eq!(summary, json!("order.created (x-1): 1 of 3 route(s) match"));
     let hit = browser
         .eval("return document.querySelector('.explain-route.hit').textContent;")
         .await;
