@@ -20,9 +20,20 @@ const TOKEN: &str = "dashboard-token-0123456789";
 /// The key WebDriver names an element by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// A chromedriver process, killed on drop (a failed start included).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A chromedriver process and one browser session of it; both end on drop.
 struct Browser {
-    driver: Child,
+    /// Held for its drop, after the session's.
+    _driver: Driver,
     base: String,
     session: String,
     http: reqwest::Client,
@@ -33,13 +44,15 @@ impl Browser {
     async fn start() -> Self {
         let driver_path = which("chromedriver");
         let chromium = which("chromium");
-        let mut driver = Command::new(&driver_path)
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver_path.display()));
-        let stdout = driver.stdout.take().expect("chromedriver stdout");
+        let mut driver = Driver(
+            Command::new(&driver_path)
+                .arg("--port=0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver_path.display())),
+        );
+        let stdout = driver.0.stdout.take().expect("chromedriver stdout");
         // chromedriver prints "... started successfully on port N." once it listens.
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -82,7 +95,7 @@ impl Browser {
             .unwrap_or_else(|| panic!("chromedriver refused a session: {answer}"))
             .to_owned();
         Self {
-            driver,
+            _driver: driver,
             base,
             session,
             http,
@@ -218,8 +231,7 @@ impl Drop for Browser {
             );
             let _ = stream.read_to_end(&mut Vec::new());
         }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // `driver` is killed next, as the field is dropped.
     }
 }
 
