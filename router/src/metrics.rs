@@ -303,13 +303,8 @@ impl Metrics {
         exposition::tidy(&text)
     }
 
-    /// Counts an event the router answered 2xx for, by what became of it.
-    pub fn accepted(&self, report: &crate::dispatch::EventReport) {
-        self.accepted_as(accepted_outcome(report), 1);
-    }
-
-    /// Counts `n` events accepted with `outcome` (one of [`ACCEPTED_OUTCOMES`]).
-    pub fn accepted_as(&self, outcome: &'static str, n: u64) {
+    /// Counts `n` events answered 2xx with `outcome` (one of [`ACCEPTED_OUTCOMES`]).
+    pub fn accepted(&self, outcome: &'static str, n: u64) {
         self.events_accepted
             .get_or_create(&OutcomeLabels { outcome })
             .inc_by(n);
@@ -329,36 +324,6 @@ impl Metrics {
         RouteLabels {
             route: route.to_owned(),
         }
-    }
-}
-
-/// What became of an accepted event, over the events it caused too: a dead
-/// letter anywhere outweighs a delivery, a delivery outweighs a dedup drop or a
-/// transform's.
-fn accepted_outcome(report: &crate::dispatch::EventReport) -> &'static str {
-    use crate::dispatch::{EventReport, Outcome};
-    fn any(report: &EventReport, outcome: Outcome) -> bool {
-        report
-            .routes
-            .iter()
-            .any(|r| r.outcome == outcome || r.emitted.iter().any(|e| any(e, outcome)))
-    }
-    if report.duplicate {
-        "duplicate"
-    } else if report.routes.is_empty() {
-        "unmatched"
-    } else if any(report, Outcome::DeadLettered) {
-        "dead_lettered"
-    } else if any(report, Outcome::Delivered) {
-        "delivered"
-    } else if report
-        .routes
-        .iter()
-        .all(|r| r.outcome == Outcome::Duplicate)
-    {
-        "duplicate"
-    } else {
-        "dropped"
     }
 }
 

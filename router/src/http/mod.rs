@@ -244,7 +244,7 @@ pub async fn ingest_request(
     };
     metrics.events_in_flight.dec_by(n);
     for report in reports.iter().filter(|r| r.failure().is_none()) {
-        metrics.accepted(report);
+        metrics.accepted(report.accepted_outcome(), 1);
     }
     accepted_if_success(respond(reports), sender)
 }
@@ -317,7 +317,7 @@ async fn enqueue(
     }
     match queue.enqueue(&events).await {
         Ok(ids) => {
-            metrics.accepted_as("queued", n);
+            metrics.accepted("queued", n);
             metrics.queue_enqueued.inc_by(n);
             (
                 StatusCode::ACCEPTED,

@@ -21,7 +21,7 @@ async fn admin_answers_are_compact_unless_asked_and_carry_no_nulls() {
     );
     let sink = Sink::start().await;
     let text = format!(
-        "[[plugin]]\nname = \"enricher\"\npath = {detour:?}\n\n[[route]]\nname = \"plain\"\nforward = \"{}\"\n\n[[route]]\nname = \"enrich\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"enricher\"\n",
+        "[[plugin]]\nname = \"enricher\"\npath = {detour:?}\n\n[[route]]\nname = \"output-plain\"\nforward = \"{}\"\n\n[[route]]\nname = \"output-enrich\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"enricher\"\n",
         sink.url()
     );
     let config =
@@ -91,11 +91,11 @@ async fn admin_answers_are_compact_unless_asked_and_carry_no_nulls() {
         serde_json::from_str(&get("/admin/routes", "*/*").await).expect("JSON");
     assert_eq!(
         routes["routes"][0],
-        serde_json::json!({ "name": "plain", "forward": sink.url() })
+        serde_json::json!({ "name": "output-plain", "forward": sink.url() })
     );
     assert_eq!(
         routes["routes"][1]["emitted"],
-        serde_json::json!([{ "type": "t.enriched", "routes": ["plain"] }]),
+        serde_json::json!([{ "type": "t.enriched", "routes": ["output-plain"] }]),
         "{routes}"
     );
 }
