@@ -125,6 +125,31 @@ impl EventReport {
             .max()
     }
 
+    /// What became of the event, for `router_events_accepted_total`'s
+    /// `outcome` when it did not fail, over the events it caused too: a dead
+    /// letter anywhere outweighs a delivery, a delivery a dedup or transform drop.
+    pub fn accepted_outcome(&self) -> &'static str {
+        fn any(report: &EventReport, outcome: Outcome) -> bool {
+            report
+                .routes
+                .iter()
+                .any(|r| r.outcome == outcome || r.emitted.iter().any(|e| any(e, outcome)))
+        }
+        if self.duplicate {
+            "duplicate"
+        } else if self.routes.is_empty() {
+            "unmatched"
+        } else if any(self, Outcome::DeadLettered) {
+            "dead_lettered"
+        } else if any(self, Outcome::Delivered) {
+            "delivered"
+        } else if self.routes.iter().all(|r| r.outcome == Outcome::Duplicate) {
+            "duplicate"
+        } else {
+            "dropped"
+        }
+    }
+
     /// The names of the failed routes in this tree, for messages.
     pub fn failed_routes(&self) -> Vec<&str> {
         let mut names = Vec::new();
@@ -474,6 +499,10 @@ impl Dispatcher {
             child.set_extension(CORRELATION_ID, correlation.clone());
             crate::trace::inherit(&mut child, event);
             let routes: Vec<&Route> = runtime.matching(&child).collect();
+            route
+                .counters
+                .emitted
+                .saw(&child.ty, routes.iter().map(|r| r.name.as_str()));
             if routes.is_empty() {
                 // Nothing to await: no boxed future for an event
                 // that no route wants.

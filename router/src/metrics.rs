@@ -34,6 +34,27 @@ pub struct ReasonLabels {
     pub reason: String,
 }
 
+/// Labels giving what became of an accepted event.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// One of [`ACCEPTED_OUTCOMES`].
+    pub outcome: &'static str,
+}
+
+/// What became of an event the router answered 2xx for: `delivered` (every
+/// matched route delivered), `dead_lettered` (a route gave up and the sink took
+/// it), `dropped` (a transform dropped it), `duplicate` (a dedup window),
+/// `unmatched` (no route matched), `queued` (durable mode: in the stream, routed
+/// later).
+pub const ACCEPTED_OUTCOMES: [&str; 6] = [
+    "delivered",
+    "dead_lettered",
+    "dropped",
+    "duplicate",
+    "unmatched",
+    "queued",
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -42,10 +63,13 @@ struct BuildLabels {
 /// Every metric the router exports.
 pub struct Metrics {
     registry: Registry,
+    /// The durable queue's metrics, served only in durable mode: elsewhere a
+    /// gauge stuck at 0 reads as "the queue is empty".
+    queue_registry: Registry,
     /// Events decoded from accepted requests.
     pub events_received: Counter,
-    /// Events whose every route delivered (answered 2xx).
-    pub events_accepted: Counter,
+    /// Events answered 2xx, by outcome ([`ACCEPTED_OUTCOMES`]).
+    pub events_accepted: Family<OutcomeLabels, Counter>,
     /// Requests refused before routing, by reason.
     pub requests_rejected: Family<ReasonLabels, Counter>,
     /// Events matched, per route.
@@ -86,6 +110,9 @@ pub struct Metrics {
     pub reloads: Counter,
     /// Failed reloads.
     pub reload_errors: Counter,
+    /// The event types each route's handler emitted, by route name (kept
+    /// across reloads, as the counters are).
+    emitted: std::sync::Mutex<std::collections::HashMap<String, Emitted>>,
 }
 
 impl Metrics {
@@ -93,7 +120,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("router");
         let metrics = Self {
             events_received: Counter::default(),
-            events_accepted: Counter::default(),
+            events_accepted: Family::default(),
             requests_rejected: Family::default(),
             route_matched: Family::default(),
             route_delivered: Family::default(),
@@ -119,8 +146,18 @@ impl Metrics {
             queue_enqueued: Counter::default(),
             reloads: Counter::default(),
             reload_errors: Counter::default(),
+            emitted: Default::default(),
             registry: Registry::default(),
+            queue_registry: Registry::default(),
         };
+        for outcome in ACCEPTED_OUTCOMES {
+            // Every outcome from the start, so that `rate()` sees the first one.
+            let _ = metrics
+                .events_accepted
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        let mut queue_registry = Registry::with_prefix("router");
+        let q = &mut queue_registry;
         let r = &mut registry;
         r.register(
             "events_received",
@@ -129,7 +166,7 @@ impl Metrics {
         );
         r.register(
             "events_accepted",
-            "Events whose every matched route delivered",
+            "Events answered 2xx, by outcome: delivered, dead_lettered, dropped, duplicate, unmatched, queued",
             metrics.events_accepted.clone(),
         );
         r.register(
@@ -197,22 +234,22 @@ impl Metrics {
             "Events being routed now",
             metrics.events_in_flight.clone(),
         );
-        r.register(
+        q.register(
             "queue_length",
             "Entries in the Redis stream",
             metrics.queue_length.clone(),
         );
-        r.register(
+        q.register(
             "queue_pending",
             "Entries delivered to a consumer and not yet acknowledged",
             metrics.queue_pending.clone(),
         );
-        r.register(
+        q.register(
             "queue_routed",
             "Entries this process routed from the Redis stream",
             metrics.queue_routed.clone(),
         );
-        r.register(
+        q.register(
             "queue_enqueued",
             "Events appended to the Redis stream at ingest",
             metrics.queue_enqueued.clone(),
@@ -241,17 +278,36 @@ impl Metrics {
         r.register("build_info", "The router's version", build);
         Self {
             registry,
+            queue_registry,
             ..metrics
         }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn encode(&self) -> String {
+    /// The OpenMetrics text exposition of every metric, the durable queue's
+    /// only when `durable`; series in label order, seconds in plain decimals.
+    pub fn encode(&self, durable: bool) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+        let encoded = encode_registry(&mut text, &self.registry)
+            .and_then(|()| {
+                if durable {
+                    encode_registry(&mut text, &self.queue_registry)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|()| encode_eof(&mut text));
+        if encoded.is_err() {
             text.clear();
         }
-        text
+        exposition::tidy(&text)
+    }
+
+    /// Counts `n` events answered 2xx with `outcome` (one of [`ACCEPTED_OUTCOMES`]).
+    pub fn accepted(&self, outcome: &'static str, n: u64) {
+        self.events_accepted
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc_by(n);
     }
 
     /// Counts a request refused for `reason`.
@@ -287,6 +343,8 @@ pub struct RouteCounters {
     pub dead_lettered: Counter,
     /// Duplicates dropped by the route's own window.
     pub duplicates: Counter,
+    /// The types its handler emitted, and the routes they went to.
+    pub emitted: Emitted,
 }
 
 impl RouteCounters {
@@ -301,7 +359,50 @@ impl RouteCounters {
             retried: m.route_retried.get_or_create(&labels).clone(),
             dead_lettered: m.route_dead_lettered.get_or_create(&labels).clone(),
             duplicates: m.route_duplicates.get_or_create(&labels).clone(),
+            emitted: crate::sync::lock(&m.emitted)
+                .entry(route.to_owned())
+                .or_default()
+                .clone(),
         }
+    }
+}
+
+/// Most emitted types kept per route: a handler may derive the type from its
+/// input (`<type>.enriched`), which senders choose.
+pub const MAX_EMITTED_TYPES: usize = 32;
+
+/// The event types a route's handler emitted, each with the routes that
+/// matched it: the edges from a handler to the routes it feeds, as seen (a
+/// plugin does not declare what it emits).
+#[derive(Clone, Debug, Default)]
+pub struct Emitted(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>>,
+    >,
+);
+
+impl Emitted {
+    /// Records that the handler emitted an event of type `ty` that `routes`
+    /// matched; types past [`MAX_EMITTED_TYPES`] are not recorded.
+    pub fn saw<'r>(&self, ty: &str, routes: impl IntoIterator<Item = &'r str>) {
+        let mut types = crate::sync::lock(&self.0);
+        if !types.contains_key(ty) && types.len() >= MAX_EMITTED_TYPES {
+            return;
+        }
+        let fed = types.entry(ty.to_owned()).or_default();
+        for route in routes {
+            if !fed.contains(route) {
+                fed.insert(route.to_owned());
+            }
+        }
+    }
+
+    /// Each emitted type with the routes it went to, in name order.
+    pub fn snapshot(&self) -> Vec<(String, Vec<String>)> {
+        crate::sync::lock(&self.0)
+            .iter()
+            .map(|(ty, routes)| (ty.clone(), routes.iter().cloned().collect()))
+            .collect()
     }
 }
 
@@ -341,4 +442,186 @@ impl PluginCounters {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// Touches on prometheus-client's text: it writes a family's series in hash-map
+/// order (a different order from one scrape to the next) and floats in
+/// exponent form (`le="1e-5"`), and a histogram's sum carries the noise of
+/// adding binary fractions (`0.30000000000000004`).
+mod exposition {
+    use std::fmt::Write as _;
+
+    /// `text` with each family's series sorted by their labels (a histogram's
+    /// lines of one series kept together, in their order), bucket bounds in
+    /// plain decimals and `_seconds_sum` values rounded to the nanosecond.
+    pub(super) fn tidy(text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        // The current family's series: (labels but `le`, lines).
+        let mut series: Vec<(String, Vec<String>)> = Vec::new();
+        for line in text.lines() {
+            if line.starts_with('#') {
+                flush(&mut out, &mut series);
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            let Some(sample) = Sample::parse(line) else {
+                // Not a sample this parser knows: kept as it is, in place.
+                flush(&mut out, &mut series);
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            };
+            let key = sample.series_key();
+            let line = sample.render();
+            match series.last_mut() {
+                Some((last, lines)) if *last == key => lines.push(line),
+                _ => series.push((key, vec![line])),
+            }
+        }
+        flush(&mut out, &mut series);
+        out
+    }
+
+    fn flush(out: &mut String, series: &mut Vec<(String, Vec<String>)>) {
+        // Stable: the lines of equal keys keep their order.
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, lines) in series.drain(..) {
+            for line in lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
+
+    /// One sample line: `name{labels} value`.
+    struct Sample<'a> {
+        name: &'a str,
+        /// `(name, raw quoted value)` pairs, as written.
+        labels: Vec<(&'a str, &'a str)>,
+        value: &'a str,
+    }
+
+    impl<'a> Sample<'a> {
+        fn parse(line: &'a str) -> Option<Self> {
+            let Some(open) = line.find('{') else {
+                let (name, value) = line.split_once(' ')?;
+                return Some(Self {
+                    name,
+                    labels: Vec::new(),
+                    value,
+                });
+            };
+            let name = &line[..open];
+            let mut labels = Vec::new();
+            let mut rest = &line[open + 1..];
+            loop {
+                if let Some(after) = rest.strip_prefix('}') {
+                    let value = after.strip_prefix(' ')?;
+                    return Some(Self {
+                        name,
+                        labels,
+                        value,
+                    });
+                }
+                rest = rest.strip_prefix(',').unwrap_or(rest);
+                let (label, after) = rest.split_once("=\"")?;
+                // The quoted value ends at the first `"` not escaped by `\`.
+                let bytes = after.as_bytes();
+                let mut i = 0;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if i >= bytes.len() {
+                    return None;
+                }
+                labels.push((label, &after[..i]));
+                rest = &after[i + 1..];
+            }
+        }
+
+        /// The labels that name the series: all but a bucket's `le`.
+        fn series_key(&self) -> String {
+            let mut key = String::new();
+            for (name, value) in self.labels.iter().filter(|(n, _)| *n != "le") {
+                let _ = write!(key, "{name}=\"{value}\",");
+            }
+            key
+        }
+
+        fn render(&self) -> String {
+            let mut line = String::from(self.name);
+            if !self.labels.is_empty() {
+                line.push('{');
+                for (i, (name, value)) in self.labels.iter().enumerate() {
+                    if i > 0 {
+                        line.push(',');
+                    }
+                    let value = if *name == "le" {
+                        plain(value, None)
+                    } else {
+                        (*value).to_owned()
+                    };
+                    let _ = write!(line, "{name}=\"{value}\"");
+                }
+                line.push('}');
+            }
+            line.push(' ');
+            if self.name.ends_with("_seconds_sum") {
+                line.push_str(&plain(self.value, Some(1e9)));
+            } else {
+                line.push_str(self.value);
+            }
+            line
+        }
+    }
+
+    /// `value` (a float as prometheus-client writes it) in plain decimals,
+    /// rounded to `1/per` when `per` is given; anything else unchanged.
+    fn plain(value: &str, per: Option<f64>) -> String {
+        match value.parse::<f64>() {
+            Ok(v) if v.is_finite() => {
+                let v = per.map_or(v, |per| (v * per).round() / per);
+                // Rust's `Display` never uses an exponent and writes the shortest
+                // decimal that reads back as the same float.
+                let text = v.to_string();
+                if text.contains('.') {
+                    text
+                } else {
+                    format!("{text}.0")
+                }
+            }
+            _ => value.to_owned(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::tidy;
+
+        #[test]
+        fn series_are_sorted_and_histograms_kept_together() {
+            let text = "# HELP x_total X.\n# TYPE x_total counter\nx_total{route=\"b\"} 1\nx_total{route=\"a\"} 2\n\
+# TYPE h_seconds histogram\nh_seconds_sum{plugin=\"z\"} 0.30000000000000004\nh_seconds_count{plugin=\"z\"} 2\n\
+h_seconds_bucket{le=\"1e-5\",plugin=\"z\"} 0\nh_seconds_bucket{le=\"+Inf\",plugin=\"z\"} 2\n\
+h_seconds_sum{plugin=\"a\"} 1e-7\nh_seconds_count{plugin=\"a\"} 1\n# EOF\n";
+            let tidy = tidy(text);
+            assert_eq!(
+                tidy,
+                "# HELP x_total X.\n# TYPE x_total counter\nx_total{route=\"a\"} 2\nx_total{route=\"b\"} 1\n\
+# TYPE h_seconds histogram\nh_seconds_sum{plugin=\"a\"} 0.0000001\nh_seconds_count{plugin=\"a\"} 1\n\
+h_seconds_sum{plugin=\"z\"} 0.3\nh_seconds_count{plugin=\"z\"} 2\n\
+h_seconds_bucket{le=\"0.00001\",plugin=\"z\"} 0\nh_seconds_bucket{le=\"+Inf\",plugin=\"z\"} 2\n# EOF\n"
+            );
+        }
+
+        #[test]
+        fn a_quote_or_brace_in_a_label_value_is_no_end() {
+            let text = "x_total{route=\"b\\\"}\"} 1\nx_total{route=\"a}\"} 2\n";
+            assert_eq!(
+                tidy(text),
+                "x_total{route=\"a}\"} 2\nx_total{route=\"b\\\"}\"} 1\n"
+            );
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! The admin API, on its own listener: what the router is running, reloads on
 //! demand, explanations and the dead letters; `/metrics` too unless it is
-//! served with ingest. Every request needs the `[admin]` token when one is set.
+//! served with ingest. Every request needs the `[admin]` token when one is set,
+//! but for the dashboard's page ([`super::dashboard`]), which holds no data and
+//! asks for the token itself.
 
 use super::{AppState, IngestError};
 use crate::config::{AdminToken, MetricsListener};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +21,8 @@ use std::time::SystemTime;
 /// `metrics` says so), every path behind `token` when there is one.
 pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener) -> Router {
     let mut router = Router::new()
+        .route("/", get(super::dashboard::page))
+        .route("/dashboard", get(super::dashboard::page))
         .route("/admin/plugins", get(plugins))
         .route("/admin/routes", get(routes))
         .route("/admin/reload", post(reload))
@@ -33,7 +37,7 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                Json(json!({ "error": "not found: the admin API serves /admin/plugins, /admin/routes, /admin/reload, /admin/explain and /admin/dlq" })),
+                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain and /admin/dlq" })),
             )
         })
         .with_state(state)
@@ -55,6 +59,9 @@ async fn authorize(
     let Some(token) = token.as_ref() else {
         return next.run(request).await;
     };
+    if super::dashboard::is_page(&request) {
+        return next.run(request).await;
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -103,55 +110,159 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
         .map_err(IntoResponse::into_response)
 }
 
-/// `GET /admin/plugins`: each plugin's file, content hash, load time, world and
-/// instances, with the snapshot's generation and the last reload error.
-async fn plugins(State(state): State<AppState>) -> Json<Value> {
+/// `GET /admin/plugins`: each plugin's file, content hash, load time, world,
+/// instances and circuit breaker, with the snapshot's generation and the last
+/// reload's status.
+async fn plugins(State(state): State<AppState>, query: RawQuery, headers: HeaderMap) -> Response {
     let runtime = state.dispatcher.runtime();
     let plugins: Vec<Value> = runtime
         .plugins()
         .iter()
         .map(|p| {
-            json!({
+            let paused = p.paused_for();
+            without_nulls(json!({
                 "name": p.name(),
-                "file": p.path().display().to_string(),
+                "file": lexically_normal(p.path()).display().to_string(),
                 "sha256": p.digest(),
                 "loaded_at_unix_ms": unix_ms(p.loaded_at()),
                 "world": p.world(),
                 "instances": p.instances(),
                 "idle_instances": p.idle_instances(),
                 "mode": p.mode(),
-                "paused_for_ms": p.paused_for().map(|d| d.as_millis() as u64),
-            })
+                "breaker": if paused.is_some() { "open" } else { "closed" },
+                "paused_for_ms": paused.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            }))
         })
         .collect();
-    Json(json!({
+    let answer = json!({
         "generation": runtime.generation(),
         "plugins": plugins,
-        "reload": state.reloader.status(),
-    }))
+        "reload": reload_status(&state),
+    });
+    json_answer(&answer, pretty(&query, &headers))
 }
 
-/// `GET /admin/routes`: the active routes of the current snapshot.
-async fn routes(State(state): State<AppState>) -> Json<Value> {
+/// `GET /admin/routes`: the active routes of the current snapshot, each with
+/// its steps, its targets and the event types its handler was seen to emit
+/// (with the routes they went to).
+async fn routes(State(state): State<AppState>, query: RawQuery, headers: HeaderMap) -> Response {
     let runtime = state.dispatcher.runtime();
     let routes: Vec<Value> = runtime
         .routes()
         .iter()
         .map(|r| {
-            json!({
+            let transforms: Vec<String> = r.transforms.iter().map(|s| s.describe()).collect();
+            let emitted: Vec<Value> = r
+                .counters
+                .emitted
+                .snapshot()
+                .into_iter()
+                .map(|(ty, routes)| json!({ "type": ty, "routes": routes }))
+                .collect();
+            without_nulls(json!({
                 "name": r.name,
                 "filter": r.filter.as_ref().map(|f| f.to_json()),
+                "transforms": (!transforms.is_empty()).then_some(transforms),
                 "handler": r.handler.as_ref().map(|p| p.name()),
                 "forward": r.forward,
                 "append": r.append.as_ref().map(|j| j.describe()),
-            })
+                "emitted": (!emitted.is_empty()).then_some(emitted),
+            }))
         })
         .collect();
-    Json(json!({
+    let answer = json!({
         "generation": runtime.generation(),
         "routes": routes,
-        "reload": state.reloader.status(),
-    }))
+        "reload": reload_status(&state),
+    });
+    json_answer(&answer, pretty(&query, &headers))
+}
+
+/// The reloader's status without its empty fields.
+fn reload_status(state: &AppState) -> Value {
+    without_nulls(serde_json::to_value(state.reloader.status()).unwrap_or_default())
+}
+
+/// `value` without the members of its own object that are `null`: an absent
+/// breaker pause or reload error is left out rather than padded. Nested
+/// values (a filter's JSON) are the data's own and kept whole.
+fn without_nulls(mut value: Value) -> Value {
+    if let Value::Object(members) = &mut value {
+        members.retain(|_, v| !v.is_null());
+    }
+    value
+}
+
+/// `path` with its `.` and `..` components resolved as written, without
+/// asking the file system: `examples/x/../../target/p.wasm` is shown as
+/// `target/p.wasm`, and a file that is gone by now still has a path.
+fn lexically_normal(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut normal = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                let last = normal.components().next_back();
+                match last {
+                    Some(Component::Normal(_)) => {
+                        normal.pop();
+                    }
+                    // `/..` is `/`; a relative path keeps its leading `..`s.
+                    Some(Component::RootDir | Component::Prefix(_)) => {}
+                    _ => normal.push(".."),
+                }
+            }
+            other => normal.push(other.as_os_str()),
+        }
+    }
+    normal
+}
+
+/// Whether the client asked for indented JSON: `?pretty` (but `?pretty=false`
+/// or `=0`), or an `Accept` that names `text/html` (a browser). `*/*` alone,
+/// as curl and scripts send, keeps the compact form.
+fn pretty(query: &RawQuery, headers: &HeaderMap) -> bool {
+    let asked = query.0.as_deref().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            name == "pretty" && !matches!(value, "0" | "false" | "no")
+        })
+    });
+    asked
+        || headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|range| {
+                range
+                    .split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/html"))
+            })
+}
+
+/// `value` as an `application/json` answer, indented (with a final newline,
+/// for a terminal) when `pretty`.
+fn json_answer(value: &Value, pretty: bool) -> Response {
+    let body = if pretty {
+        serde_json::to_vec_pretty(value).map(|mut body| {
+            body.push(b'\n');
+            body
+        })
+    } else {
+        serde_json::to_vec(value)
+    };
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        // A `Value` always serializes; this is no reason to panic regardless.
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /admin/reload`: reloads now; 200 with the new generation (and the

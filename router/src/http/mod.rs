@@ -4,6 +4,7 @@
 
 mod admin;
 mod budget;
+mod dashboard;
 mod error;
 
 pub use admin::app as admin_app;
@@ -126,13 +127,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
     Json(serde_json::json!({ "ready": true, "generation": generation })).into_response()
 }
 
-async fn metrics_text() -> Response {
+async fn metrics_text(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        crate::metrics::metrics().encode(),
+        crate::metrics::metrics().encode(state.queue.is_some()),
     )
         .into_response()
 }
@@ -242,8 +243,9 @@ pub async fn ingest_request(
         Err(events) => dispatch_batch(events, state.limits.batch_concurrency, dispatch).await,
     };
     metrics.events_in_flight.dec_by(n);
-    let delivered = reports.iter().filter(|r| r.failure().is_none()).count();
-    metrics.events_accepted.inc_by(delivered as u64);
+    for report in reports.iter().filter(|r| r.failure().is_none()) {
+        metrics.accepted(report.accepted_outcome(), 1);
+    }
     accepted_if_success(respond(reports), sender)
 }
 
@@ -315,7 +317,7 @@ async fn enqueue(
     }
     match queue.enqueue(&events).await {
         Ok(ids) => {
-            metrics.events_accepted.inc_by(n);
+            metrics.accepted("queued", n);
             metrics.queue_enqueued.inc_by(n);
             (
                 StatusCode::ACCEPTED,

@@ -4,10 +4,12 @@
 mod common;
 
 mod admin;
+mod admin_output;
 mod cesql;
 mod cli;
 mod compile_cache;
 mod config_ui;
+mod dashboard;
 mod defaults;
 mod delivery;
 mod demo;
