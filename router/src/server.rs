@@ -83,6 +83,7 @@ impl Server {
                     body_timeout: server.body_timeout.0,
                     id: server.id_limit,
                     source: server.source_limit,
+                    report: server.report,
                 },
                 budget: crate::http::ByteBudget::new(server.max_buffered_bytes.0),
             },

@@ -139,7 +139,10 @@ pub fn events(args: &SendArgs) -> Result<Vec<Event>, SendError> {
 pub async fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
     let events = events(args)?;
     let client = reqwest::Client::new();
-    let mut request = client.post(&args.url);
+    // A person at a terminal wants to see where the event went.
+    let mut request = client
+        .post(&args.url)
+        .header("prefer", "return=representation");
     request = match (args.mode, events.as_slice()) {
         (Mode::Binary, [event]) => {
             let (headers, body) = encode_binary(event);

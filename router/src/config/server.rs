@@ -38,8 +38,25 @@ pub struct ServerConfig {
     pub id_limit: usize,
     /// Longest event `source`, in bytes.
     pub source_limit: usize,
+    /// What a successful ingest answer says when the client does not ask
+    /// (`Prefer: return=minimal|representation`, `?report=minimal|full`).
+    pub report: Report,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsConfig>,
+}
+
+/// How much the answer to a successful ingest request says. A failed request
+/// (4xx, 5xx) always gets the full report: the sender needs it to act.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Report {
+    /// The count of events taken, `{"accepted":N}`: a sender that only looks
+    /// at the status pays for no report it throws away.
+    Minimal,
+    /// Every event's routes, outcomes and emitted events: the default, as a
+    /// person trying the router wants to see where an event went.
+    #[default]
+    Full,
 }
 
 /// `[server.tls]`: PEM files, relative to the configuration file.
@@ -69,6 +86,7 @@ impl Default for ServerConfig {
             max_buffered_bytes: ByteSize(64 << 20),
             id_limit: 1024,
             source_limit: 4096,
+            report: Report::default(),
             tls: None,
         }
     }

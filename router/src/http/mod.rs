@@ -11,7 +11,7 @@ pub use admin::app as admin_app;
 pub use budget::{ByteBudget, Reservation};
 pub use error::IngestError;
 
-use crate::config::MetricsListener;
+use crate::config::{MetricsListener, Report};
 use crate::dispatch::{Dispatcher, EventReport, Failure};
 use crate::event::Event;
 use crate::event::http::{ContentMode, content_mode, decode_binary};
@@ -61,6 +61,8 @@ pub struct Limits {
     pub id: usize,
     /// Longest event `source`, in bytes.
     pub source: usize,
+    /// What a successful answer says unless the client asks.
+    pub report: Report,
 }
 
 /// A refused body is read and thrown away up to this many times the body limit
@@ -205,6 +207,7 @@ pub async fn ingest_request(
     // headers of every request.
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
+    let report = wanted_report(&parts, state.limits.report);
     // One snapshot for the whole request: its gate (credentials, limits) goes
     // with its routes and schemas, across a reload.
     let runtime = state.dispatcher.runtime();
@@ -246,7 +249,46 @@ pub async fn ingest_request(
     for report in reports.iter().filter(|r| r.failure().is_none()) {
         metrics.accepted(report.accepted_outcome(), 1);
     }
-    accepted_if_success(respond(reports), sender)
+    accepted_if_success(respond(reports, report), sender)
+}
+
+/// The report the client asked for: `?report=full|minimal`, else the
+/// `return` preference of RFC 7240 (`Prefer: return=representation|minimal`),
+/// else the server's default. Whether the answer names the preference it
+/// applied (`Preference-Applied`) comes with it.
+fn wanted_report(parts: &axum::http::request::Parts, default: Report) -> (Report, bool) {
+    let by_query = parts.uri.query().into_iter().flat_map(|q| q.split('&'));
+    for pair in by_query {
+        match pair {
+            "report=full" => return (Report::Full, false),
+            "report=minimal" => return (Report::Minimal, false),
+            _ => {}
+        }
+    }
+    let preferences = parts
+        .headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        // A preference's parameters follow its `;`.
+        .filter_map(|p| p.split(';').next());
+    for preference in preferences {
+        let Some((name, value)) = preference.split_once('=') else {
+            continue;
+        };
+        if !name.trim().eq_ignore_ascii_case("return") {
+            continue;
+        }
+        let value = value.trim().trim_matches('"');
+        if value.eq_ignore_ascii_case("representation") {
+            return (Report::Full, true);
+        }
+        if value.eq_ignore_ascii_case("minimal") {
+            return (Report::Minimal, true);
+        }
+    }
+    (default, false)
 }
 
 /// Keeps the request's webhook id as used only when it was accepted: a retry
@@ -393,12 +435,13 @@ async fn admit(
     })
 }
 
-/// 200 when every route of every event (and of what they caused) delivered; a
-/// 502 naming the failed routes when any failure may pass on a retry; 422 when
+/// 200 when every route of every event (and of what they caused) delivered,
+/// with the minimal answer or the full report as asked; a 502 naming the failed routes when any failure may pass on a retry; 422 when
 /// the failures are permanent, so the sender does not retry in vain.
-fn respond(reports: Vec<EventReport>) -> Response {
+fn respond(reports: Vec<EventReport>, (report, asked): (Report, bool)) -> Response {
     let failure = reports.iter().filter_map(EventReport::failure).max();
     let (status, error) = match failure {
+        None if report == Report::Minimal => return minimal(reports.len(), asked),
         None => (StatusCode::OK, None),
         Some(kind) => {
             let mut routes: Vec<&str> = reports.iter().flat_map(|r| r.failed_routes()).collect();
@@ -426,6 +469,32 @@ fn respond(reports: Vec<EventReport>) -> Response {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if asked && report == Report::Full {
+        response.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=representation"),
+        );
+    }
+    response
+}
+
+/// The minimal answer to a request whose every event was delivered (or had
+/// nothing to do): 200 and how many events it carried.
+fn minimal(events: usize, asked: bool) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        format!("{{\"accepted\":{events}}}"),
+    )
+        .into_response();
+    if asked {
+        response.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=minimal"),
+        );
     }
     response
 }

@@ -463,3 +463,86 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (status, _) = post_binary(&router.events_url(), &ce_headers("after", "t"), "").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// The answer to a delivered request is the full report unless the client or
+/// the server asks for the minimal one; a failure is always reported in full.
+#[tokio::test]
+async fn the_report_is_minimal_when_asked_and_failures_are_always_full() {
+    let post = |url: String, id: &'static str, extra: Option<(&'static str, &'static str)>| async move {
+        let mut request = reqwest::Client::new()
+            .post(url)
+            .header("ce-specversion", "1.0")
+            .header("ce-id", id)
+            .header("ce-source", "/tests")
+            .header("ce-type", "com.example.test");
+        if let Some((k, v)) = extra {
+            request = request.header(k, v);
+        }
+        let response = request.send().await.expect("request");
+        let applied = response
+            .headers()
+            .get("preference-applied")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let status = response.status().as_u16();
+        let body: Value =
+            serde_json::from_str(&response.text().await.expect("body")).expect("JSON");
+        (status, applied, body)
+    };
+    let (router, _sink) = router_to_sink("").await;
+    let url = router.events_url();
+    // The default: the report.
+    let (status, applied, body) = post(url.clone(), "r-1", None).await;
+    assert_eq!((status, applied), (200, None), "{body}");
+    assert_eq!(
+        routes_of(&body, 0),
+        vec![("all".into(), "delivered".into())]
+    );
+    // RFC 7240, among other preferences and with a parameter.
+    let prefer = Some(("prefer", "respond-async, return=minimal; x=1"));
+    let (status, applied, body) = post(url.clone(), "r-2", prefer).await;
+    assert_eq!(status, 200);
+    assert_eq!(applied.as_deref(), Some("return=minimal"));
+    assert_eq!(body, json!({"accepted": 1}));
+    let (status, _, body) = post(format!("{url}?report=minimal"), "r-3", None).await;
+    assert_eq!((status, body), (200, json!({"accepted": 1})));
+
+    // A server whose default is minimal still reports in full when asked.
+    let (router, _sink) = router_to_sink("[server]\nreport = \"minimal\"").await;
+    let url = router.events_url();
+    let (status, _, body) = post(url.clone(), "m-1", None).await;
+    assert_eq!((status, body), (200, json!({"accepted": 1})));
+    let prefer = Some(("prefer", "return=representation"));
+    let (status, applied, body) = post(url.clone(), "m-2", prefer).await;
+    assert_eq!(status, 200);
+    assert_eq!(applied.as_deref(), Some("return=representation"));
+    assert_eq!(
+        routes_of(&body, 0),
+        vec![("all".into(), "delivered".into())]
+    );
+    let (_, _, body) = post(format!("{url}?report=full"), "m-3", None).await;
+    assert_eq!(
+        routes_of(&body, 0),
+        vec![("all".into(), "delivered".into())]
+    );
+
+    // A failed delivery (nothing listens at the forward's address) is
+    // reported in full whatever was asked.
+    let dead = TestRouter::start(
+        "[server]\nreport = \"minimal\"\n[[route]]\nname = \"nowhere\"\nforward = \"http://127.0.0.1:9/\"\nretry = { max_attempts = 1 }\n",
+    )
+    .await;
+    let (status, _, body) =
+        post(dead.events_url(), "f-1", Some(("prefer", "return=minimal"))).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        routes_of(&body, 0),
+        vec![("nowhere".into(), "failed".into())]
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nowhere"),
+        "{body}"
+    );
+}
