@@ -171,7 +171,7 @@ pub fn matches_records(expected: &str, actual: &str) -> Result<(), String> {
 pub struct Session {
     readme: PathBuf,
     /// Kept for its lifetime: dropping it stops the router.
-    _router: Served,
+    router: Served,
     sink_addr: String,
     sink: Option<(Child, Arc<Mutex<String>>)>,
     env: Vec<(String, String)>,
@@ -254,13 +254,19 @@ impl Session {
         ));
         Self {
             readme: root.join(readme),
-            _router: router,
+            router,
             sink_addr,
             sink: None,
             env,
             substitutions: all,
             last_output: String::new(),
         }
+    }
+
+    /// The router's events address (`host:port`), for processes the test starts
+    /// from the README's command lines itself.
+    pub fn router_addr(&self) -> &str {
+        &self.router.addr
     }
 
     /// Runs every marked step of the README; panics at the first that fails,

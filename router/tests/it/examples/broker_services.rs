@@ -465,3 +465,119 @@ async fn with_router_redis_toml_the_audit_trail_is_a_redis_stream_and_the_read_m
         .await;
     assert_eq!(dead, 0, "every subscriber took its events: no dead letters");
 }
+
+/// The README's service command lines (the block that starts them by hand), one
+/// per service, continuation lines joined.
+fn readme_service_commands(readme: &str) -> Vec<String> {
+    let start = readme
+        .find("```sh\ntarget/debug/examples/broker-service ")
+        .expect("the README starts the services by hand");
+    let block = &readme[start + "```sh\n".len()..];
+    let block = &block[..block.find("```").expect("the block closes")];
+    block
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The README's "Without the script" section, as written: the router on
+/// `router.toml` (the test's own `router serve`, its forwards pointed at the
+/// services' free ports), the three services started with the README's command
+/// lines (ports, router address and program substituted), then the README's
+/// commands: ten orders, billing's received count and published list once the
+/// tenth shipment is back at orders, and the read model's answer about `o-7`
+/// from the router and from the audit trail.
+#[tokio::test]
+async fn the_readme_runs_as_written() {
+    let readme = "examples/broker-services/README.md";
+    let text = std::fs::read_to_string(crate::readme::repo_root().join(readme)).expect("README");
+    assert!(
+        text.contains(
+            "```sh\ntarget/debug/router serve --config examples/broker-services/router.toml\n```"
+        ),
+        "the README starts the router on router.toml"
+    );
+    let commands = readme_service_commands(&text);
+    assert_eq!(commands.len(), 3, "three services: {commands:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trail = dir.path().join("audit-trail.jsonl");
+    let dead_letters = dir.path().join("dead-letters.jsonl");
+    let (trail, dead_letters) = (
+        trail.to_str().expect("UTF-8 path"),
+        dead_letters.to_str().expect("UTF-8 path"),
+    );
+    let ports: Vec<(String, String)> = (7001..=7003)
+        .map(|port| (format!("127.0.0.1:{port}"), crate::readme::free_addr()))
+        .collect();
+    let url = |n: usize| format!("http://{}/events", ports[n].1);
+    let (orders_url, billing_url, shipping_url) = (url(0), url(1), url(2));
+    let mut substitutions: Vec<(&str, &str)> = ports
+        .iter()
+        .map(|(from, to)| (from.as_str(), to.as_str()))
+        .collect();
+    substitutions.push(("examples/broker-services/audit-trail.jsonl", trail));
+    let mut session = crate::readme::Session::start(
+        readme,
+        "examples/broker-services/router.toml",
+        &[
+            ("ORDERS_URL", &orders_url),
+            ("BILLING_URL", &billing_url),
+            ("SHIPPING_URL", &shipping_url),
+            ("AUDIT_FILE", trail),
+            ("DEAD_LETTER_FILE", dead_letters),
+        ],
+        &substitutions,
+    );
+    let router = session.router_addr().to_owned();
+    let mut services = Vec::new();
+    for command in &commands {
+        let mut words = command.split_whitespace();
+        assert_eq!(
+            words.next(),
+            Some("target/debug/examples/broker-service"),
+            "{command}"
+        );
+        let args: Vec<String> = words
+            .map(|word| {
+                ports
+                    .iter()
+                    .fold(word.replace("127.0.0.1:8080", &router), |w, (from, to)| {
+                        w.replace(from.as_str(), to)
+                    })
+            })
+            .collect();
+        let mut process = Command::new(service_program())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        let stdout = process.stdout.take().expect("piped stdout");
+        let first = tokio::time::timeout(PATIENCE, async {
+            tokio::io::BufReader::new(stdout).lines().next_line().await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{command} printed no address"))
+        .expect("read stdout");
+        assert!(
+            first.is_some_and(|addr| ports.iter().any(|(_, to)| *to == addr)),
+            "{command} listens where the router forwards"
+        );
+        services.push(process);
+    }
+    assert_eq!(session.run().await, 6, "the marked steps of the README");
+    // Every order went the whole way, once: the trail holds ten of each fact.
+    let lines = std::fs::read_to_string(trail).expect("audit trail");
+    for ty in ["order.placed", "invoice.issued", "shipment.dispatched"] {
+        let n = lines
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<Value>(l).expect("a JSON line")["type"].as_str() == Some(ty)
+            })
+            .count();
+        assert_eq!(n, 10, "{ty} in the trail:\n{lines}");
+    }
+}
