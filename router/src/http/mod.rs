@@ -436,7 +436,8 @@ async fn admit(
 }
 
 /// 200 when every route of every event (and of what they caused) delivered,
-/// with the minimal answer or the full report as asked; a 502 naming the failed routes when any failure may pass on a retry; 422 when
+/// with the minimal answer or the full report as asked; a 502 naming the
+/// failed routes when any failure may pass on a retry; 422 when
 /// the failures are permanent, so the sender does not retry in vain.
 fn respond(reports: Vec<EventReport>, (report, asked): (Report, bool)) -> Response {
     let failure = reports.iter().filter_map(EventReport::failure).max();

@@ -165,14 +165,7 @@ handler = "enricher"
         let (status, body) = post_binary(&events, &ce_headers(id, ty), "{}").await;
         assert_eq!(status, StatusCode::OK, "{id} {ty}: {body}");
     }
-    let text = client()
-        .get(format!("http://{}/metrics", served.admin_addr))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = served.metrics().await;
     let accepted = |outcome: &str| {
         metric(
             &text,

@@ -359,14 +359,7 @@ async fn duplicates_within_the_window_are_dropped_and_counted() {
     ]);
     let url = format!("http://{}/events", served.addr);
     let duplicates = || async {
-        let text = client()
-            .get(format!("http://{}/metrics", served.admin_addr))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = served.metrics().await;
         metric(&text, "router_events_duplicate_total", "")
     };
     let send = |id: &'static str| {

@@ -29,16 +29,7 @@ async fn metrics_move_as_events_flow() {
         config.as_os_str(),
     ]);
     let events = format!("http://{}/events", served.addr);
-    let scrape = || async {
-        client()
-            .get(format!("http://{}/metrics", served.admin_addr))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text")
-    };
+    let scrape = || served.metrics();
     let before = scrape().await;
     for i in 0..3 {
         let (status, _) =

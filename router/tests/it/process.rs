@@ -20,6 +20,18 @@ pub(crate) struct Served {
 }
 
 impl Served {
+    /// `GET /metrics` as text, from its admin listener.
+    pub(crate) async fn metrics(&self) -> String {
+        crate::common::client()
+            .get(format!("http://{}/metrics", self.admin_addr))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Its log lines, once it has exited.
     pub(crate) fn log_lines(&mut self) -> Vec<String> {
         self.log
