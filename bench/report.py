@@ -69,6 +69,50 @@ at all (the process's own floor). Medians (min-max), ms.
 """
 
 
+languages_calls_path = os.path.join(out, "languages.txt")
+languages_cpu_path = os.path.join(out, "languages.json")
+
+
+def languages_section():
+    """Per language: the same enricher built with each SDK (router/benches/languages.rs
+    in process; bench/languages.py over HTTP)."""
+    if not os.path.exists(languages_calls_path):
+        return ""
+    rows = []
+    for line in open(languages_calls_path):
+        if line.startswith("JSON "):
+            rows = json.loads(line[5:])
+    cpu = json.load(open(languages_cpu_path))["languages"] if os.path.exists(languages_cpu_path) else {}
+    target = {"rust": "", "python": "<= 2.5x", "javascript": "<= 4x"}
+    table = ""
+    for r in rows:
+        c = cpu.get(r["lang"])
+        over_http = (f"{c['requests_per_s']:.0f} | {c['cpu_us_per_request']:.1f} us | "
+                     f"{c['cpu_ratio']:.2f}x ({c['cpu_ratio_min']:.2f}-{c['cpu_ratio_max']:.2f}) | {target[r['lang']]}"
+                     if c else "| | |")
+        table += (f"| {r['lang']} | {r['size_bytes'] / 1e6:.2f} MB | {r['compile_cold_ms']:.0f} ms | "
+                  f"{r['compile_cached_ms']:.1f} ms | {r['warm_instance_kib']:.0f} KiB | "
+                  f"{r['reused_call_us']:.1f} us | {r['fresh_call_us']:.0f} us | {over_http} |\n")
+    return f"""## Plugins in Rust, Python and JavaScript
+
+The same enricher (copies the event under a new id and type and adds two
+extensions; the copy is routed again) built with each SDK: `plugins/enricher`,
+`plugins/python/enricher`, `plugins/js/enricher`. In process
+(`cargo bench -p router --bench languages`, one router, same event): component
+size; the time to load it with the compile cache off (cold, cranelift) and from a
+warm cache, median of 3; the memory of an idle warm instance (RSS before and after
+warming 16, divided by 16); the median time of one call through the dispatcher
+on a reused and on a fresh instance. Over HTTP (`bench/languages.py`): wrk, 1
+thread, 32 connections, one binary-mode event per request, router on core 0 and
+wrk on core 1, the three routers in turn, 5 rounds; CPU per request as the median
+of the per-round ratios to Rust (min-max).
+
+| language | size | load, cold | load, cached | warm instance | call, reused | call, fresh | req/s | CPU per request | CPU / Rust | target |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+{table}
+"""
+
+
 def isolation_section():
     if not os.path.exists(isolation_path):
         return ""
@@ -186,7 +230,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
 {isolation_section()}{durable_section()}
-{startup_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
+{startup_section()}{languages_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate
 through durable mode (Redis), the catalog plugin, and a forward to the storefront

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite and writes BENCHMARKS.md at the repository root.
-# Needs taskset (util-linux), python3, redis-server, redis-benchmark and
-# componentize-py (pip install componentize-py==0.25.1, for bench/startup.py). Takes
+# Needs taskset (util-linux), python3, redis-server, redis-benchmark, wrk, Node.js
+# with npm, and componentize-py (pip install componentize-py==0.25.1, for
+# bench/startup.py). Takes
 # about 35 minutes after the build (10 of them the memory soak; SOAK_SECONDS shortens it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,11 @@ python3 bench/soak.py > "$target/bench/soak.json"
 python3 bench/startup.py > "$target/bench/startup.json"
 # ISOLATION_OLD_ROUTER=path/to/an/older/router compares with it in alternating pairs.
 python3 bench/isolation.py > "$target/bench/isolation.json"
+# The same plugin in Rust, Python and JavaScript (the components come from
+# tests/polyglot, which installs the Python and JS toolchains under target/).
+cargo build -p polyglot-artifacts
+python3 bench/languages.py > "$target/bench/languages.json"
+cargo bench -p router --bench languages 2>/dev/null | tee "$target/bench/languages.txt"
 cargo bench -p router --bench pipeline 2>/dev/null | tee "$target/bench/pipeline.txt" | grep -E "time:" || true
 cargo bench -p router --bench instances 2>/dev/null | tee "$target/bench/instances.txt"
 cargo bench -p router --bench reload 2>/dev/null | tee "$target/bench/reload.txt"

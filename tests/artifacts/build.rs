@@ -40,7 +40,7 @@ fn main() {
         .expect("tests/artifacts lives two levels below the repository root")
         .to_path_buf();
     let plugins_dir = repo.join("plugins");
-    for dir in ["plugins", "guest-sdk", "wit"] {
+    for dir in ["plugins", "guest-sdk/rust", "wit"] {
         watch(&repo.join(dir));
     }
     // The examples' own plugins live next to their configuration.

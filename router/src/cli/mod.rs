@@ -3,6 +3,7 @@
 mod check;
 mod dlq;
 mod explain;
+mod new;
 mod send;
 mod serve;
 mod sink;
@@ -130,6 +131,14 @@ Example:
         #[arg(short, long, env = "ROUTER_CONFIG")]
         config: PathBuf,
     },
+    /// Create a plugin project (Rust, Python or JavaScript) that builds and
+    /// passes its own tests as it is, with a router.toml that runs it.
+    #[command(after_help = "\
+Example:
+  router new handler --lang rust greeter
+  router new transform --lang python stamper --dir ~/src
+  router new handler --lang js greeter --sdk ~/router/guest-sdk")]
+    New(new::NewArgs),
 }
 
 /// Where `router dlq` finds the dead letters. Global: accepted before or after
@@ -238,6 +247,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS)
             .context("router sink"),
         Command::Check { config } => check::run(&config).await,
+        Command::New(args) => new::run(&args).context("router new"),
         Command::Dlq(args) => dlq::run(args).await,
         Command::Explain {
             config,

@@ -33,7 +33,7 @@ pub enum LoadError {
     },
     /// The `.wasm` file does not exist: the plugin was not built (yet).
     #[error(
-        "{path} does not exist: build the plugin with `cargo build --release --target wasm32-wasip2` in its crate (this repository's plugins: `cargo build -p router --features examples`)"
+        "{path} does not exist: build the plugin first (Rust: `cargo build --release --target wasm32-wasip2` in its crate; Python: `router-py build`; JavaScript: `npm run build` or `router-js build`; this repository's plugins: `cargo build -p router --features examples`)"
     )]
     Missing {
         /// The file.

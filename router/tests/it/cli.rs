@@ -303,6 +303,7 @@ async fn every_subcommand_help_has_an_example_and_no_repeated_log_format_text() 
         &["sink"],
         &["explain"],
         &["check"],
+        &["new"],
         &["dlq"],
         &["dlq", "list"],
         &["dlq", "show"],
@@ -414,7 +415,7 @@ async fn check_says_how_to_fix_a_plugin_and_names_routes() {
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
     assert!(
-        stderr.contains("missing.wasm does not exist: build the plugin with `cargo build --release --target wasm32-wasip2` in its crate"),
+        stderr.contains("missing.wasm does not exist: build the plugin first (Rust: `cargo build --release --target wasm32-wasip2` in its crate;"),
         "{stderr}"
     );
     let not_wasm = stderr

@@ -4,7 +4,7 @@
 //! Depend on this crate (as a dev-dependency, or behind a feature) to have the
 //! plugins built before your tests or binary run: the build script runs a nested
 //! `cargo build --release --target wasm32-wasip2` on `plugins/` whenever a source
-//! under `plugins/`, `guest-sdk/` or `wit/` changes, and writes the components to
+//! under `plugins/`, `guest-sdk/rust/` or `wit/` changes, and writes the components to
 //! [`PLUGIN_DIR`] (`target/wasm-plugins/wasm32-wasip2/release/`).
 //!
 //! Every constant is the absolute path of a component: [`INVENTORY`], [`ENRICHER`],

@@ -21,7 +21,7 @@ pub use serde_json;
 pub mod bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "handler",
         // The export macro runs in the plugin's crate, not here, so it must be
         // public and find the types through this crate's path.
@@ -38,7 +38,7 @@ pub mod bindings {
 pub mod transform_bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "transform",
         with: {
             "router:plugin/types@0.2.0": crate::bindings::router::plugin::types,

@@ -1,0 +1,145 @@
+//! Per-language plugin figures (run with `cargo bench -p router --bench
+//! languages`): the same enricher (kv-free: copies the event, two extensions)
+//! built with the Rust, Python and JavaScript SDKs, loaded and called by the same
+//! router code in one process. For each: component size, compile time at load
+//! with the compile cache off (cold) and from a warm cache, memory of an idle
+//! warm instance (RSS before and after warming N, divided by N), and the median
+//! time of one call through the dispatcher on a reused instance and on a fresh
+//! instance. Prints a table, then the figures as one JSON line for
+//! bench/report.py.
+
+use router::config::{Config, Source};
+use router::dispatch::Dispatcher;
+use router::event::Event;
+use router::runtime::Runtime;
+use std::time::{Duration, Instant};
+
+const LANGS: [(&str, &str); 3] = [
+    ("rust", plugin_artifacts::ENRICHER),
+    ("python", polyglot_artifacts::ENRICHER_PY),
+    ("javascript", polyglot_artifacts::ENRICHER_JS),
+];
+
+/// Instances warmed to measure the memory of one.
+const WARM: usize = 16;
+/// Calls timed per mode.
+const REUSED_CALLS: usize = 2000;
+const FRESH_CALLS: usize = 100;
+/// Loads timed per cache state (a cold Python load takes seconds).
+const LOADS: usize = 3;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn config(path: &str, mode: &str, instances: usize, cache: Option<&std::path::Path>) -> Config {
+    let cache = match cache {
+        Some(dir) => format!("[compile_cache]\ndir = {:?}\n", dir.to_str().expect("UTF-8")),
+        None => "[compile_cache]\nenabled = false\n".to_owned(),
+    };
+    let text = format!(
+        "{cache}\n[[plugin]]\nname = \"enricher\"\npath = {path:?}\nmode = \"{mode}\"\n\
+         instances = {instances}\nmemory_limit = \"64MiB\"\n\n\
+         [[route]]\nname = \"r\"\nhandler = \"enricher\"\n"
+    );
+    Config::parse(Source::new("bench.toml", text), |_| None).expect("config")
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn event(i: usize) -> Event {
+    let mut event = Event::new(format!("e-{i}"), "/bench", "com.example.order.created");
+    event.datacontenttype = Some("application/json".into());
+    event.data = Some(bytes::Bytes::from_static(
+        br#"{"orderId":"o-1","items":[{"productId":"p-1","quantity":2}]}"#,
+    ));
+    event
+}
+
+/// The median time of `calls` dispatches, one at a time.
+async fn call_time(dispatcher: &Dispatcher, calls: usize) -> Duration {
+    let mut times = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let started = Instant::now();
+        let report = dispatcher.dispatch(event(i)).await;
+        times.push(started.elapsed());
+        assert!(report.failure().is_none(), "the enricher failed");
+    }
+    median(times)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        for (lang, path) in LANGS {
+            let size = std::fs::metadata(path).expect("component").len();
+
+            let mut cold = Vec::new();
+            for _ in 0..LOADS {
+                let started = Instant::now();
+                drop(Runtime::build(&config(path, "reuse", 1, None)).await.expect("runtime"));
+                cold.push(started.elapsed());
+            }
+            let cache = tempfile::tempdir().expect("temp dir");
+            drop(Runtime::build(&config(path, "reuse", 1, Some(cache.path()))).await.expect("fill"));
+            let mut cached = Vec::new();
+            for _ in 0..LOADS {
+                let started = Instant::now();
+                let config = config(path, "reuse", 1, Some(cache.path()));
+                drop(Runtime::build(&config).await.expect("runtime"));
+                cached.push(started.elapsed());
+            }
+
+            let config_reuse = config(path, "reuse", WARM, Some(cache.path()));
+            let reuse = Dispatcher::new(Runtime::build(&config_reuse).await.expect("runtime"));
+            reuse.dispatch(event(0)).await;
+            let before = rss_bytes();
+            let warmed = reuse.runtime().prewarm("enricher", WARM).await.expect("prewarm");
+            let per_instance = rss_bytes().saturating_sub(before) as f64 / warmed.max(1) as f64;
+            let reused = call_time(&reuse, REUSED_CALLS).await;
+            drop(reuse);
+
+            let config_fresh = config(path, "fresh", 1, Some(cache.path()));
+            let fresh = Dispatcher::new(Runtime::build(&config_fresh).await.expect("runtime"));
+            fresh.dispatch(event(0)).await;
+            let fresh_time = call_time(&fresh, FRESH_CALLS).await;
+
+            let row = serde_json::json!({
+                "lang": lang,
+                "size_bytes": size,
+                "compile_cold_ms": median(cold).as_secs_f64() * 1e3,
+                "compile_cached_ms": median(cached).as_secs_f64() * 1e3,
+                "warm_instance_kib": per_instance / 1024.0,
+                "reused_call_us": reused.as_secs_f64() * 1e6,
+                "fresh_call_us": fresh_time.as_secs_f64() * 1e6,
+            });
+            println!(
+                "{lang:>10}: {:>6.2} MB, load {:>7.1} ms cold / {:>5.1} ms cached, \
+                 {:>7.0} KiB per warm instance, call {:>7.1} us reused / {:>8.1} us fresh",
+                size as f64 / 1e6,
+                row["compile_cold_ms"].as_f64().unwrap_or_default(),
+                row["compile_cached_ms"].as_f64().unwrap_or_default(),
+                row["warm_instance_kib"].as_f64().unwrap_or_default(),
+                row["reused_call_us"].as_f64().unwrap_or_default(),
+                row["fresh_call_us"].as_f64().unwrap_or_default(),
+            );
+            rows.push(row);
+        }
+    });
+    println!("JSON {}", serde_json::Value::Array(rows));
+}
