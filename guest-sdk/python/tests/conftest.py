@@ -1,0 +1,1 @@
+pytest_plugins = ["router_guest.pytest_plugin"]
