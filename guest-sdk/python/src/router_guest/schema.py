@@ -25,11 +25,26 @@ from __future__ import annotations
 import json as _json
 from typing import Any, Dict
 
+from . import serde_json as _serde
 from ._serde_json import Parser, SerdeError
 
 __all__ = ["Type", "String", "I64", "F64", "Bool", "List", "Optional", "Struct"]
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class _No:
+    """What `Type.fit` returns for a value that does not fit."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:  # `_NO in list` compares by identity first
+        return other is self
+
+    __hash__ = object.__hash__
+
+
+_NO = _No()
 
 
 class Type:
@@ -38,13 +53,10 @@ class Type:
     #: What serde says it expected ("a string", "i64", "struct Order").
     expected = "?"
 
-    def check(self, value: Any) -> bool:
-        """Whether `value` (from `json.loads`) fits: the fast path."""
+    def fit(self, value: Any) -> Any:
+        """What `value` (from the C decoder) reads as (structs: their fields, in
+        order), or `_NO` when it does not fit: the fast path, one pass."""
         raise NotImplementedError
-
-    def convert(self, value: Any) -> Any:
-        """What a fitting `value` reads as (structs: their fields, in order)."""
-        return value
 
     def read(self, p: Parser) -> Any:
         """Reads a value of this type from `p` as serde_json would, or raises
@@ -55,8 +67,8 @@ class Type:
 class _String(Type):
     expected = "a string"
 
-    def check(self, value: Any) -> bool:
-        return type(value) is str
+    def fit(self, value: Any) -> Any:
+        return value if type(value) is str else _NO
 
     def read(self, p: Parser) -> Any:
         if p.ws() == 0x22:
@@ -83,8 +95,8 @@ class _Number(Type):
 class _I64(_Number):
     expected = "i64"
 
-    def check(self, value: Any) -> bool:
-        return type(value) is int and _I64_MIN <= value <= _I64_MAX
+    def fit(self, value: Any) -> Any:
+        return value if type(value) is int and _I64_MIN <= value <= _I64_MAX else _NO
 
     def accept(self, p: Parser, value: Any, start: int) -> Any:
         if type(value) is float:
@@ -98,11 +110,8 @@ class _I64(_Number):
 class _F64(_Number):
     expected = "f64"
 
-    def check(self, value: Any) -> bool:
-        return type(value) in (int, float)
-
-    def convert(self, value: Any) -> Any:
-        return float(value)
+    def fit(self, value: Any) -> Any:
+        return float(value) if type(value) in (int, float) else _NO
 
     def accept(self, p: Parser, value: Any, start: int) -> Any:
         return float(value)
@@ -111,8 +120,8 @@ class _F64(_Number):
 class _Bool(Type):
     expected = "a boolean"
 
-    def check(self, value: Any) -> bool:
-        return type(value) is bool
+    def fit(self, value: Any) -> Any:
+        return value if type(value) is bool else _NO
 
     def read(self, p: Parser) -> Any:
         peek = p.ws()
@@ -141,13 +150,12 @@ class List(Type):
     def __init__(self, item: Type) -> None:
         self.item = item
 
-    def check(self, value: Any) -> bool:
-        check = self.item.check
-        return type(value) is list and all(check(v) for v in value)
-
-    def convert(self, value: Any) -> Any:
-        convert = self.item.convert
-        return [convert(v) for v in value]
+    def fit(self, value: Any) -> Any:
+        if type(value) is not list:
+            return _NO
+        fit = self.item.fit
+        out = [fit(v) for v in value]
+        return _NO if _NO in out else out
 
     def read(self, p: Parser) -> Any:
         if p.ws() != 0x5B:
@@ -171,11 +179,8 @@ class Optional(Type):
         self.inner = inner
         self.expected = inner.expected
 
-    def check(self, value: Any) -> bool:
-        return value is None or self.inner.check(value)
-
-    def convert(self, value: Any) -> Any:
-        return None if value is None else self.inner.convert(value)
+    def fit(self, value: Any) -> Any:
+        return None if value is None else self.inner.fit(value)
 
     def read(self, p: Parser) -> Any:
         if p.ws() == 0x6E:
@@ -195,23 +200,24 @@ class Struct(Type):
         self.fields = dict(fields)
         self.expected = f"struct {name}"
         self._required = [k for k, t in self.fields.items() if not isinstance(t, Optional)]
+        self._kinds = list(self.fields.items())
 
-    def check(self, value: Any) -> bool:
+    def fit(self, value: Any) -> Any:
         if type(value) is not dict:
-            return False
-        for key, kind in self.fields.items():
-            if key in value:
-                if not kind.check(value[key]):
-                    return False
-            elif not isinstance(kind, Optional):
-                return False
-        return True
-
-    def convert(self, value: Any) -> Any:
-        return {
-            key: kind.convert(value[key]) if key in value else None
-            for key, kind in self.fields.items()
-        }
+            return _NO
+        out = {}
+        for key, kind in self._kinds:
+            v = value.get(key, _NO)
+            if v is _NO:
+                if kind.__class__ is not Optional:
+                    return _NO
+                out[key] = None
+            else:
+                v = kind.fit(v)
+                if v is _NO:
+                    return _NO
+                out[key] = v
+        return out
 
     def read(self, p: Parser) -> Any:
         peek = p.ws()
@@ -278,21 +284,22 @@ def _no_duplicates(pairs):
     return value
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_decode = _json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant).decode
+_decode = _json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_constant=_serde.DECODER.parse_constant,
+    parse_int=_serde.DECODER.parse_int,
+    parse_float=_serde.DECODER.parse_float,
+).decode
 
 
 def read(shape: Type, data: bytes) -> Any:
     """`data` read as `shape`; raises `SerdeError` with serde_json's message."""
-    from .serde_json import _SUSPECT
-
     try:
         value = _decode(data.decode("utf-8"))
-        if _SUSPECT.search(data) is None and shape.check(value):
-            return shape.convert(value)
+        if not _serde._suspect(data):
+            value = shape.fit(value)
+            if value is not _NO:
+                return value
     except (ValueError, RecursionError, _Duplicate):
         pass
     return Parser(bytes(data)).document(shape)
