@@ -9,6 +9,7 @@ built (componentize-py snapshots the imported modules), not on every call.
 
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Callable, Dict, List, Optional
 
@@ -48,7 +49,10 @@ def _where(error: BaseException) -> str:
     if not frames:
         return ""
     last = frames[-1]
-    return f" at {last.filename}:{last.lineno} in {last.name}"
+    # componentize-py mounts each python-path directory as /0, /1, ...: the
+    # path inside the project is what its author knows.
+    filename = re.sub(r"^/[0-9]+/", "", last.filename)
+    return f" at {filename}:{last.lineno} in {last.name}"
 
 
 def _unexpected(error: BaseException) -> HandlerError:

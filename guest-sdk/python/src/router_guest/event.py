@@ -18,6 +18,9 @@ JSON = "application/json"
 # CloudEvents 1.0 allows only lowercase letters a-z and digits 0-9 in attribute
 # names; the router rejects an emitted event whose names break that rule.
 _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
+# Names already checked: a plugin sets the same few on every event, and a set
+# lookup costs a fraction of the regex. Bounded, in case names come from data.
+_CHECKED_NAMES: set = set()
 
 if _host.IN_COMPONENT:
     # The record the generated bindings hand over and take back: an Event wraps
@@ -232,11 +235,15 @@ class Event:
         the router would reject the emitted event, so a bad name raises
         `ValueError` here, where the traceback shows the culprit.
         """
-        if not _EXTENSION_NAME.fullmatch(name):
-            raise ValueError(
-                f"extension name {name!r}: CloudEvents allows only lowercase a-z and 0-9"
-            )
-        value = str(value)
+        if name not in _CHECKED_NAMES:
+            if type(name) is not str or not _EXTENSION_NAME.fullmatch(name):
+                raise ValueError(
+                    f"extension name {name!r}: CloudEvents allows only lowercase a-z and 0-9"
+                )
+            if len(_CHECKED_NAMES) < 256:
+                _CHECKED_NAMES.add(name)
+        if type(value) is not str:
+            value = str(value)
         extensions = self._r.extensions
         for i, (key, _) in enumerate(extensions):
             if key == name:
