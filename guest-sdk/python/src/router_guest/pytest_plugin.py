@@ -1,8 +1,9 @@
 """A pytest plugin that gives every test a fresh stand-in host.
 
-Enable it in a plugin project's `conftest.py`::
+Enable it by importing its fixture into a plugin project's `conftest.py`
+(`pytest_plugins` would do too, but only in a top-level conftest)::
 
-    pytest_plugins = ["router_guest.pytest_plugin"]
+    from router_guest.pytest_plugin import router_host  # noqa: F401
 
 Every test then starts with no config, an empty kv store and no captured logs,
 and may ask for the `router_host` fixture (the `router_guest.testing` module).

@@ -16,8 +16,8 @@ calls it directly::
 
 The stand-in is active whenever the generated bindings cannot be imported, that
 is everywhere but inside a component. State is per process: call `reset()`
-between tests, or let the autouse fixture do it by adding
-`pytest_plugins = ["router_guest.pytest_plugin"]` to the project's conftest.py.
+between tests, or let the autouse fixture do it: put
+`from router_guest.pytest_plugin import router_host` in the project's conftest.py.
 """
 
 from __future__ import annotations
