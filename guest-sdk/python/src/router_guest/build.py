@@ -168,6 +168,9 @@ def build(project_dir: Path, out: Optional[Path] = None, quiet: bool = False) ->
         # The generated module is found through -p; a PYTHONPATH meant for the
         # build tool must not leak into what componentize-py bundles.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        # A failed build shows the Python traceback; the Rust backtrace of the
+        # tool under it would only bury it.
+        env["RUST_BACKTRACE"] = "0"
         result = subprocess.run(args, cwd=glue_dir, env=env)
     if result.returncode != 0:
         raise BuildError(f"componentize-py failed (exit status {result.returncode}); its output is above")
