@@ -4,6 +4,7 @@
 //   router-js test  [PROJECT_DIR] [-- NODE_TEST_ARGS...]
 
 import { spawnSync } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -90,5 +91,11 @@ switch (command) {
     process.stdout.write(`${USAGE}\n`);
     break;
   default:
+    // `router-js DIR -o OUT` builds, as `router-js build DIR -o OUT` does: a
+    // directory is never a command name, and callers that forget `build` work.
+    if (existsSync(command) && statSync(command).isDirectory()) {
+      await buildCommand([command, ...args]);
+      break;
+    }
     fail(`unknown command ${command}\n${USAGE}`);
 }
