@@ -1,8 +1,9 @@
 // JSON as serde_json reads and writes it, so that this port emits the bytes the
 // Rust redactor emits: serde_json's `Value` (without the preserve_order feature)
-// keeps object keys sorted, keeps integers exact (64-bit), writes floats the ryu
-// way (`1.0`, `1e21`), and refuses some inputs JSON.parse accepts (lone
-// surrogate escapes, nesting deeper than 128). JSON.parse/JSON.stringify would
+// keeps object keys sorted, keeps integers exact (64-bit), writes floats its own
+// way (`1.0`, `1e+21`, `1e-7`: checked against the Rust plugin through the
+// router), and refuses some inputs JSON.parse accepts (lone surrogate escapes,
+// nesting deeper than 128). JSON.parse/JSON.stringify would
 // reorder nothing, round integers past 2^53 and print `1.0` as `1`.
 //
 // Values: null, booleans, strings, Map (objects), arrays, and JsonNumber
@@ -76,16 +77,102 @@ function parseNumber(p) {
   const match = NUMBER.exec(p.text);
   if (match === null) throw new Invalid("number");
   p.at = NUMBER.lastIndex;
-  const raw = match[0];
-  if (match[1] === undefined && match[2] === undefined) {
-    const int = BigInt(raw);
-    // "-0" is an f64 in serde_json (negative zero); out of 64-bit range too.
-    if (raw.startsWith("-") && int === 0n) return new JsonNumber(-0);
-    if (int <= U64_MAX && int >= I64_MIN) return new JsonNumber(int);
+  return serdeNumber(match[0]);
+}
+
+/** 10^0 .. 10^308 as f64 literals, as serde_json's POW10 table. */
+const POW10 = Array.from({ length: 309 }, (_, i) => Number(`1e${i}`));
+const U64_MAX_DIV_10 = U64_MAX / 10n;
+const U64_MAX_MOD_10 = U64_MAX % 10n;
+const I32_MAX = 2 ** 31 - 1;
+
+/** Whether `sig * 10 + digit` overflows a u64 (serde_json's `overflow!`). */
+function overflows(sig, digit) {
+  return sig >= U64_MAX_DIV_10 && (sig > U64_MAX_DIV_10 || digit > U64_MAX_MOD_10);
+}
+
+/**
+ * The number serde_json (without the float_roundtrip feature) makes of `raw`, a
+ * valid JSON number: its algorithm step by step, since it is not correctly
+ * rounded for long numbers (`12345678901234567.0` is 1.2345678901234566e+16
+ * there, ...568e+16 for JSON.parse): a u64 significand that stops taking digits
+ * when it would overflow, a decimal exponent, then one multiplication or
+ * division by a power of ten.
+ */
+export function serdeNumber(raw) {
+  const [, sign, int, frac, expSign, exp] = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)([0-9]+))?$/.exec(raw);
+  const positive = sign === "";
+  let sig = 0n;
+  let exponent = 0;
+  let overflowed = false;
+  for (const c of int) {
+    const digit = BigInt(c.charCodeAt(0) - 48);
+    // parse_long_integer: past the overflow, each integer digit only scales.
+    if (overflowed || overflows(sig, digit)) {
+      overflowed = true;
+      exponent += 1;
+    } else {
+      sig = sig * 10n + digit;
+    }
   }
-  const float = Number(raw);
-  if (!Number.isFinite(float)) throw new Invalid("number out of range");
-  return new JsonNumber(float);
+  if (frac === undefined && exp === undefined) {
+    if (!overflowed) {
+      if (positive) return new JsonNumber(sig);
+      // serde_json: `-0` and negatives past i64 are f64.
+      if (sig === 0n) return new JsonNumber(-0);
+      if (sig <= 2n ** 63n) return new JsonNumber(-sig);
+      return new JsonNumber(-Number(sig));
+    }
+    return new JsonNumber(fromParts(positive, sig, exponent));
+  }
+  if (frac !== undefined) {
+    // parse_decimal: fraction digits count down the exponent until the
+    // significand would overflow; the rest are ignored.
+    let after = 0;
+    for (const c of frac) {
+      const digit = BigInt(c.charCodeAt(0) - 48);
+      if (overflows(sig, digit)) break;
+      sig = sig * 10n + digit;
+      after -= 1;
+    }
+    exponent += after;
+  }
+  if (exp !== undefined) {
+    let value = 0;
+    for (const c of exp) {
+      const digit = c.charCodeAt(0) - 48;
+      if (value > (I32_MAX - digit) / 10) {
+        // parse_exponent_overflow: infinity is an error, zero is zero.
+        if (sig !== 0n && expSign !== "-") throw new Invalid("number out of range");
+        return new JsonNumber(positive ? 0 : -0);
+      }
+      value = value * 10 + digit;
+    }
+    exponent = expSign === "-" ? Math.max(exponent - value, -(2 ** 31)) : Math.min(exponent + value, I32_MAX);
+  }
+  return new JsonNumber(fromParts(positive, sig, exponent));
+}
+
+/** serde_json's f64_from_parts. */
+function fromParts(positive, sig, exponent) {
+  let f = Number(sig);
+  for (;;) {
+    const pow = POW10[Math.abs(exponent)];
+    if (pow !== undefined) {
+      if (exponent >= 0) {
+        f *= pow;
+        if (!Number.isFinite(f)) throw new Invalid("number out of range");
+      } else {
+        f /= pow;
+      }
+      break;
+    }
+    if (f === 0) break;
+    if (exponent >= 0) throw new Invalid("number out of range");
+    f /= 1e308;
+    exponent += 308;
+  }
+  return positive ? f : -f;
 }
 
 function parseValue(p, depth) {
@@ -203,7 +290,10 @@ export function formatNumber(value) {
   if (k >= 0 && kk <= 16) out = `${digits}${"0".repeat(k)}.0`;
   else if (kk > 0 && kk <= 16) out = `${digits.slice(0, kk)}.${digits.slice(kk)}`;
   else if (kk > -5 && kk <= 0) out = `0.${"0".repeat(-kk)}${digits}`;
-  else if (length === 1) out = `${digits}e${kk - 1}`;
-  else out = `${digits[0]}.${digits.slice(1)}e${kk - 1}`;
+  else {
+    // Unlike ryu's own format, serde_json signs a positive exponent: 1e+21.
+    const e = kk - 1 >= 0 ? `+${kk - 1}` : `${kk - 1}`;
+    out = length === 1 ? `${digits}e${e}` : `${digits[0]}.${digits.slice(1)}e${e}`;
+  }
   return sign + out;
 }

@@ -51,13 +51,15 @@ test("a missing content type becomes application/json", () => {
   assert.equal(transform(bare).datacontenttype, "application/json");
 });
 
+// Expected values are what the Rust redactor wrote through the router (serde_json
+// 1.0.154): its float parsing is not correctly rounded for long numbers.
 test("numbers are written as serde_json writes them", () => {
   const cases = [
     ["0", "0"], ["-0", "-0.0"], ["1.0", "1.0"], ["1.5", "1.5"], ["100", "100"], ["1e2", "100.0"],
     ["18446744073709551615", "18446744073709551615"], ["-9223372036854775808", "-9223372036854775808"],
-    ["18446744073709551616", "1.8446744073709552e19"], ["1e21", "1e21"], ["1.5e-7", "1.5e-7"],
+    ["18446744073709551616", "1.8446744073709552e+19"], ["1e21", "1e+21"], ["1.5e-7", "1.5e-7"],
     ["0.0001", "0.0001"], ["0.00001", "0.00001"], ["0.000001", "1e-6"],
-    ["1234567890123456.7", "1234567890123456.8"], ["12345678901234567.0", "1.2345678901234568e16"],
+    ["1234567890123456.7", "1234567890123456.8"], ["12345678901234567.0", "1.2345678901234566e+16"], ["123456789012345678901234", "1.2345678901234567e+23"],
   ];
   for (const [input, written] of cases) {
     assert.equal(serialize(parse(new TextEncoder().encode(input))), written, input);
