@@ -1,8 +1,10 @@
 // Reading an order from an event's data, with the checks (and the messages) that
 // serde's derived Deserialize gives the Rust inventory: the same fields are
 // required, other fields are ignored, and a wrong shape is a fatal error
-// "data of event ID (TYPE) is not the expected JSON: REASON". serde appends
-// "at line L column C" to REASON; this port does not track positions.
+// "data of event ID (TYPE) is not the expected JSON: REASON". Differences: serde
+// appends "at line L column C" to REASON, this port does not track positions;
+// syntax errors are the JS engine's text after the same prefix; a repeated key
+// is an error for serde ("duplicate field") and the last value here.
 
 import { HandlerError } from "router-guest";
 
@@ -46,16 +48,28 @@ function invalidType(value, expected) {
   return new ShapeError(`invalid type: ${unexpected(value)}, expected ${expected}`);
 }
 
-/** Checks an object's fields in document order, then the missing ones in declaration order. */
+/**
+ * Checks an object's fields in document order, then the missing ones in
+ * declaration order. Like serde's derive, a struct may also come as an array of
+ * its fields in declaration order (`["o-1", [["p-1", 2]]]`).
+ */
 function struct(value, name, fields) {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+  const names = Object.keys(fields);
+  if (Array.isArray(value)) {
+    if (value.length < names.length) {
+      throw new ShapeError(`invalid length ${value.length}, expected struct ${name} with ${names.length} elements`);
+    }
+    if (value.length > names.length) throw new ShapeError("trailing characters");
+    return Object.fromEntries(names.map((key, i) => [key, fields[key](value[i])]));
+  }
+  if (value === null || typeof value !== "object") {
     throw invalidType(value, `struct ${name}`);
   }
   const out = {};
   for (const [key, field] of Object.entries(value)) {
     if (key in fields) out[key] = fields[key](field);
   }
-  for (const key of Object.keys(fields)) {
+  for (const key of names) {
     if (!(key in out)) throw new ShapeError(`missing field \`${key}\``);
   }
   return out;

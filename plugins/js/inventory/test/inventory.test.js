@@ -74,7 +74,8 @@ test("data that is not an order is fatal", () => {
     [orderCreated({ orderId: "", items: [] }), "empty orderId"],
     [orderCreated({ orderId: "o-1", items: [{ productId: "p", quantity: 1.5 }] }), "invalid type: floating point `1.5`, expected i64"],
     [orderCreated({ orderId: 7, items: [] }), "invalid type: integer `7`, expected a string"],
-    [orderCreated(["o-1"]), "invalid type: sequence, expected struct Order"],
+    [orderCreated(["o-1"]), "invalid length 1, expected struct Order with 2 elements"],
+    [orderCreated("o-1"), 'invalid type: string "o-1", expected struct Order'],
   ]) {
     assert.throws(
       () => handle(event),
@@ -147,6 +148,12 @@ test("an unavailable store is retryable once it reaches the router", () => {
     assert.equal(HandlerError.from(e).message, "key-value store: no answer");
     return true;
   });
+});
+
+test("an order may come as arrays of fields, as serde reads structs", () => {
+  const [event, data] = only(handle(orderCreated(["o-1", [["p-1", 2]]])));
+  assert.equal(event.type, RESERVED);
+  assert.deepEqual(data.items, [{ productId: "p-1", quantity: 2, reservationId: "res-o-1-p-1" }]);
 });
 
 test("ignores other types", () => {
