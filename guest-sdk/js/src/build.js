@@ -243,7 +243,16 @@ export async function build(projectDir, out, options = {}) {
         disableFeatures: project.disable,
       }));
     } catch (e) {
-      throw new BuildError(`componentize-js failed for ${project.entry}: ${e?.message ?? e}`);
+      const message = String(e?.message ?? e);
+      const imported = /attempted to call an unknown imported function: '([^']+)' '([^']+)'/.exec(message);
+      if (imported) {
+        // Wizer runs the module's top level at build time, where no host exists.
+        throw new BuildError(
+          `${project.entry} calls ${imported[1]} ${imported[2]} at its top level, which runs at build ` +
+            `time, without the router: move the call (config, kv, log) into the ${project.world}`,
+        );
+      }
+      throw new BuildError(`componentize-js failed for ${project.entry}: ${message}`);
     } finally {
       patch.undo();
     }

@@ -89,3 +89,15 @@ test("builds a real component of the handler world", { timeout: 180_000 }, async
   const text = bytes.toString("latin1");
   assert.ok(text.includes("router:plugin/kv@0.2.0"), "imports the kv interface");
 });
+
+test("a host call at the top level is refused with the reason", { timeout: 180_000 }, async () => {
+  const dir = await project(
+    { name: "toplevel" },
+    { "index.js": 'import { config, handler } from "router-guest";\nconst region = config.get("region");\nexport const handle = handler((e) => [e]);\n' },
+  );
+  await assert.rejects(build(dir, join(dir, "t.wasm")), (e) => {
+    assert.ok(e instanceof BuildError, String(e));
+    assert.match(e.message, /calls router:plugin\/config@0\.2\.0 get at its top level.*into the handler/s);
+    return true;
+  });
+});
