@@ -69,13 +69,14 @@ test("data that is not an order is fatal", () => {
   for (const [event, problem] of [
     [new Event("e-1", "/shop", ORDER_CREATED).withData("nope", "text/plain"), "not the expected JSON"],
     [new Event("e-1", "/shop", ORDER_CREATED), "no data"],
-    [orderCreated({ items: [] }), "missing field `orderId`"],
-    [orderCreated({ orderId: "o-1" }), "missing field `items`"],
+    [orderCreated({ items: [] }), "missing field `orderId` at line 1 column 12"],
+    [orderCreated({ orderId: "o-1" }), "missing field `items` at line 1 column 17"],
     [orderCreated({ orderId: "", items: [] }), "empty orderId"],
-    [orderCreated({ orderId: "o-1", items: [{ productId: "p", quantity: 1.5 }] }), "invalid type: floating point `1.5`, expected i64"],
-    [orderCreated({ orderId: 7, items: [] }), "invalid type: integer `7`, expected a string"],
-    [orderCreated(["o-1"]), "invalid length 1, expected struct Order with 2 elements"],
-    [orderCreated("o-1"), 'invalid type: string "o-1", expected struct Order'],
+    [orderCreated({ orderId: "o-1", items: [{ productId: "p", quantity: 1.5 }] }), "invalid type: floating point `1.5`, expected i64 at line 1 column 57"],
+    [orderCreated({ orderId: 7, items: [] }), "invalid type: integer `7`, expected a string at line 1 column 12"],
+    [new Event("e-1", "/shop", ORDER_CREATED).withData('{"orderId":"o","orderId":"p","items":[]}', "application/json"), "duplicate field `orderId` at line 1 column 24"],
+    [orderCreated(["o-1"]), "invalid length 1, expected struct Order with 2 elements at line 1 column 7"],
+    [orderCreated("o-1"), 'invalid type: string "o-1", expected struct Order at line 1 column 5'],
   ]) {
     assert.throws(
       () => handle(event),
@@ -87,8 +88,12 @@ test("data that is not an order is fatal", () => {
       },
     );
   }
+  // serde_json's messages, positions included (checked against the Rust plugin).
   assert.throws(() => handle(orderCreated({ items: [] })), {
-    message: "data of event e-1 (com.example.order.created) is not the expected JSON: missing field `orderId`",
+    message: "data of event e-1 (com.example.order.created) is not the expected JSON: missing field `orderId` at line 1 column 12",
+  });
+  assert.throws(() => handle(new Event("e-1", "/shop", ORDER_CREATED).withData("nope", "text/plain")), {
+    message: "data of event e-1 (com.example.order.created) is not the expected JSON: expected ident at line 1 column 2",
   });
 });
 
@@ -154,6 +159,20 @@ test("an order may come as arrays of fields, as serde reads structs", () => {
   const [event, data] = only(handle(orderCreated(["o-1", [["p-1", 2]]])));
   assert.equal(event.type, RESERVED);
   assert.deepEqual(data.items, [{ productId: "p-1", quantity: 2, reservationId: "res-o-1-p-1" }]);
+});
+
+test("quantities are 64-bit integers, written exactly", () => {
+  testing.setConfig("stock", "9223372036854775807");
+  const event = new Event("e-1", "/shop", ORDER_CREATED).withData(
+    '{"orderId":"o-1","items":[{"productId":"p","quantity":9007199254740993}]}',
+    "application/json",
+  );
+  const [reply] = handle(event);
+  assert.equal(
+    reply.dataText(),
+    '{"orderId":"o-1","items":[{"productId":"p","quantity":9007199254740993,"reservationId":"res-o-1-p"}]}',
+  );
+  assert.equal(kv.getText("reserved:p"), "9007199254740993");
 });
 
 test("ignores other types", () => {
