@@ -101,3 +101,16 @@ test("a host call at the top level is refused with the reason", { timeout: 180_0
     return true;
   });
 });
+
+test("a missing toolchain is named, with the install command", async () => {
+  const { cp } = await import("node:fs/promises");
+  const bare = await mkdtemp(join(tmpdir(), "router-js-bare-"));
+  for (const part of ["bin", "src", "wit", "package.json"]) {
+    await cp(fileURLToPath(new URL(`../${part}`, import.meta.url)), join(bare, part), { recursive: true });
+  }
+  const dir = await project({}, { "index.js": "export const handle = () => [];" });
+  const run = spawnSync(process.execPath, [join(bare, "bin", "router-js.js"), "build", dir], { encoding: "utf8" });
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /toolchain is incomplete: esbuild is not installed next to router-guest/);
+  assert.match(run.stderr, /npm install --prefix <dir> --install-links/);
+});
