@@ -264,7 +264,11 @@ fn build_cached(
                 .env("PYTHONDONTWRITEBYTECODE", "1");
             command
         }
-        Lang::Js => Command::new(&tools.router_js),
+        Lang::Js => {
+            let mut command = Command::new(&tools.router_js);
+            command.arg("build");
+            command
+        }
     };
     command.arg(plugin).arg("-o").arg(&partial);
     let shown = format!("{command:?}");

@@ -265,3 +265,72 @@ fn every_sdk_ships_the_routers_wit_unchanged() {
         assert!(text == wit, "{copy} differs from wit/router.wit: copy it again");
     }
 }
+
+/// Runs `command`, failing the test with what it printed unless it succeeds;
+/// returns its standard output.
+fn run(command: &mut std::process::Command) -> String {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{shown} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The Python SDK's own tests and the Python plugins' tests, with pytest on
+/// the SDK's stand-in host, in the toolchain that built the components. The
+/// differential test of the SDK's serde_json emulation runs against the real
+/// serde_json, built here.
+#[test]
+fn the_python_sdk_and_plugins_pass_their_own_tests() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let checker_target = repo.join("target/serde-check");
+    run(std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(repo.join("guest-sdk/python/tests/serde_check/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &checker_target)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS"));
+    let out = run(std::process::Command::new(polyglot_artifacts::PYTHON)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"])
+        .arg(repo.join("guest-sdk/python"))
+        .arg(repo.join("plugins/python"))
+        .current_dir(&repo)
+        .env("PYTHONPATH", repo.join("guest-sdk/python/src"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("SERDE_CHECK", checker_target.join("debug/serde-check")));
+    assert!(out.contains(" passed"), "{out}");
+    assert!(!out.contains("skipped"), "every test runs:\n{out}");
+}
+
+/// The JavaScript SDK's own tests (run in the installed copy, the one that
+/// built the components) and the JavaScript plugins' tests, with `node --test`
+/// on the SDK's stand-in host.
+#[test]
+fn the_javascript_sdk_and_plugins_pass_their_own_tests() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut projects = vec![std::path::PathBuf::from(polyglot_artifacts::JS_SDK)];
+    let mut plugins: Vec<_> = std::fs::read_dir(repo.join("plugins/js"))
+        .expect("plugins/js")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.join("package.json").is_file())
+        .collect();
+    plugins.sort();
+    assert!(plugins.len() >= 3, "{plugins:?}");
+    projects.extend(plugins);
+    for project in projects {
+        let out = run(std::process::Command::new(polyglot_artifacts::ROUTER_JS)
+            .arg("test")
+            .arg(&project));
+        assert!(out.contains("# fail 0"), "{}:\n{out}", project.display());
+        assert!(out.contains("# skipped 0"), "{}:\n{out}", project.display());
+        assert!(!out.contains("# pass 0"), "{}:\n{out}", project.display());
+    }
+}
