@@ -30,5 +30,6 @@ mod poison;
 mod policy;
 mod process;
 mod readme;
+mod rebalance;
 mod reload;
 mod sandbox;
