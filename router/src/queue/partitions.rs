@@ -169,8 +169,26 @@ impl RedisQueue {
         if let Err(e) = self.membership(0).await {
             tracing::warn!(error = %e, "cannot leave the partition membership");
         }
-        for h in held.into_iter().flatten() {
-            let _ = h.worker.await;
+        // Leases are still renewed while the entries in hand finish: a long one
+        // must not be taken over (and routed again, out of order) meanwhile.
+        let mut finishing: Vec<(u32, Held)> = (0..self.partitions)
+            .zip(held)
+            .filter_map(|(n, h)| Some((n, h?)))
+            .collect();
+        let every = (self.visibility / 3).max(Duration::from_millis(10));
+        let mut renewed = tokio::time::Instant::now();
+        loop {
+            finishing.retain(|(_, h)| !h.worker.is_finished());
+            if finishing.is_empty() {
+                break;
+            }
+            if renewed.elapsed() >= every {
+                renewed = tokio::time::Instant::now();
+                for (n, _) in &finishing {
+                    self.renew_lease(&self.lease_key(*n), ttl).await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -179,7 +179,7 @@ fn arrival_ids(sink: &Sink) -> Vec<String> {
     sink.received().iter().filter_map(|r| r.ce("id")).collect()
 }
 
-/// Waits until `status_of` shows `live` balanced; returns how long it took.
+/// Waits until `by`'s `/admin/queue` shows `live` balanced; returns how long it took.
 async fn until_balanced(by: &Served, live: &[&str]) -> Duration {
     let started = Instant::now();
     until(&format!("{live:?} hold their shares"), || async {
@@ -189,8 +189,13 @@ async fn until_balanced(by: &Served, live: &[&str]) -> Duration {
     started.elapsed()
 }
 
+/// One router holds every partition; three more join and each takes its share
+/// (within twice the visibility timeout, nothing delivered twice); one stops
+/// (SIGTERM) and its partitions move at once; one is killed (kill -9) with
+/// entries in hand and its partitions move after its lease runs out. Events of
+/// twelve keys flow the whole time: each key's arrive in order, none is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routers_joining_take_their_share_and_a_killed_ones_partitions_move_in_order() {
+async fn routers_joining_take_their_share_and_leaving_ones_partitions_move_in_order() {
     let redis = RedisServer::start().await;
     let sink = Sink::start().await;
     let (_dir, config) = config(&redis, "t:rebalance", &sink);
@@ -201,7 +206,7 @@ async fn routers_joining_take_their_share_and_a_killed_ones_partitions_move_in_o
 
     // Three more: A hands over three quarters, each after its entry in hand.
     let joined = Instant::now();
-    let (b, c, mut d) = (
+    let (b, mut c, mut d) = (
         router(&config, "b"),
         router(&config, "c"),
         router(&config, "d"),
@@ -225,7 +230,7 @@ async fn routers_joining_take_their_share_and_a_killed_ones_partitions_move_in_o
         rebalanced <= 2 * VISIBILITY,
         "the shares took {rebalanced:?}, more than twice the visibility timeout"
     );
-    // Graceful hand-overs deliver nothing twice.
+    // Hand-overs between live processes deliver nothing twice.
     let before_kill = arrival_ids(&sink);
     let repeats = before_kill.len() - before_kill.iter().collect::<BTreeSet<_>>().len();
     assert_eq!(repeats, 0, "the hand-overs delivered events twice");
@@ -236,12 +241,40 @@ async fn routers_joining_take_their_share_and_a_killed_ones_partitions_move_in_o
     })
     .await;
 
-    // D dies: its partitions go to the others once its lease and membership run out.
+    // D stops (SIGTERM): it leaves the members and frees its leases as its
+    // workers finish, so the others take its partitions without waiting for
+    // the leases to expire.
     producer.drop_target(&d.addr);
-    signal(&d.child, "-9");
+    signal(&d.child, "-TERM");
     let _ = d.child.wait();
-    let moved = until_balanced(&a, &["a", "b", "c"]).await;
-    eprintln!("rebalance: D killed, its partitions held by the others {moved:?} later");
+    let handed = until_balanced(&a, &["a", "b", "c"]).await;
+    eprintln!("rebalance: D stopped (SIGTERM), its partitions held by the others {handed:?} later");
+    assert!(
+        handed < VISIBILITY,
+        "D's partitions took {handed:?} to move: they waited for the leases to expire"
+    );
+    let so_far = arrival_ids(&sink);
+    let repeats = so_far.len() - so_far.iter().collect::<BTreeSet<_>>().len();
+    assert_eq!(repeats, 0, "a graceful stop delivered events twice");
+
+    // C dies (kill -9) with entries in hand: they are routed again by the new
+    // owners of its partitions once its lease and membership run out, before
+    // anything later of the same keys.
+    sink.close();
+    until("C holds entries in hand", || async {
+        queue_status(&a).await["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .any(|p| p["owner"] == "c" && p["pending"].as_u64() > Some(0))
+    })
+    .await;
+    producer.drop_target(&c.addr);
+    signal(&c.child, "-9");
+    let _ = c.child.wait();
+    sink.open();
+    let moved = until_balanced(&a, &["a", "b"]).await;
+    eprintln!("rebalance: C killed (kill -9), its partitions held by the others {moved:?} later");
     let sent = sink.received().len();
     until("events flow after the kill", || async {
         sink.received().len() >= sent + 50
@@ -257,11 +290,25 @@ async fn routers_joining_take_their_share_and_a_killed_ones_partitions_move_in_o
         received - distinct.len()
     );
     assert!(accepted.len() >= 200, "only {} accepted", accepted.len());
-    for served in [&a, &b, &c] {
+    // Everything routed: no partition is behind or holds unacknowledged entries.
+    until("/admin/queue shows no lag and nothing pending", || async {
+        let status = queue_status(&a).await;
+        status["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .chain([&status])
+            .all(|p| p["lag"] == 0 && p["pending"] == 0)
+    })
+    .await;
+    for served in [&a, &b] {
         signal(&served.child, "-TERM");
     }
 }
 
+/// A router killed while it still holds partitions it is handing over (its
+/// workers stuck on entries in hand): the new owners take them after the leases
+/// run out and route its entries first; nothing lost, each key in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_killed_while_handing_over_loses_nothing_and_keeps_order() {
     let redis = RedisServer::start().await;
