@@ -29,7 +29,8 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .route("/admin/explain", post(explain))
         .route("/admin/dlq", get(dlq_list))
         .route("/admin/dlq/redrive", post(dlq_redrive))
-        .route("/admin/dlq/{id}", get(dlq_show));
+        .route("/admin/dlq/{id}", get(dlq_show))
+        .route("/admin/queue", get(queue));
     if metrics == MetricsListener::Admin {
         router = router.route("/metrics", get(super::metrics_text));
     }
@@ -37,7 +38,7 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain and /admin/dlq" })),
+                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain, /admin/dlq and /admin/queue" })),
             )
         })
         .with_state(state)
@@ -418,5 +419,37 @@ async fn dlq_redrive(State(state): State<AppState>, headers: HeaderMap, body: Bo
     match crate::delivery::redrive::redrive(sink, &selection, state.dispatcher.as_ref()).await {
         Ok(outcome) => Json(outcome).into_response(),
         Err(e) => dlq_error(e),
+    }
+}
+
+/// `GET /admin/queue`: durable mode's partition members (with the partitions
+/// each holds), each partition's owner, lag and pending count
+/// ([`crate::queue::RedisQueue::status`]). 404 without `[queue]`: there is no
+/// queue to show.
+async fn queue(State(state): State<AppState>, query: RawQuery, headers: HeaderMap) -> Response {
+    let Some(queue) = &state.queue else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no durable queue: /admin/queue needs a [queue] table (durable mode)" })),
+        )
+            .into_response();
+    };
+    match queue.status().await {
+        Ok(status) => json_answer(
+            &serde_json::to_value(status).unwrap_or_default(),
+            pretty(&query, &headers),
+        ),
+        Err(e) => {
+            // Redis is down or slow: nothing is wrong with the request.
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": format!("cannot read the queue's state: {e}") })),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
     }
 }

@@ -34,6 +34,7 @@ mod consumer;
 mod partitions;
 mod producer;
 mod reply;
+pub(crate) mod status;
 mod trim;
 
 /// An entry to acknowledge: its stream, its id, and who waits for the answer.

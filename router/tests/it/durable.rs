@@ -131,7 +131,7 @@ fn durable(redis: &RedisServer, stream: &str, extra: &str) -> String {
 /// A configuration file for `router serve` processes: durable mode on `stream`
 /// (with `queue` added to `[queue]`), then `extra` tables, and one route
 /// forwarding everything to `sink`. Keep the directory until the processes end.
-fn process_config(
+pub(crate) fn process_config(
     redis: &RedisServer,
     stream: &str,
     queue: &str,

@@ -31,6 +31,7 @@ mod poison;
 mod policy;
 mod process;
 mod readme;
+mod rebalance;
 mod reload;
 mod sandbox;
 mod templates;
