@@ -10,7 +10,7 @@ export function clearConfig(): void;
 export function clearKv(): void;
 /** The live kv entries: value as text, and the milliseconds left before expiry (undefined: none). */
 export function kvEntries(): Map<string, { value: string; expiresInMs: number | undefined }>;
-/** Moves the stand-in clock on by `ms`, so that TTLs expire without waiting. */
+/** Moves the stand-in clock on by `ms`, so that TTLs expire without waiting (it stands still otherwise). */
 export function advanceClock(ms: number): void;
 /** Makes every kv call throw a KvError of `kind` (no argument: stop). */
 export function failKv(kind?: KvErrorKind, message?: string): void;

@@ -37,7 +37,7 @@ export function kvEntries() {
 
 /** Moves the stand-in store's clock on by `ms`, so that TTLs expire without waiting. */
 export function advanceClock(ms) {
-  state.clockOffset += Number(ms);
+  state.clock += Number(ms);
 }
 
 /**
@@ -68,6 +68,6 @@ export function reset() {
   clearConfig();
   clearKv();
   clearLogs();
-  state.clockOffset = 0;
+  state.clock = Date.now();
   state.kvFailure = undefined;
 }

@@ -24,11 +24,13 @@ const REDACTOR: [(&str, &str); 3] = [
 
 /// The demo's order flow around `inventory`, with a stock of 5 per product, and
 /// every outcome appended to `journal`.
-fn inventory_config(inventory: &str, journal: &std::path::Path) -> Config {
+fn inventory_config(lang: &str, inventory: &str, journal: &std::path::Path) -> Config {
+    // A name per language: the memory kv store is the process's, shared by
+    // every router of this test binary, and namespaced by plugin name.
     let text = format!(
         r#"
 [[plugin]]
-name = "inventory"
+name = "inventory-{lang}"
 path = {inventory:?}
 instances = 2
 config = {{ source = "/inventory", stock = "5" }}
@@ -36,7 +38,7 @@ config = {{ source = "/inventory", stock = "5" }}
 [[route]]
 name = "reserve-stock"
 filter = {{ exact = {{ type = "com.example.order.created" }} }}
-handler = "inventory"
+handler = "inventory-{lang}"
 
 [[route]]
 name = "journal"
@@ -66,10 +68,10 @@ fn journaled(path: &std::path::Path) -> Vec<Value> {
 async fn inventory_transcript(lang: &str, component: &str) -> Vec<Value> {
     let dir = tempfile::tempdir().expect("temp dir");
     let journal = dir.path().join("journal.jsonl");
-    let router = TestRouter::start_config(&inventory_config(component, &journal)).await;
+    let router = TestRouter::start_config(&inventory_config(lang, component, &journal)).await;
     let url = router.events_url();
     let mut transcript = Vec::new();
-    let mut send = async |id: &str, body: String| {
+    let send = async |id: &str, body: String| {
         let (status, answer) = post_binary(
             &url,
             &ce_headers(id, "com.example.order.created"),

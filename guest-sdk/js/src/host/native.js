@@ -24,17 +24,21 @@ export const state = {
   kv: new Map(),
   /** @type {{level: string, message: string}[]} */
   logs: [],
-  /** Milliseconds added to Date.now() by testing.advanceClock, for TTLs. */
-  clockOffset: 0,
+  /**
+   * The stand-in clock, in ms: it stands still and moves only with
+   * testing.advanceClock, so that a test of a TTL cannot fail because real
+   * time passed between two of its lines.
+   */
+  clock: Date.now(),
   /** Whether log lines also go to stderr (testing.printLogs). */
   print: typeof process !== "undefined" && Boolean(process.env?.ROUTER_GUEST_LOG),
   /** A KvError every kv call throws (testing.failKv), to test the error paths. */
   kvFailure: undefined,
 };
 
-/** The stand-in clock: Date.now() moved on by testing.advanceClock. */
+/** The stand-in clock (see `state.clock`). */
 export function now() {
-  return Date.now() + state.clockOffset;
+  return state.clock;
 }
 
 /** Captures the line (and prints it when asked). */
