@@ -42,7 +42,10 @@ fn rss_bytes() -> u64 {
 
 fn config(path: &str, mode: &str, instances: usize, cache: Option<&std::path::Path>) -> Config {
     let cache = match cache {
-        Some(dir) => format!("[compile_cache]\ndir = {:?}\n", dir.to_str().expect("UTF-8")),
+        Some(dir) => format!(
+            "[compile_cache]\ndir = {:?}\n",
+            dir.to_str().expect("UTF-8")
+        ),
         None => "[compile_cache]\nenabled = false\n".to_owned(),
     };
     let text = format!(
@@ -92,11 +95,19 @@ fn main() {
             let mut cold = Vec::new();
             for _ in 0..LOADS {
                 let started = Instant::now();
-                drop(Runtime::build(&config(path, "reuse", 1, None)).await.expect("runtime"));
+                drop(
+                    Runtime::build(&config(path, "reuse", 1, None))
+                        .await
+                        .expect("runtime"),
+                );
                 cold.push(started.elapsed());
             }
             let cache = tempfile::tempdir().expect("temp dir");
-            drop(Runtime::build(&config(path, "reuse", 1, Some(cache.path()))).await.expect("fill"));
+            drop(
+                Runtime::build(&config(path, "reuse", 1, Some(cache.path())))
+                    .await
+                    .expect("fill"),
+            );
             let mut cached = Vec::new();
             for _ in 0..LOADS {
                 let started = Instant::now();
@@ -109,7 +120,11 @@ fn main() {
             let reuse = Dispatcher::new(Runtime::build(&config_reuse).await.expect("runtime"));
             reuse.dispatch(event(0)).await;
             let before = rss_bytes();
-            let warmed = reuse.runtime().prewarm("enricher", WARM).await.expect("prewarm");
+            let warmed = reuse
+                .runtime()
+                .prewarm("enricher", WARM)
+                .await
+                .expect("prewarm");
             let per_instance = rss_bytes().saturating_sub(before) as f64 / warmed.max(1) as f64;
             let reused = call_time(&reuse, REUSED_CALLS).await;
             drop(reuse);

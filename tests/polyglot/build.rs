@@ -61,7 +61,11 @@ fn main() {
             utf8(&component.path),
         )
         .expect("write to a String");
-        all.push(format!("({:?}, {:?}, {constant})", component.lang.dir(), component.name));
+        all.push(format!(
+            "({:?}, {:?}, {constant})",
+            component.lang.dir(),
+            component.name
+        ));
     }
     writeln!(
         code,
@@ -302,10 +306,16 @@ fn python_toolchain(repo: &Path, venv: &Path) -> PathBuf {
         );
     }
     let _ = std::fs::remove_dir_all(venv);
-    eprintln!("installing the Python plugin toolchain in {}", venv.display());
+    eprintln!(
+        "installing the Python plugin toolchain in {}",
+        venv.display()
+    );
     let mut venv_cmd = Command::new(&system);
     venv_cmd.arg("-m").arg("venv").arg(venv);
-    expect_ok(&mut venv_cmd, "creating the Python toolchain's virtual environment");
+    expect_ok(
+        &mut venv_cmd,
+        "creating the Python toolchain's virtual environment",
+    );
     // The SDK with its `test` extra: componentize-py and pytest at the pinned
     // versions. The checkout's SDK shadows this copy (PYTHONPATH) when building.
     let mut pip = Command::new(&python);
@@ -351,7 +361,10 @@ fn js_toolchain(repo: &Path, prefix: &Path) -> (PathBuf, PathBuf) {
     }
     let _ = std::fs::remove_dir_all(prefix);
     std::fs::create_dir_all(prefix).unwrap_or_else(|e| panic!("{}: {e}", prefix.display()));
-    eprintln!("installing the JavaScript plugin toolchain in {}", prefix.display());
+    eprintln!(
+        "installing the JavaScript plugin toolchain in {}",
+        prefix.display()
+    );
     let mut npm = Command::new("npm");
     npm.arg("install")
         .arg("--prefix")

@@ -72,12 +72,8 @@ async fn inventory_transcript(lang: &str, component: &str) -> Vec<Value> {
     let url = router.events_url();
     let mut transcript = Vec::new();
     let send = async |id: &str, body: String| {
-        let (status, answer) = post_binary(
-            &url,
-            &ce_headers(id, "com.example.order.created"),
-            body,
-        )
-        .await;
+        let (status, answer) =
+            post_binary(&url, &ce_headers(id, "com.example.order.created"), body).await;
         let route = &answer["events"][0]["routes"][0];
         json!({
             "request": id,
@@ -165,8 +161,14 @@ async fn the_inventory_behaves_the_same_in_rust_python_and_javascript() {
             {"productId": "p-2", "quantity": 1, "reservationId": "res-o-1-p-2"},
         ]})
     );
-    assert_eq!(journal[6]["data"]["reason"], "insufficient stock of p-9: 2 left, 3 ordered");
-    assert_eq!(journal[8]["data"]["reason"], "insufficient stock of p-9: 0 left, 1 ordered");
+    assert_eq!(
+        journal[6]["data"]["reason"],
+        "insufficient stock of p-9: 2 left, 3 ordered"
+    );
+    assert_eq!(
+        journal[8]["data"]["reason"],
+        "insufficient stock of p-9: 0 left, 1 ordered"
+    );
     assert_eq!(journal[4], journal[5], "a redelivery yields the same event");
     for (lang, transcript) in &transcripts[1..] {
         for (i, (expected, got)) in rust.iter().zip(transcript).enumerate() {
@@ -237,7 +239,10 @@ forward = "{}"
                 })
             })
             .collect();
-        outputs.push((lang, json!({ "statuses": format!("{statuses:?}"), "seen": seen })));
+        outputs.push((
+            lang,
+            json!({ "statuses": format!("{statuses:?}"), "seen": seen }),
+        ));
     }
     let (_, rust) = &outputs[0];
     assert_eq!(rust["seen"].as_array().map(Vec::len), Some(2), "{rust}");
@@ -264,7 +269,10 @@ fn every_sdk_ships_the_routers_wit_unchanged() {
         "../guest-sdk/js/wit/router.wit",
     ] {
         let text = std::fs::read_to_string(copy).unwrap_or_else(|e| panic!("{copy}: {e}"));
-        assert!(text == wit, "{copy} differs from wit/router.wit: copy it again");
+        assert!(
+            text == wit,
+            "{copy} differs from wit/router.wit: copy it again"
+        );
     }
 }
 

@@ -55,7 +55,10 @@ fn new_project(dir: &Path, kind: &str, lang: &str, name: &str) -> PathBuf {
         .args(["new", kind, "--lang", lang, name, "--dir"])
         .arg(dir));
     let project = dir.join(name);
-    assert!(out.contains(&format!("created {}", project.display())), "{out}");
+    assert!(
+        out.contains(&format!("created {}", project.display())),
+        "{out}"
+    );
     assert!(project.join("router.toml").is_file(), "{out}");
     project
 }
@@ -93,7 +96,9 @@ fn a_python_project_passes_its_tests_builds_and_loads() {
     let dir = tempfile::tempdir().expect("temp dir");
     // One virtual environment for both projects, set up as their README says.
     let venv = dir.path().join(".venv");
-    run(command_in(dir.path(), "python3").args(["-m", "venv"]).arg(&venv));
+    run(command_in(dir.path(), "python3")
+        .args(["-m", "venv"])
+        .arg(&venv));
     for (i, (kind, name)) in [("handler", "greeter"), ("transform", "stamper")]
         .into_iter()
         .enumerate()
@@ -141,8 +146,9 @@ fn a_javascript_project_passes_its_tests_builds_and_loads() {
 /// new` writes (and the tests above build and run).
 #[test]
 fn the_readme_shows_the_handlers_that_router_new_writes() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-        .expect("README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
     let section = &readme[readme.find("## Writing a handler").expect("the section")..];
     let section = &section[..section.find("\n## ").expect("the next section")];
     let dir = tempfile::tempdir().expect("temp dir");
@@ -155,8 +161,8 @@ fn the_readme_shows_the_handlers_that_router_new_writes() {
         std::fs::create_dir_all(&parent).expect("dir");
         let project = new_project(&parent, "handler", lang, "greeter");
         let written = std::fs::read_to_string(project.join(file)).expect("written");
-        let block = &section[section.find(fence).unwrap_or_else(|| panic!("no {fence}"))
-            + fence.len()..];
+        let block =
+            &section[section.find(fence).unwrap_or_else(|| panic!("no {fence}")) + fence.len()..];
         let block = &block[..block.find("```").expect("the block ends")];
         assert!(block.lines().count() > 15, "{lang}: {block}");
         assert!(
@@ -180,7 +186,10 @@ fn router_new_refuses_a_bad_name_an_occupied_folder_and_a_missing_sdk() {
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     let error = attempt(&["Bad_Name"]);
-    assert!(error.contains("invalid project name \"Bad_Name\""), "{error}");
+    assert!(
+        error.contains("invalid project name \"Bad_Name\""),
+        "{error}"
+    );
     std::fs::create_dir_all(dir.path().join("taken")).expect("dir");
     std::fs::write(dir.path().join("taken/keep.txt"), "mine").expect("file");
     let error = attempt(&["taken"]);
