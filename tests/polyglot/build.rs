@@ -455,9 +455,17 @@ fn hash_tree(hash: &mut Sha256, dir: &Path) {
         {
             continue;
         }
+        // Each name framed by its kind and length, so that moving a file
+        // between folders, or renaming one, changes the hash.
         if path.is_dir() {
+            hash.update(b"d");
+            hash.update((name.len() as u64).to_le_bytes());
+            hash.update(name.as_bytes());
             hash_tree(hash, &path);
+            hash.update(b"u");
         } else if let Ok(bytes) = std::fs::read(&path) {
+            hash.update(b"f");
+            hash.update((name.len() as u64).to_le_bytes());
             hash.update(name.as_bytes());
             hash.update((bytes.len() as u64).to_le_bytes());
             hash.update(&bytes);
