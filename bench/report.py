@@ -98,11 +98,14 @@ def languages_section():
 The same enricher (copies the event under a new id and type and adds two
 extensions; the copy is routed again) built with each SDK: `plugins/enricher`,
 `plugins/python/enricher`, `plugins/js/enricher`. In process
-(`cargo bench -p router --bench languages`, one router, same event): component
-size; the time to load it with the compile cache off (cold, cranelift) and from a
-warm cache, median of 3; the memory of an idle warm instance (RSS before and after
-warming 16, divided by 16); the median time of one call through the dispatcher
-on a reused and on a fresh instance. Over HTTP (`bench/languages.py`): wrk, 1
+(`cargo bench -p router --bench languages`, same event): component size; the
+time a new process takes to build a runtime with it, with the compile cache off
+(cold: cranelift compiles it) and from a warm cache, median of 3; the memory of
+an idle warm instance (RSS before and after instantiating 16, divided by 16:
+pages an instance touches before its first call; its linear memory is mapped
+copy-on-write from the component's image, 12.3 MiB initial for Python and 9.1
+MiB for JavaScript); the median time of one call through the dispatcher (the
+emitted event routed too) on a reused and on a fresh instance. Over HTTP (`bench/languages.py`): wrk, 1
 thread, 32 connections, one binary-mode event per request, router on core 0 and
 wrk on core 1, the three routers in turn, 5 rounds; CPU per request as the median
 of the per-round ratios to Rust (min-max).

@@ -1,8 +1,8 @@
 //! Per-language plugin figures (run with `cargo bench -p router --bench
 //! languages`): the same enricher (kv-free: copies the event, two extensions)
 //! built with the Rust, Python and JavaScript SDKs, loaded and called by the same
-//! router code in one process. For each: component size, compile time at load
-//! with the compile cache off (cold) and from a warm cache, memory of an idle
+//! router code. For each: component size, the time a new process takes to load
+//! it with the compile cache off (cold) and from a warm cache, memory of an idle
 //! warm instance (RSS before and after warming N, divided by N), and the median
 //! time of one call through the dispatcher on a reused instance and on a fresh
 //! instance. Prints a table, then the figures as one JSON line for
@@ -51,7 +51,8 @@ fn config(path: &str, mode: &str, instances: usize, cache: Option<&std::path::Pa
     let text = format!(
         "{cache}\n[[plugin]]\nname = \"enricher\"\npath = {path:?}\nmode = \"{mode}\"\n\
          instances = {instances}\nmemory_limit = \"64MiB\"\n\n\
-         [[route]]\nname = \"r\"\nhandler = \"enricher\"\n"
+         [[route]]\nname = \"r\"\nhandler = \"enricher\"\n\
+         filter = {{ exact = {{ type = \"com.example.order.created\" }} }}\n"
     );
     Config::parse(Source::new("bench.toml", text), |_| None).expect("config")
 }
@@ -77,12 +78,53 @@ async fn call_time(dispatcher: &Dispatcher, calls: usize) -> Duration {
         let started = Instant::now();
         let report = dispatcher.dispatch(event(i)).await;
         times.push(started.elapsed());
-        assert!(report.failure().is_none(), "the enricher failed");
+        if let Some(failure) = report.failure() {
+            panic!("the enricher failed: {failure:?}");
+        }
     }
     median(times)
 }
 
+/// The time a new process takes to build a runtime with the component at
+/// `path` (compiling it, or loading it from the compile cache in `cache`).
+fn load_in_child(path: &str, cache: Option<&std::path::Path>) -> Duration {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"));
+    child.env(LOAD_ENV, path);
+    if let Some(cache) = cache {
+        child.env(CACHE_ENV, cache);
+    }
+    let output = child.output().expect("run the load child");
+    assert!(output.status.success(), "{output:?}");
+    let micros: u64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("the child prints microseconds");
+    Duration::from_micros(micros)
+}
+
+/// Set in a child started by [`load_in_child`]: the component to load.
+const LOAD_ENV: &str = "LANGUAGES_BENCH_LOAD";
+/// And the compile cache folder, when it is to be used.
+const CACHE_ENV: &str = "LANGUAGES_BENCH_CACHE";
+
+/// The child's side of [`load_in_child`].
+fn load_once(path: &str) {
+    let cache = std::env::var_os(CACHE_ENV).map(std::path::PathBuf::from);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let config = config(path, "reuse", 1, cache.as_deref());
+    let started = Instant::now();
+    let runtime = rt.block_on(Runtime::build(&config)).expect("runtime");
+    println!("{}", started.elapsed().as_micros());
+    drop(runtime);
+}
+
 fn main() {
+    if let Ok(path) = std::env::var(LOAD_ENV) {
+        return load_once(&path);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,29 +134,15 @@ fn main() {
         for (lang, path) in LANGS {
             let size = std::fs::metadata(path).expect("component").len();
 
-            let mut cold = Vec::new();
-            for _ in 0..LOADS {
-                let started = Instant::now();
-                drop(
-                    Runtime::build(&config(path, "reuse", 1, None))
-                        .await
-                        .expect("runtime"),
-                );
-                cold.push(started.elapsed());
-            }
+            // Each load in a process of its own: the router keeps compiled
+            // components in memory too, so a second load in one process would
+            // measure that.
             let cache = tempfile::tempdir().expect("temp dir");
-            drop(
-                Runtime::build(&config(path, "reuse", 1, Some(cache.path())))
-                    .await
-                    .expect("fill"),
-            );
-            let mut cached = Vec::new();
-            for _ in 0..LOADS {
-                let started = Instant::now();
-                let config = config(path, "reuse", 1, Some(cache.path()));
-                drop(Runtime::build(&config).await.expect("runtime"));
-                cached.push(started.elapsed());
-            }
+            let cold: Vec<Duration> = (0..LOADS).map(|_| load_in_child(path, None)).collect();
+            load_in_child(path, Some(cache.path()));
+            let cached: Vec<Duration> = (0..LOADS)
+                .map(|_| load_in_child(path, Some(cache.path())))
+                .collect();
 
             let config_reuse = config(path, "reuse", WARM, Some(cache.path()));
             let reuse = Dispatcher::new(Runtime::build(&config_reuse).await.expect("runtime"));
