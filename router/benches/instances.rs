@@ -3,24 +3,16 @@
 //! instances of the enricher, divided by N), and how far past its time limit an
 //! endless loop is interrupted (median of 20).
 
+mod support;
+
+use support::rss_bytes;
+
 use router::config::{Config, Source};
 use router::dispatch::Dispatcher;
 use router::event::Event;
 use router::runtime::Runtime;
 
 const N: usize = 200;
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()

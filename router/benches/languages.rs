@@ -8,6 +8,10 @@
 //! instance. Prints a table, then the figures as one JSON line for
 //! bench/report.py.
 
+mod support;
+
+use support::rss_bytes;
+
 use router::config::{Config, Source};
 use router::dispatch::Dispatcher;
 use router::event::Event;
@@ -27,18 +31,6 @@ const REUSED_CALLS: usize = 2000;
 const FRESH_CALLS: usize = 100;
 /// Loads timed per cache state (a cold Python load takes seconds).
 const LOADS: usize = 3;
-
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
 
 fn config(path: &str, mode: &str, instances: usize, cache: Option<&std::path::Path>) -> Config {
     let cache = match cache {

@@ -484,3 +484,20 @@ pub fn dedup_digest(scope: &str, source: &str, id: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Runs `command` to completion, failing the test with everything it printed
+/// unless it succeeds; returns its standard output.
+pub fn run(command: &mut std::process::Command) -> String {
+    let shown = format!("{command:?}");
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{shown} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -276,23 +276,6 @@ fn every_sdk_ships_the_routers_wit_unchanged() {
     }
 }
 
-/// Runs `command`, failing the test with what it printed unless it succeeds;
-/// returns its standard output.
-fn run(command: &mut std::process::Command) -> String {
-    let shown = format!("{command:?}");
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{shown} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// The Python SDK's own tests and the Python plugins' tests, with pytest on
 /// the SDK's stand-in host, in the toolchain that built the components. The
 /// differential test of the SDK's serde_json emulation runs against the real

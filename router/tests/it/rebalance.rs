@@ -189,6 +189,41 @@ async fn until_balanced(by: &Served, live: &[&str]) -> Duration {
     started.elapsed()
 }
 
+/// Kills `victim` with SIGKILL while events flow, waits until `observer` sees
+/// the partitions spread over `remaining`, lets events flow a while longer, then
+/// stops the producer and waits until every accepted event reached the sink, in
+/// order per key. Returns the ids of the accepted events.
+async fn kill_and_finish(
+    label: &str,
+    victim: &mut Served,
+    observer: &Served,
+    remaining: &[&str],
+    producer: Producer,
+    sink: &Sink,
+) -> BTreeSet<String> {
+    producer.drop_target(&victim.addr);
+    signal(&victim.child, "-9");
+    let _ = victim.child.wait();
+    // Whatever the victim had in flight is let through before anyone can take over.
+    sink.open();
+    let moved = until_balanced(observer, remaining).await;
+    eprintln!("{label}: killed (kill -9), its partitions held by {remaining:?} {moved:?} later");
+    let sent = sink.received().len();
+    until("events flow after the kill", || async {
+        sink.received().len() >= sent + 50
+    })
+    .await;
+    let accepted = producer.finish().await;
+    let (received, distinct) = sink.wait_for_ids(&accepted).await;
+    let repeats = assert_in_order(&arrival_ids(sink));
+    eprintln!(
+        "{label}: {} accepted, {received} deliveries, {} duplicates (after the kill -9), 0 lost, {repeats} in-order repeats",
+        accepted.len(),
+        received - distinct.len()
+    );
+    accepted
+}
+
 /// One router holds every partition; three more join and each takes its share
 /// (within twice the visibility timeout, nothing delivered twice); one stops
 /// (SIGTERM) and its partitions move at once; one is killed (kill -9) with
@@ -269,26 +304,7 @@ async fn routers_joining_take_their_share_and_leaving_ones_partitions_move_in_or
             .any(|p| p["owner"] == "c" && p["pending"].as_u64() > Some(0))
     })
     .await;
-    producer.drop_target(&c.addr);
-    signal(&c.child, "-9");
-    let _ = c.child.wait();
-    sink.open();
-    let moved = until_balanced(&a, &["a", "b"]).await;
-    eprintln!("rebalance: C killed (kill -9), its partitions held by the others {moved:?} later");
-    let sent = sink.received().len();
-    until("events flow after the kill", || async {
-        sink.received().len() >= sent + 50
-    })
-    .await;
-
-    let accepted = producer.finish().await;
-    let (received, distinct) = sink.wait_for_ids(&accepted).await;
-    let repeats = assert_in_order(&arrival_ids(&sink));
-    eprintln!(
-        "rebalance: {} accepted, {received} deliveries, {} duplicates (after the kill -9), 0 lost, {repeats} in-order repeats",
-        accepted.len(),
-        received - distinct.len()
-    );
+    let accepted = kill_and_finish("rebalance", &mut c, &a, &["a", "b"], producer, &sink).await;
     assert!(accepted.len() >= 200, "only {} accepted", accepted.len());
     // Everything routed: no partition is behind or holds unacknowledged entries.
     until("/admin/queue shows no lag and nothing pending", || async {
@@ -341,27 +357,7 @@ async fn a_router_killed_while_handing_over_loses_nothing_and_keeps_order() {
     )
     .await;
 
-    producer.drop_target(&a.addr);
-    signal(&a.child, "-9");
-    let _ = a.child.wait();
-    // Whatever A had in flight is let through before anyone can take over.
-    sink.open();
-    let moved = until_balanced(&b, &["b", "c"]).await;
-    eprintln!("handover kill: A killed mid-hand-over, B and C hold its partitions {moved:?} later");
-    let sent = sink.received().len();
-    until("events flow after the kill", || async {
-        sink.received().len() >= sent + 50
-    })
-    .await;
-
-    let accepted = producer.finish().await;
-    let (received, distinct) = sink.wait_for_ids(&accepted).await;
-    let repeats = assert_in_order(&arrival_ids(&sink));
-    eprintln!(
-        "handover kill: {} accepted, {received} deliveries, {} duplicates, 0 lost, {repeats} in-order repeats",
-        accepted.len(),
-        received - distinct.len()
-    );
+    kill_and_finish("handover kill", &mut a, &b, &["b", "c"], producer, &sink).await;
     for served in [&b, &c] {
         signal(&served.child, "-TERM");
     }

@@ -3,6 +3,7 @@
 //! router loads that component (`router check` on the project's `router.toml`),
 //! in every language and for both kinds of plugin.
 
+use crate::common::run;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,23 +12,6 @@ const ROUTER: &str = env!("CARGO_BIN_EXE_router");
 /// The repository's `target/`, where the projects' tool caches outlive a run.
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
-}
-
-/// Runs `command`, failing the test with everything it printed unless it
-/// succeeds; returns its standard output.
-fn run(command: &mut Command) -> String {
-    let shown = format!("{command:?}");
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{shown} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// A command in `dir` with none of the outer cargo's settings for the build
