@@ -238,7 +238,10 @@ pub struct Sink {
     peak: Arc<std::sync::atomic::AtomicUsize>,
     arrived: Arc<Notify>,
     status: Arc<Mutex<StatusCode>>,
-    gate: Arc<tokio::sync::Semaphore>,
+    /// Whether requests pass (`true`) or are held. A flag, not a semaphore:
+    /// forgetting a semaphore's permits does not take back those held by
+    /// requests in flight, which return them when done and reopen the gate.
+    gate: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Sink {
@@ -251,9 +254,7 @@ impl Sink {
             peak: Arc::default(),
             arrived: Arc::default(),
             status: Arc::new(Mutex::new(StatusCode::OK)),
-            gate: Arc::new(tokio::sync::Semaphore::new(
-                tokio::sync::Semaphore::MAX_PERMITS,
-            )),
+            gate: Arc::new(tokio::sync::watch::Sender::new(true)),
         };
         let listener = TcpListener::bind(sink.addr).await.expect("bind sink");
         let addr = listener.local_addr().expect("addr");
@@ -267,7 +268,7 @@ impl Sink {
                 state
                     .peak
                     .fetch_max(held + 1, std::sync::atomic::Ordering::SeqCst);
-                let _pass = state.gate.acquire().await;
+                let _ = state.gate.subscribe().wait_for(|open| *open).await;
                 state
                     .waiting
                     .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -298,13 +299,12 @@ impl Sink {
 
     /// Holds every request until [`Sink::open`]: for requests in flight.
     pub fn close(&self) {
-        self.gate
-            .forget_permits(tokio::sync::Semaphore::MAX_PERMITS);
+        self.gate.send_replace(false);
     }
 
     /// Lets held requests through.
     pub fn open(&self) {
-        self.gate.add_permits(tokio::sync::Semaphore::MAX_PERMITS);
+        self.gate.send_replace(true);
     }
 
     /// Requests held at the closed gate right now.

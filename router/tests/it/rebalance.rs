@@ -339,18 +339,7 @@ async fn a_router_killed_while_handing_over_loses_nothing_and_keeps_order() {
     // A's workers are each stuck on an entry in hand, so it cannot let go of the
     // partitions the newcomers should now own.
     sink.close();
-    // Under a full test run on two cores, A's debug build can take well over
-    // the usual patience to have four workers blocked at once (CI saw 20 s
-    // pass): a deadline three times as long, which still only catches a hang.
-    let deadline = Instant::now() + 3 * PATIENCE;
-    while sink.waiting() < 4 {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting until A holds entries at the sink ({} held)",
-            sink.waiting()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    until("A holds four entries at the sink", || async { sink.waiting() >= 4 }).await;
     let (b, c) = (router(&config, "b"), router(&config, "c"));
     producer
         .targets
