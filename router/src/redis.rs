@@ -4,14 +4,22 @@
 //!
 //! The durable queue, the dead-letter and journal streams, the dedup store and the
 //! plugins' key-value store each hold one; none of them makes its own connection.
-
+//!
+//! A URL may name one server (`redis://`, `rediss://`, `redis+unix://`) or a
+//! Redis Cluster (`redis+cluster://host1:7000,host2:7001`, any reachable nodes
+//! of it): the cluster client of the `redis` crate routes each command to the
+//! master holding its key, follows `MOVED`/`ASK` and retries after a failover.
+//! Commands that touch several keys must keep them in one slot there; callers
+//! that run commands on several streams at once use [`Redis::run_each`].
 use ::redis::aio::ConnectionManager;
+use ::redis::cluster::ClusterClient;
+use ::redis::cluster_async::ClusterConnection;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a [`Redis`] handle could not be made: the URL is refused by the client
 /// (unparsable, an unsupported scheme such as `rediss` in a build without TLS, a
-/// bad database number...).
+/// bad database number, a cluster URL without nodes or with a database...).
 #[derive(Debug, thiserror::Error)]
 #[error("{url} is not a usable Redis URL: {source}")]
 pub struct OpenError {
@@ -20,6 +28,9 @@ pub struct OpenError {
     /// What the client said.
     pub source: ::redis::RedisError,
 }
+
+/// The scheme of a URL naming a Redis Cluster by some of its nodes.
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
 
 /// Why a command did not succeed.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -48,11 +59,26 @@ impl CommandError {
 pub struct Redis(Arc<Inner>);
 
 struct Inner {
-    client: ::redis::Client,
-    conn: ConnectionManager,
+    server: Server,
     timeout: Duration,
     /// The URL without its password, for messages.
     shown: String,
+}
+
+/// A single server or a cluster, and the connection to it.
+enum Server {
+    Single {
+        client: ::redis::Client,
+        conn: ConnectionManager,
+    },
+    Cluster {
+        /// The nodes part of the URL, to make clients with other timeouts.
+        nodes: String,
+        client: Box<ClusterClient>,
+        /// Made on first use; a failed attempt leaves it empty for the next
+        /// command to try again, so the router starts while the cluster is down.
+        conn: tokio::sync::OnceCell<ClusterConnection>,
+    },
 }
 
 /// The default time a command may take.
@@ -68,28 +94,63 @@ impl std::fmt::Debug for Redis {
 }
 
 impl Redis {
-    /// A handle on the server at `url`; commands time out after `timeout`. Nothing
-    /// is connected yet: only the URL is checked.
+    /// A handle on the server (or cluster) at `url`; commands time out after
+    /// `timeout`. Nothing is connected yet: only the URL is checked.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, OpenError> {
+        Self::open_with(url, timeout, timeout)
+    }
+
+    fn open_with(url: &str, timeout: Duration, response: Duration) -> Result<Self, OpenError> {
         let shown = redact(url);
         let error = |source| OpenError {
             url: format!("{shown:?}"),
             source,
         };
-        let client = ::redis::Client::open(url).map_err(error)?;
-        let conn = lazy_connection(&client, timeout, timeout).map_err(error)?;
+        let server = match url.strip_prefix(CLUSTER_SCHEME) {
+            Some(nodes) => Server::Cluster {
+                nodes: nodes.to_owned(),
+                client: Box::new(cluster_client(nodes, timeout, response).map_err(error)?),
+                conn: tokio::sync::OnceCell::new(),
+            },
+            None => {
+                let client = ::redis::Client::open(url).map_err(error)?;
+                let conn = lazy_connection(&client, timeout, response).map_err(error)?;
+                Server::Single { client, conn }
+            }
+        };
         Ok(Self(Arc::new(Inner {
-            client,
-            conn,
+            server,
             timeout,
             shown,
         })))
     }
 
-    /// A second connection to the same server, whose replies may take up to
-    /// `response` (blocking reads hold their connection, so they get their own).
-    pub fn dedicated(&self, response: Duration) -> Result<ConnectionManager, CommandError> {
-        Ok(lazy_connection(&self.0.client, self.0.timeout, response)?)
+    /// A second handle on the same server, with connections of its own, whose
+    /// replies may take up to `response` (blocking reads hold their connection,
+    /// so they get their own).
+    pub fn dedicated(&self, response: Duration) -> Result<Self, CommandError> {
+        let timeout = self.0.timeout;
+        let server = match &self.0.server {
+            Server::Single { client, .. } => Server::Single {
+                client: client.clone(),
+                conn: lazy_connection(client, timeout, response)?,
+            },
+            Server::Cluster { nodes, .. } => Server::Cluster {
+                nodes: nodes.clone(),
+                client: Box::new(cluster_client(nodes, timeout, response)?),
+                conn: tokio::sync::OnceCell::new(),
+            },
+        };
+        Ok(Self(Arc::new(Inner {
+            server,
+            timeout: response,
+            shown: self.0.shown.clone(),
+        })))
+    }
+
+    /// Whether this handle speaks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.0.server, Server::Cluster { .. })
     }
 
     /// The time a command may take.
@@ -107,24 +168,109 @@ impl Redis {
         &self,
         command: &::redis::Cmd,
     ) -> Result<T, CommandError> {
-        let mut conn = self.0.conn.clone();
-        match tokio::time::timeout(self.0.timeout, command.query_async(&mut conn)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(CommandError::Timeout(self.0.timeout)),
-        }
+        let timeout = self.0.timeout;
+        let run = async {
+            let value = match &self.0.server {
+                Server::Single { conn, .. } => command.query_async(&mut conn.clone()).await?,
+                Server::Cluster { .. } => command.query_async(&mut self.cluster().await?).await?,
+            };
+            Ok(value)
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .unwrap_or(Err(CommandError::Timeout(timeout)))
     }
 
-    /// Runs `pipeline` (its commands in one round trip), failing after the timeout.
+    /// Runs `pipeline` (its commands in one round trip), failing after the
+    /// timeout. On a cluster, its commands must keep to one slot.
     pub async fn run_pipeline<T: ::redis::FromRedisValue>(
         &self,
         pipeline: &::redis::Pipeline,
     ) -> Result<T, CommandError> {
-        let mut conn = self.0.conn.clone();
-        match tokio::time::timeout(self.0.timeout, pipeline.query_async(&mut conn)).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(CommandError::Timeout(self.0.timeout)),
+        let timeout = self.0.timeout;
+        let run = async {
+            let value = match &self.0.server {
+                Server::Single { conn, .. } => pipeline.query_async(&mut conn.clone()).await?,
+                Server::Cluster { .. } => pipeline.query_async(&mut self.cluster().await?).await?,
+            };
+            Ok(value)
+        };
+        tokio::time::timeout(timeout, run)
+            .await
+            .unwrap_or(Err(CommandError::Timeout(timeout)))
+    }
+
+    /// Runs `commands`, each on its own key's server: in one round trip on a
+    /// single server, at once on the masters of a cluster (which cannot take a
+    /// pipeline across slots). Fails, after the timeout at most, if any fails.
+    pub async fn run_each<T: ::redis::FromRedisValue>(
+        &self,
+        commands: &[::redis::Cmd],
+    ) -> Result<Vec<T>, CommandError> {
+        if self.is_cluster() {
+            futures_util::future::try_join_all(commands.iter().map(|c| self.run(c))).await
+        } else {
+            let mut pipeline = ::redis::pipe();
+            for command in commands {
+                pipeline.add_command(command.clone());
+            }
+            self.run_pipeline(&pipeline).await
         }
     }
+
+    /// The cluster connection, made now if there is none yet.
+    async fn cluster(&self) -> Result<ClusterConnection, CommandError> {
+        let Server::Cluster { client, conn, .. } = &self.0.server else {
+            unreachable!("only called for a cluster");
+        };
+        let conn = conn
+            .get_or_try_init(|| client.get_async_connection())
+            .await?;
+        Ok(conn.clone())
+    }
+}
+
+/// A client of the cluster whose nodes `nodes` lists (`host:port`, comma
+/// separated, with `user:password@` before the first when the cluster asks for
+/// credentials).
+fn cluster_client(
+    nodes: &str,
+    connect: Duration,
+    response: Duration,
+) -> ::redis::RedisResult<ClusterClient> {
+    let invalid = |detail: &str| {
+        ::redis::RedisError::from((
+            ::redis::ErrorKind::InvalidClientConfig,
+            "invalid cluster URL",
+            detail.to_owned(),
+        ))
+    };
+    let nodes = nodes.trim_end_matches('/');
+    if nodes.contains('/') {
+        return Err(invalid(
+            "a cluster has no databases: nothing may follow the nodes",
+        ));
+    }
+    let (auth, nodes) = match nodes.rsplit_once('@') {
+        Some((auth, nodes)) => (format!("{auth}@"), nodes),
+        None => (String::new(), nodes),
+    };
+    let urls: Vec<String> = nodes
+        .split(',')
+        .map(|node| format!("redis://{auth}{}", node.trim()))
+        .collect();
+    if nodes.trim().is_empty() || urls.iter().any(|u| u.ends_with("//") || u.ends_with('@')) {
+        return Err(invalid("name at least one node, as host:port"));
+    }
+    ClusterClient::builder(urls)
+        .connection_timeout(connect)
+        .response_timeout(response)
+        // A failover takes a few seconds (cluster-node-timeout plus the
+        // election); the caller's timeout bounds how long a command waits.
+        .retries(32)
+        .min_retry_wait(20)
+        .max_retry_wait(500)
+        .build()
 }
 
 /// A connection made on first use and remade after failures. Replies time out
@@ -175,6 +321,30 @@ mod tests {
             redact("redis+unix:///run/redis.sock"),
             "redis+unix:///run/redis.sock"
         );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_url_names_its_nodes_and_nothing_else() {
+        let redis = Redis::open(
+            "redis+cluster://u:hunter2@127.0.0.1:7000,127.0.0.1:7001",
+            DEFAULT_TIMEOUT,
+        )
+        .unwrap();
+        assert!(redis.is_cluster());
+        assert!(!redis.url().contains("hunter2"), "{}", redis.url());
+        assert!(
+            !Redis::open("redis://127.0.0.1:7000", DEFAULT_TIMEOUT)
+                .unwrap()
+                .is_cluster()
+        );
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://h:1,",
+            "redis+cluster://h:1/0",
+        ] {
+            let error = Redis::open(bad, DEFAULT_TIMEOUT).unwrap_err().to_string();
+            assert!(error.contains("cluster"), "{bad}: {error}");
+        }
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@ use serde::Deserialize;
 pub struct QueueConfig {
     /// `memory` or `redis`.
     pub kind: QueueKind,
-    /// The Redis server: `redis://host:port/db` or `redis+unix:///path.sock`.
+    /// The Redis server: `redis://host:port/db` or `redis+unix:///path.sock`; or
+    /// a Redis Cluster by some of its nodes: `redis+cluster://host1:7000,host2:7001`.
     pub url: String,
     /// The stream events are appended to.
     pub stream: String,
@@ -35,6 +36,13 @@ pub struct QueueConfig {
     /// Partition streams for events with a `partitionkey`: each is routed by one
     /// consumer at a time, in order. 0 puts every event in the shared stream.
     pub partitions: u32,
+    /// Streams the events without a `partitionkey` are spread over, so that a
+    /// cluster's masters share them: `<stream>` and `<stream>:s1` ... up to
+    /// `shards - 1`. 1 (the default) keeps them all in `<stream>`.
+    pub shards: u32,
+    /// Replicas that must have an append before ingest answers 202 (`WAIT`);
+    /// 0 answers once the master has it.
+    pub replicas: u32,
 }
 
 /// Where accepted events wait.
@@ -63,6 +71,8 @@ impl Default for QueueConfig {
             max_deliveries: 5,
             timeout: ms(1000),
             partitions: 8,
+            shards: 1,
+            replicas: 0,
         }
     }
 }
@@ -79,5 +89,28 @@ impl QueueConfig {
         if self.max_deliveries == 0 {
             errors.push(source.error(None, "queue.max_deliveries", "must be at least 1"));
         }
+        if self.shards == 0 {
+            errors.push(source.error(None, "queue.shards", "must be at least 1"));
+        }
+        // A hash tag in the names would put every stream in one slot, on one
+        // master: the spread a cluster is for would be lost without a word.
+        if self.is_cluster() {
+            for (key, name) in [("stream", &self.stream), ("group", &self.group)] {
+                if name.contains(['{', '}']) {
+                    errors.push(source.error(
+                        source.span_of(&["queue", key]),
+                        format!("queue.{key}"),
+                        format!(
+                            "{name:?} holds a hash tag ({{...}}): on a cluster every stream would share one slot; drop the braces"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether `url` names a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.url.starts_with("redis+cluster://")
     }
 }

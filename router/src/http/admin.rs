@@ -423,7 +423,8 @@ async fn dlq_redrive(State(state): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 /// `GET /admin/queue`: durable mode's partition members (with the partitions
-/// each holds), each partition's owner, lag and pending count
+/// each holds), each partition's owner, and each partition's and shard's lag
+/// and pending count
 /// ([`crate::queue::RedisQueue::status`]). 404 without `[queue]`: there is no
 /// queue to show.
 async fn queue(State(state): State<AppState>, query: RawQuery, headers: HeaderMap) -> Response {

@@ -376,7 +376,10 @@ async fn enqueue(
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(serde_json::json!({
-                    "error": format!("the event store is unavailable ({e}); nothing was accepted, retry later"),
+                    "error": match e {
+                        crate::queue::EnqueueError::Unavailable(e) => format!("the event store is unavailable ({e}); nothing was accepted, retry later"),
+                        crate::queue::EnqueueError::Unconfirmed(why) => format!("the event store did not confirm the events ({why}); retry later: a retry may deliver some of them twice"),
+                    },
                 })),
             )
                 .into_response();

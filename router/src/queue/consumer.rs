@@ -15,11 +15,12 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 const ACK_BATCH: usize = 256;
 
 impl RedisQueue {
-    /// Reads new entries for the worker slots free right now, and routes each in
-    /// a task holding one slot; on stop, waits for those tasks (and their
-    /// acknowledgements).
+    /// Reads new entries of shard `shard` for the worker slots free right now
+    /// (up to its share of them), and routes each in a task holding one slot; on
+    /// stop, waits for those tasks (and their acknowledgements).
     pub(super) async fn reader(
         self: Arc<Self>,
+        shard: u32,
         dispatcher: Arc<Dispatcher>,
         mut stop: watch::Receiver<bool>,
         permits: Arc<Semaphore>,
@@ -31,12 +32,16 @@ impl RedisQueue {
             Ok(reader) => reader,
             Err(e) => return tracing::error!(error = %e, "queue reader cannot start"),
         };
+        let stream = self.shard_stream(shard);
+        // Each shard's reader may hold its share of the slots, so that one
+        // busy shard leaves room for the others'.
+        let share = self.concurrency.div_ceil(self.shards as usize).max(1);
         let mut routing = tokio::task::JoinSet::new();
         let mut group_ready = false;
         while !*stop.borrow() {
             while routing.try_join_next().is_some() {}
             if !group_ready {
-                match self.ensure_group().await {
+                match self.ensure_group_of(&stream).await {
                     Ok(()) => group_ready = true,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot reach the Redis stream; retrying");
@@ -51,13 +56,14 @@ impl RedisQueue {
             };
             let Ok(first) = first else { break };
             let mut slots = vec![first];
-            while let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+            while slots.len() < share
+                && let Ok(permit) = Arc::clone(&permits).try_acquire_owned()
+            {
                 slots.push(permit);
             }
-            let read = self.read_new(&self.stream, slots.len(), block);
-            let mut conn = reader.clone();
+            let read = self.read_new(&stream, slots.len(), block);
             let value: Result<Value, _> = tokio::select! {
-                v = read.query_async(&mut conn) => v,
+                v = reader.run(&read) => v,
                 _ = stop.changed() => break,
             };
             match value {
@@ -94,11 +100,22 @@ impl RedisQueue {
     ) {
         let idle_ms = self.visibility.as_millis() as u64;
         let every = (self.visibility / 4).max(Duration::from_millis(50));
+        let shards: Vec<String> = (0..self.shards).map(|n| self.shard_stream(n)).collect();
+        // Shards in turn, so that a shard full of abandoned entries does not keep
+        // the others' waiting.
+        let mut turn = 0;
         while !*stop.borrow() {
             let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                 return;
             };
-            let entry = self.claim_one(&self.stream, idle_ms).await;
+            let mut entry = None;
+            for _ in 0..shards.len() {
+                turn = (turn + 1) % shards.len();
+                entry = self.claim_one(&shards[turn], idle_ms).await;
+                if entry.is_some() {
+                    break;
+                }
+            }
             match entry {
                 Some(entry) => {
                     if let Some((entry, deliveries)) =
@@ -332,18 +349,21 @@ pub(super) async fn acker(
         let mut streams: Vec<&str> = batch.iter().map(|(s, _, _)| s.as_str()).collect();
         streams.sort_unstable();
         streams.dedup();
-        let mut pipe = redis::pipe();
-        for stream in &streams {
-            let ids = batch
-                .iter()
-                .filter(|(s, _, _)| s == stream)
-                .map(|(_, id, _)| id);
-            pipe.cmd("XACK")
-                .arg(*stream)
-                .arg(&group)
-                .arg(ids.collect::<Vec<_>>());
-        }
-        let result: Result<Vec<u64>, QueueError> = redis.run_pipeline(&pipe).await;
+        let acks: Vec<redis::Cmd> = streams
+            .iter()
+            .map(|stream| {
+                let ids = batch
+                    .iter()
+                    .filter(|(s, _, _)| s == stream)
+                    .map(|(_, id, _)| id);
+                cmd("XACK")
+                    .arg(*stream)
+                    .arg(&group)
+                    .arg(ids.collect::<Vec<_>>())
+                    .to_owned()
+            })
+            .collect();
+        let result: Result<Vec<u64>, QueueError> = redis.run_each(&acks).await;
         for (_, _, reply) in batch.drain(..) {
             let _ = reply.send(result.as_ref().map(drop).map_err(Clone::clone));
         }

@@ -21,6 +21,13 @@
 //! time share one `XACK`; each routing task still waits for its own before it
 //! counts as done. Trimming removes only entries every group has acknowledged
 //! (`XTRIM MINID` below the oldest pending or undelivered entry).
+//!
+//! Scale-out: the events without a partition key may be spread over `shards`
+//! streams (`<stream>`, `<stream>:s1`...), each read by its own reader, so that
+//! the masters of a Redis Cluster share them as they share the partition
+//! streams. No command touches two streams at once, so no key needs a hash tag.
+//! With `replicas = N`, every append is followed on its connection by
+//! `WAIT N`, and ingest answers 202 only when N replicas have the entries.
 
 use crate::config::QueueConfig;
 use crate::dispatch::Dispatcher;
@@ -43,6 +50,21 @@ type AckRequest = (String, String, oneshot::Sender<Result<(), QueueError>>);
 /// Why the queue could not take or give an entry: a Redis command failed.
 pub use crate::redis::CommandError as QueueError;
 
+/// Why events could not be appended.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// Nothing was appended: Redis (or the master of every stream of the
+    /// request) could not be reached in time, or refused.
+    #[error("{0}; nothing was accepted")]
+    Unavailable(QueueError),
+    /// Some or all of the events were appended, but the append was not
+    /// confirmed as asked: fewer replicas than `replicas` acknowledged it, or a
+    /// request spanning several cluster masters reached only some. A retry is
+    /// safe (routing is at-least-once) and may deliver some events twice.
+    #[error("{0}; some events may have been appended, and a retry may deliver them twice")]
+    Unconfirmed(String),
+}
+
 /// The Redis stream and this process's place in its consumer group.
 pub struct RedisQueue {
     redis: Redis,
@@ -54,6 +76,10 @@ pub struct RedisQueue {
     visibility: Duration,
     max_deliveries: u32,
     partitions: u32,
+    shards: u32,
+    replicas: u32,
+    /// The shard the next request's unpartitioned events go to (modulo `shards`).
+    next_shard: std::sync::atomic::AtomicU32,
     /// Where routing tasks send their acknowledgements, to be batched.
     acks: mpsc::UnboundedSender<AckRequest>,
     /// The other end, taken by [`RedisQueue::start`].
@@ -89,6 +115,9 @@ impl RedisQueue {
             visibility: config.visibility_timeout.0,
             max_deliveries: config.max_deliveries,
             partitions: config.partitions,
+            shards: config.shards.max(1),
+            replicas: config.replicas,
+            next_shard: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -115,9 +144,21 @@ impl RedisQueue {
         format!("{}:p{n}", self.stream)
     }
 
-    /// Creates the stream and the consumer group if they do not exist.
-    async fn ensure_group(&self) -> Result<(), QueueError> {
-        self.ensure_group_of(&self.stream).await
+    /// Shard `n` of the shared stream: the stream itself for shard 0, so that
+    /// going from one shard to several keeps reading what is there.
+    fn shard_stream(&self, n: u32) -> String {
+        if n == 0 {
+            self.stream.clone()
+        } else {
+            format!("{}:s{n}", self.stream)
+        }
+    }
+
+    /// Every stream of the queue: the shards, then the partitions.
+    fn streams(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.shards)
+            .map(|n| self.shard_stream(n))
+            .chain((0..self.partitions).map(|n| self.partition_stream(n)))
     }
 
     async fn ensure_group_of(&self, stream: &str) -> Result<(), QueueError> {
@@ -159,14 +200,14 @@ impl RedisQueue {
             }
             let permits = Arc::new(Semaphore::new(queue.concurrency));
             let mut tasks = tokio::task::JoinSet::new();
-            {
+            for shard in 0..queue.shards {
                 let (queue, dispatcher, stop, permits) = (
                     Arc::clone(&queue),
                     Arc::clone(&dispatcher),
                     stop.clone(),
                     Arc::clone(&permits),
                 );
-                tasks.spawn(async move { queue.reader(dispatcher, stop, permits).await });
+                tasks.spawn(async move { queue.reader(shard, dispatcher, stop, permits).await });
             }
             {
                 let (queue, dispatcher, stop, permits) = (

@@ -132,17 +132,7 @@ impl RedisQueue {
                 if !mine.as_ref().is_some_and(|mine| mine[n as usize]) {
                     continue;
                 }
-                let taken: Result<Value, _> = self
-                    .run(
-                        cmd("SET")
-                            .arg(&key)
-                            .arg(&self.consumer)
-                            .arg("NX")
-                            .arg("PX")
-                            .arg(ttl),
-                    )
-                    .await;
-                if matches!(taken, Ok(ref v) if *v != Value::Nil) {
+                if self.take_lease(&key, ttl).await {
                     tracing::info!(partition = n, "took the partition lease");
                     let run = Arc::new(AtomicBool::new(true));
                     let (queue, dispatcher, stop, flag) = (
@@ -207,6 +197,46 @@ impl RedisQueue {
             .await?;
         members.sort();
         Ok(members)
+    }
+
+    /// Takes the free lease at `key` for `ttl_ms`; whether it is now this
+    /// process's. With `replicas`, only once that many replicas have it: a
+    /// failover must not forget a lease its holder is routing under.
+    async fn take_lease(&self, key: &str, ttl_ms: u64) -> bool {
+        let mut set = cmd("SET");
+        set.arg(key)
+            .arg(&self.consumer)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms);
+        if self.replicas == 0 {
+            return matches!(self.run::<Value>(&set).await, Ok(v) if v != Value::Nil);
+        }
+        let wait_ms = u64::try_from(self.redis.timeout().as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut pipe = redis::pipe();
+        pipe.add_command(set)
+            .cmd("WAIT")
+            .arg(self.replicas)
+            .arg(wait_ms);
+        match self.redis.run_pipeline::<(Value, u32)>(&pipe).await {
+            Ok((Value::Nil, _)) | Err(_) => false,
+            Ok((_, reached)) if reached >= self.replicas => true,
+            Ok(_) => {
+                // Not replicated: let it go, and try again at the next tick.
+                let _ = self
+                    .run::<i64>(
+                        cmd("EVAL")
+                            .arg(RELEASE_LEASE)
+                            .arg(1)
+                            .arg(key)
+                            .arg(&self.consumer),
+                    )
+                    .await;
+                false
+            }
+        }
     }
 
     /// Extends this process's lease at `key` to `ttl_ms` from now; whether the
@@ -283,8 +313,7 @@ impl RedisQueue {
                 },
                 None => {
                     let read = self.read_new(&stream, 1, block);
-                    let mut conn = reader.clone();
-                    match read.query_async::<Value>(&mut conn).await {
+                    match reader.run::<Value>(&read).await {
                         Ok(value) => read_entries(&value).into_iter().next(),
                         Err(e) => {
                             if e.code() == Some("NOGROUP") {

@@ -14,7 +14,7 @@
 //! kept after it. Until the first answer, the router's own clock is taken for
 //! Redis's.
 
-use super::{QueueError, RedisQueue};
+use super::{EnqueueError, QueueError, RedisQueue};
 use crate::event::Event;
 use crate::event::json::encode_structured;
 use std::sync::atomic::Ordering::Relaxed;
@@ -38,11 +38,15 @@ fn unix_ms() -> i64 {
 }
 
 impl RedisQueue {
-    /// Appends `events`, all or none, and returns their entry ids once Redis has
-    /// them: only then may ingest answer 2xx. Redis appends nothing once the
-    /// timeout has passed, even when it gets to the command later (see the
-    /// module's documentation).
-    pub async fn enqueue(&self, events: &[Event]) -> Result<Vec<String>, QueueError> {
+    /// Appends `events` and returns their entry ids once Redis has them (and,
+    /// with `replicas`, once that many replicas have them too): only then may
+    /// ingest answer 2xx. Redis appends nothing once the timeout has passed, even
+    /// when it gets to the command later (see the module's documentation).
+    ///
+    /// On one server the append is all or none. On a cluster, the events are
+    /// appended per master at once, all or none on each; if one master fails,
+    /// the others' appends stay, and the error says so.
+    pub async fn enqueue(&self, events: &[Event]) -> Result<Vec<String>, EnqueueError> {
         let sent = unix_ms();
         let timeout = i64::try_from(self.redis.timeout().as_millis()).unwrap_or(i64::MAX);
         // The offset and both clocks' readings are whole milliseconds rounded
@@ -51,16 +55,92 @@ impl RedisQueue {
             .saturating_add(self.clock_offset.load(Relaxed))
             .saturating_add(timeout)
             .saturating_sub(1);
-        let mut script = redis::cmd("EVAL");
-        script.arg(APPEND_UNLESS_LATE).arg(events.len());
-        for event in events {
-            script.arg(&*self.stream_of(event));
+        let shard = self.next_shard.fetch_add(1, Relaxed) % self.shards;
+        let streams: Vec<String> = events.iter().map(|e| self.stream_of(e, shard)).collect();
+        let encoded: Vec<Vec<u8>> = events.iter().map(encode_structured).collect();
+        // Which events go in which script: all in one on a single server; one
+        // script per stream on a cluster, whose scripts keep to one slot.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        if self.redis.is_cluster() {
+            let mut by_stream: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+            for (i, stream) in streams.iter().enumerate() {
+                by_stream.entry(stream).or_default().push(i);
+            }
+            groups.extend(by_stream.into_values());
+        } else {
+            groups.push((0..events.len()).collect());
         }
-        script.arg(deadline);
-        for event in events {
-            script.arg(encode_structured(event));
+        let appends = groups.iter().map(|group| {
+            let mut script = redis::cmd("EVAL");
+            script.arg(APPEND_UNLESS_LATE).arg(group.len());
+            for &i in group {
+                script.arg(&streams[i]);
+            }
+            script.arg(deadline);
+            for &i in group {
+                script.arg(&encoded[i]);
+            }
+            self.append(script)
+        });
+        let answers = futures_util::future::join_all(appends).await;
+        let mut ids = vec![String::new(); events.len()];
+        let (mut appended, mut failure) = (0, None);
+        for (group, answer) in groups.iter().zip(answers) {
+            match answer {
+                Ok(group_ids) => {
+                    appended += group.len();
+                    for (&i, id) in group.iter().zip(group_ids) {
+                        ids[i] = id;
+                    }
+                }
+                Err(e) => failure = Some(e),
+            }
         }
-        let answer = self.redis.run::<(i64, Vec<String>)>(&script).await;
+        match failure {
+            None => Ok(ids),
+            Some(Append::Failed(e)) if appended == 0 => Err(EnqueueError::Unavailable(e)),
+            Some(Append::Failed(e)) => Err(EnqueueError::Unconfirmed(format!(
+                "{appended} of {} events were appended, the rest failed: {e}",
+                events.len()
+            ))),
+            Some(Append::NotReplicated { reached }) => Err(EnqueueError::Unconfirmed(format!(
+                "the append reached {reached} of the {} replicas asked for within {:?}",
+                self.replicas,
+                self.redis.timeout()
+            ))),
+        }
+    }
+
+    /// Runs one append script (followed, with `replicas`, by `WAIT` on the same
+    /// connection, which the cluster client sends to the script's master), and
+    /// keeps Redis's clock offset up to date.
+    async fn append(&self, script: redis::Cmd) -> Result<Vec<String>, Append> {
+        let answer: Result<(i64, Vec<String>), QueueError> = if self.replicas == 0 {
+            self.redis.run(&script).await
+        } else {
+            // WAIT's own timeout is what is left of the request's, roughly: a
+            // replica that does not answer must not hold ingest past it.
+            let wait_ms = u64::try_from(self.redis.timeout().as_millis() / 2)
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let mut pipe = redis::pipe();
+            pipe.add_command(script)
+                .cmd("WAIT")
+                .arg(self.replicas)
+                .arg(wait_ms);
+            match self
+                .redis
+                .run_pipeline::<((i64, Vec<String>), u32)>(&pipe)
+                .await
+            {
+                Ok((appended, reached)) if reached >= self.replicas => Ok(appended),
+                Ok((appended, reached)) => {
+                    self.observe_clock(appended.0);
+                    return Err(Append::NotReplicated { reached });
+                }
+                Err(e) => Err(e),
+            }
+        };
         let redis_now = match &answer {
             Ok((now, _)) => Some(*now),
             Err(QueueError::Redis(e)) if e.code() == Some("LATE") => {
@@ -69,23 +149,35 @@ impl RedisQueue {
             Err(_) => None,
         };
         if let Some(redis_now) = redis_now {
-            // Redis read its clock before answering: at most this far ahead.
-            self.clock_offset.store(redis_now - unix_ms(), Relaxed);
+            self.observe_clock(redis_now);
         }
-        answer.map(|(_, ids)| ids)
+        answer.map(|(_, ids)| ids).map_err(Append::Failed)
+    }
+
+    /// Redis read its clock (`redis_now`) before answering: at most this far ahead.
+    fn observe_clock(&self, redis_now: i64) {
+        self.clock_offset.store(redis_now - unix_ms(), Relaxed);
     }
 
     /// The stream an event goes to: its partition's when it has a `partitionkey`
     /// (so that one consumer at a time routes that key's events, in order), the
-    /// shared stream otherwise.
-    fn stream_of(&self, event: &Event) -> std::borrow::Cow<'_, str> {
+    /// request's shard of the shared stream otherwise.
+    fn stream_of(&self, event: &Event, shard: u32) -> String {
         match event.extension(PARTITION_KEY) {
-            Some(key) if self.partitions > 0 => self
-                .partition_stream(partition_of(key, self.partitions))
-                .into(),
-            _ => self.stream.as_str().into(),
+            Some(key) if self.partitions > 0 => {
+                self.partition_stream(partition_of(key, self.partitions))
+            }
+            _ => self.shard_stream(shard),
         }
     }
+}
+
+/// Why one append script did not confirm its events.
+enum Append {
+    /// The script failed: nothing of it was appended.
+    Failed(QueueError),
+    /// Appended, but fewer replicas than asked acknowledged it.
+    NotReplicated { reached: u32 },
 }
 
 /// The extension that orders events: those with the same value are routed one at

@@ -15,15 +15,33 @@ pub struct QueueStatus {
     pub group: String,
     /// This process's consumer name.
     pub consumer: String,
-    /// Entries of the main stream not yet delivered to the group (`XINFO GROUPS`
-    /// `lag`); `None` when Redis cannot tell (entries were deleted out of order).
+    /// Whether the queue is on a Redis Cluster.
+    pub cluster: bool,
+    /// Replicas every append waits for (`[queue] replicas`).
+    pub replicas: u32,
+    /// Entries of the shared stream's shards not yet delivered to the group
+    /// (`XINFO GROUPS` `lag`), summed; `None` when Redis cannot tell for one of
+    /// them (entries were deleted out of order).
     pub lag: Option<u64>,
-    /// Entries of the main stream delivered and not acknowledged yet.
+    /// Entries of the shards delivered and not acknowledged yet, summed.
     pub pending: u64,
+    /// Each shard of the shared stream (`[queue] shards`), in order.
+    pub shards: Vec<ShardStatus>,
     /// The live processes that route partitions, by name.
     pub members: Vec<MemberStatus>,
     /// Every partition, in order.
     pub partitions: Vec<PartitionStatus>,
+}
+
+/// One shard of the shared stream.
+#[derive(Debug, Serialize)]
+pub struct ShardStatus {
+    /// Its stream: `<stream>` for shard 0, `<stream>:s<n>` for the others.
+    pub stream: String,
+    /// Entries not yet delivered to the group (`None`: Redis cannot tell).
+    pub lag: Option<u64>,
+    /// Entries delivered and not acknowledged yet.
+    pub pending: u64,
 }
 
 /// A process that routes partitions.
@@ -56,7 +74,18 @@ impl RedisQueue {
     /// The members, the partitions' owners and each stream's lag and pending
     /// count, read from Redis (so it is the same from every process).
     pub async fn status(&self) -> Result<QueueStatus, QueueError> {
-        let (lag, pending) = self.group_info(&self.stream).await?;
+        let mut shards = Vec::new();
+        for n in 0..self.shards {
+            let stream = self.shard_stream(n);
+            let (lag, pending) = self.group_info(&stream).await?;
+            shards.push(ShardStatus {
+                stream,
+                lag,
+                pending,
+            });
+        }
+        let lag = shards.iter().map(|s| s.lag).sum();
+        let pending = shards.iter().map(|s| s.pending).sum();
         let now = self.redis_now_ms().await?;
         let scored: Value = self
             .run(
@@ -105,8 +134,11 @@ impl RedisQueue {
             stream: self.stream.clone(),
             group: self.group.clone(),
             consumer: self.consumer.clone(),
+            cluster: self.redis.is_cluster(),
+            replicas: self.replicas,
             lag,
             pending,
+            shards,
             members,
             partitions,
         })
@@ -136,9 +168,18 @@ impl RedisQueue {
         Ok((number("lag"), number("pending").unwrap_or(0)))
     }
 
-    /// Redis's clock, in ms: membership expiries are written in it.
+    /// Redis's clock, in ms: membership expiries are written in it, by the
+    /// master holding the member set, whose clock is read (on a cluster, the
+    /// others' may differ).
     async fn redis_now_ms(&self) -> Result<i64, QueueError> {
-        let time: Vec<String> = self.run(&cmd("TIME")).await?;
+        let time: Vec<String> = self
+            .run(
+                cmd("EVAL")
+                    .arg("return redis.call('TIME')")
+                    .arg(1)
+                    .arg(self.members_key()),
+            )
+            .await?;
         let part = |i: usize| time.get(i).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
         Ok(part(0) * 1000 + part(1) / 1000)
     }

@@ -22,8 +22,7 @@ impl RedisQueue {
 
     async fn trim(&self) -> Result<(), QueueError> {
         let (mut length, mut pending) = (0, 0);
-        let partitions = (0..self.partitions).map(|n| self.partition_stream(n));
-        for stream in std::iter::once(self.stream.clone()).chain(partitions) {
+        for stream in self.streams() {
             match self.trim_stream(&stream).await {
                 Ok((l, p)) => {
                     length += l;

@@ -7,6 +7,7 @@ mod admin;
 mod admin_output;
 mod cesql;
 mod cli;
+mod cluster;
 mod compile_cache;
 mod config_ui;
 mod dashboard;

@@ -1,0 +1,525 @@
+//! Durable mode on a real Redis Cluster: three masters with a replica each,
+//! started by the test (`redis-server --cluster-enabled yes`, `redis-cli
+//! --cluster create`), two `router serve` processes, and a master killed with
+//! SIGKILL while events flow. With `replicas = 1` every event answered 202 is
+//! routed, each partition key's in order; with `replicas = 0` the test reports
+//! what the failover lost.
+
+use crate::common::*;
+use crate::durable::until;
+use crate::process::{Served, serve_with_env, signal};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// A Redis Cluster of this test's own: `masters` masters and one replica each,
+/// on free ports, with a short `cluster-node-timeout` so that a failover takes
+/// seconds. Fails loudly when it cannot be started.
+pub struct RedisCluster {
+    dir: tempfile::TempDir,
+    nodes: BTreeMap<u16, std::process::Child>,
+}
+
+/// How long a silent master takes to be counted out (ms).
+const NODE_TIMEOUT_MS: u64 = 1000;
+
+impl RedisCluster {
+    pub async fn start(masters: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Ports held until every one is chosen, so none is picked twice.
+        let listeners: Vec<std::net::TcpListener> = (0..masters * 2)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        drop(listeners);
+        let mut cluster = Self {
+            dir,
+            nodes: BTreeMap::new(),
+        };
+        for &port in &ports {
+            std::fs::create_dir(cluster.dir.path().join(port.to_string())).expect("node directory");
+            cluster.spawn(port);
+        }
+        for &port in &ports {
+            until(&format!("redis-server on {port} answers"), || async move {
+                node_query::<String>(port, &redis::cmd("PING"))
+                    .await
+                    .is_ok()
+            })
+            .await;
+        }
+        let created = std::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(ports.iter().map(|p| format!("127.0.0.1:{p}")))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli --cluster create: {e}"));
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&created.stdout),
+            String::from_utf8_lossy(&created.stderr)
+        );
+        cluster.until_healthy(masters).await;
+        cluster
+    }
+
+    /// Starts the node of `port` (again: its `nodes.conf` in its directory
+    /// tells it which cluster it belongs to).
+    fn spawn(&mut self, port: u16) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path().join(port.to_string()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server (apt-get install redis-server): {e}")
+            });
+        self.nodes.insert(port, child);
+    }
+
+    /// `redis+cluster://` naming every node.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .keys()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// The live nodes' ports.
+    fn live(&self) -> impl Iterator<Item = u16> + '_ {
+        self.nodes.keys().copied()
+    }
+
+    /// Waits until every live node sees the cluster as `ok`, with `masters`
+    /// masters covering every slot, each with a replica whose link is up.
+    async fn until_healthy(&self, masters: usize) {
+        until("the cluster is healthy", || async {
+            for port in self.live() {
+                let Ok(info) = node_query::<String>(port, redis::cmd("CLUSTER").arg("INFO")).await
+                else {
+                    return false;
+                };
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_ok:16384") {
+                    return false;
+                }
+            }
+            let Some(port) = self.live().next() else {
+                return false;
+            };
+            let topology = self.topology(port).await;
+            topology.len() == masters
+                && topology.values().all(|replicas| !replicas.is_empty())
+                && self.replicas_in_sync().await
+        })
+        .await;
+    }
+
+    /// Whether every live replica's link to its master is up.
+    async fn replicas_in_sync(&self) -> bool {
+        for port in self.live() {
+            let Ok(info) = node_query::<String>(port, redis::cmd("INFO").arg("replication")).await
+            else {
+                return false;
+            };
+            if info.contains("role:slave") && !info.contains("master_link_status:up") {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The masters serving slots, by port, with their live replicas' ports, as
+    /// node `port` sees them.
+    async fn topology(&self, port: u16) -> BTreeMap<u16, Vec<u16>> {
+        let nodes: String = node_query(port, redis::cmd("CLUSTER").arg("NODES"))
+            .await
+            .unwrap_or_default();
+        let mut ids = BTreeMap::new();
+        let mut masters = BTreeMap::new();
+        let mut replicas = Vec::new();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 8 || fields[2].contains("fail") {
+                continue;
+            }
+            let Some(node_port) = fields[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse::<u16>().ok())
+            else {
+                continue;
+            };
+            ids.insert(fields[0].to_owned(), node_port);
+            if fields[2].contains("master") && fields.len() > 8 {
+                masters.insert(node_port, Vec::new());
+            } else if fields[2].contains("slave") {
+                replicas.push((node_port, fields[3].to_owned()));
+            }
+        }
+        for (replica, master) in replicas {
+            if let Some(list) = ids.get(&master).and_then(|m| masters.get_mut(m)) {
+                list.push(replica);
+            }
+        }
+        masters
+    }
+
+    /// Kills the node at `port` (SIGKILL), as a crash would.
+    fn kill(&mut self, port: u16) {
+        let mut child = self.nodes.remove(&port).expect("a node of the cluster");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Waits until the live nodes agree that `masters` masters, none of them
+    /// `dead`, serve every slot: the failover is over.
+    async fn until_failed_over(&self, dead: u16, masters: usize) {
+        until("a replica took over the dead master's slots", || async {
+            for port in self.live() {
+                let Ok(info) = node_query::<String>(port, redis::cmd("CLUSTER").arg("INFO")).await
+                else {
+                    return false;
+                };
+                if !info.contains("cluster_state:ok") {
+                    return false;
+                }
+                let topology = self.topology(port).await;
+                if topology.len() != masters || topology.contains_key(&dead) {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
+    }
+
+    /// The master serving the slot of `key`, as the first live node sees it.
+    async fn master_of(&self, key: &str) -> u16 {
+        let port = self.live().next().expect("a live node");
+        let slot: u16 = node_query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .await
+            .expect("CLUSTER KEYSLOT");
+        let slots: redis::Value = node_query(port, redis::cmd("CLUSTER").arg("SLOTS"))
+            .await
+            .expect("CLUSTER SLOTS");
+        let redis::Value::Array(ranges) = slots else {
+            panic!("CLUSTER SLOTS: {slots:?}")
+        };
+        for range in ranges {
+            let redis::Value::Array(parts) = range else {
+                continue;
+            };
+            let number = |v: &redis::Value| match v {
+                redis::Value::Int(n) => *n,
+                _ => -1,
+            };
+            let (from, to) = (number(&parts[0]), number(&parts[1]));
+            if (from..=to).contains(&i64::from(slot))
+                && let redis::Value::Array(master) = &parts[2]
+            {
+                return u16::try_from(number(&master[1])).expect("port");
+            }
+        }
+        panic!("no master serves slot {slot}")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in self.nodes.values_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A command sent to one node (no cluster redirection), for the test's checks.
+async fn node_query<T: redis::FromRedisValue>(
+    port: u16,
+    command: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let mut conn = tokio::time::timeout(
+        Duration::from_secs(2),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+    command.query_async(&mut conn).await
+}
+
+const EVENTS: usize = 10_000;
+const KEYS: usize = 100;
+const BATCH: usize = 20;
+const PARTITIONS: u32 = 12;
+
+/// Starts `router serve` on the cluster, named `name`.
+fn router(config: &std::path::Path, name: &str) -> Served {
+    serve_with_env(
+        &["--config".as_ref(), config.as_os_str()],
+        &[("ROUTER_NAME", name.to_owned())],
+    )
+}
+
+/// What one run of [`failover_under_load`] saw.
+struct Outcome {
+    accepted: BTreeSet<String>,
+    delivered: BTreeSet<String>,
+    deliveries: usize,
+    first_202_after_kill: Option<Duration>,
+    unanswered: usize,
+}
+
+/// Two routers on a fresh cluster with `replicas`; 10,000 events of 100
+/// partition keys posted in batches, alternating between the routers; the
+/// master of some partitions killed after 3,000. Waits until the queue is
+/// drained and checks that each key's events arrived in order.
+async fn failover_under_load(replicas: u32) -> Outcome {
+    let mut cluster = RedisCluster::start(3).await;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("router.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[queue]\nkind = \"redis\"\nurl = \"{}\"\nstream = \"t:cluster\"\nconsumer = \"${{ROUTER_NAME}}\"\n\
+             concurrency = 8\nvisibility_timeout = \"2s\"\ntimeout = \"2s\"\npartitions = {PARTITIONS}\n\
+             shards = 3\nreplicas = {replicas}\n\n[[route]]\nname = \"to-sink\"\nforward = \"{}\"\n",
+            cluster.url(),
+            sink.url()
+        ),
+    )
+    .expect("write config");
+    let routers = [router(&config, "a"), router(&config, "b")];
+    for served in &routers {
+        until("the router is ready", || async {
+            client()
+                .get(format!("http://{}/readyz", served.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+    }
+    // The master of partition 0's stream dies mid-load; once a replica has
+    // taken over, the dead node is started again and rejoins as a replica (as
+    // an operator would restart it), so that `replicas = 1` can be met again.
+    let victim = cluster.master_of("t:cluster:p0").await;
+    let (kill, killing) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<Instant>>();
+    let supervisor = async {
+        let Ok(killed) = killing.await else {
+            return None;
+        };
+        cluster.kill(victim);
+        let at = Instant::now();
+        let _ = killed.send(at);
+        cluster.until_failed_over(victim, 3).await;
+        let failover = at.elapsed();
+        cluster.spawn(victim);
+        cluster.until_healthy(3).await;
+        Some((failover, at.elapsed()))
+    };
+    let producer = async {
+        let http = client();
+        let mut kill = Some(kill);
+        let mut accepted = BTreeSet::new();
+        let (mut killed_at, mut first_202_after_kill, mut unanswered) = (None, None, 0);
+        for (n, batch) in (0..EVENTS).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+            if n * BATCH >= 3_000
+                && let Some(kill) = kill.take()
+            {
+                let (killed, at) = tokio::sync::oneshot::channel();
+                kill.send(killed).expect("the supervisor waits");
+                killed_at = Some(at.await.expect("killed"));
+            }
+            let events: Vec<serde_json::Value> = batch
+                .iter()
+                .map(|&i| {
+                    let key = format!("key-{:03}", i % KEYS);
+                    serde_json::json!({
+                        "specversion": "1.0",
+                        "id": format!("{key}-{i:06}"),
+                        "source": "/cluster",
+                        "type": "test.cluster",
+                        "partitionkey": key,
+                        "data": {"i": i},
+                    })
+                })
+                .collect();
+            let answer = http
+                .post(format!("http://{}/events", routers[n % 2].addr))
+                .header("content-type", "application/cloudevents-batch+json")
+                .body(serde_json::to_vec(&events).expect("JSON"))
+                .send()
+                .await;
+            match answer {
+                Ok(answer) if answer.status().as_u16() == 202 => {
+                    accepted.extend(
+                        events
+                            .iter()
+                            .map(|e| e["id"].as_str().expect("id").to_owned()),
+                    );
+                    if let (Some(at), None) = (killed_at, first_202_after_kill) {
+                        first_202_after_kill = Some(at.elapsed());
+                    }
+                }
+                Ok(answer) => {
+                    // Refused while a master was away: 503 with advice to retry,
+                    // never another error.
+                    let retry = answer.headers().contains_key("retry-after");
+                    assert_eq!(answer.status().as_u16(), 503, "{:?}", answer.text().await);
+                    assert!(retry, "a 503 without Retry-After");
+                }
+                Err(_) => unanswered += 1,
+            }
+        }
+        (accepted, first_202_after_kill, unanswered)
+    };
+    let ((accepted, first_202_after_kill, unanswered), recovery) =
+        tokio::join!(producer, supervisor);
+    let (failover, rejoined) = recovery.expect("the master was killed");
+    eprintln!(
+        "cluster, replicas = {replicas}: failover {failover:?} after the kill, the old master back as a replica {rejoined:?} after it"
+    );
+    // Drained: nothing behind, nothing pending, on any stream. Routing 10,000
+    // events takes a while on a loaded machine: only a sink that gets nothing
+    // for the usual patience is a hang.
+    until_drained(&sink, || async {
+        let Ok(answer) = client()
+            .get(format!("http://{}/admin/queue", routers[0].admin_addr))
+            .send()
+            .await
+        else {
+            return false;
+        };
+        let Ok(body) = answer.bytes().await else {
+            return false;
+        };
+        let Ok(status) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return false;
+        };
+        status["partitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(status["shards"].as_array().into_iter().flatten())
+            .all(|p| p["lag"] == 0 && p["pending"] == 0)
+            && status["partitions"].as_array().is_some()
+    })
+    .await;
+    // Let the last forwards in flight land: the sink holds nothing back.
+    until("the sink is idle", || async { sink.waiting() == 0 }).await;
+
+    let arrivals: Vec<String> = sink.received().iter().filter_map(|r| r.ce("id")).collect();
+    let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    for id in &arrivals {
+        let (key, seq) = id.rsplit_once('-').expect("key-seq");
+        if let Some(previous) = last.get(key) {
+            assert!(
+                seq >= *previous,
+                "{key}: {seq} arrived after {previous}: out of order"
+            );
+        }
+        last.insert(key, seq);
+    }
+    for served in &routers {
+        signal(&served.child, "-TERM");
+    }
+    Outcome {
+        delivered: arrivals.iter().cloned().collect(),
+        deliveries: arrivals.len(),
+        accepted,
+        first_202_after_kill,
+        unanswered,
+    }
+}
+
+/// Waits until `drained` holds, failing only when the sink got nothing new
+/// for [`PATIENCE`] meanwhile.
+async fn until_drained<F: std::future::Future<Output = bool>>(
+    sink: &Sink,
+    mut drained: impl FnMut() -> F,
+) {
+    let (mut seen, mut progress) = (sink.received().len(), Instant::now());
+    while !drained().await {
+        let now = sink.received().len();
+        if now != seen {
+            (seen, progress) = (now, Instant::now());
+        }
+        assert!(
+            progress.elapsed() < PATIENCE,
+            "the queue is not drained and nothing arrived for {PATIENCE:?} ({seen} arrivals)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// With `replicas = 1`, a 202 means a replica has the events: killing a master
+/// mid-load loses none of them, and each key's arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_under_load_loses_no_accepted_event_with_one_replica() {
+    let outcome = failover_under_load(1).await;
+    let lost: Vec<&String> = outcome.accepted.difference(&outcome.delivered).collect();
+    eprintln!(
+        "cluster, replicas = 1: {} of {EVENTS} accepted, {} delivered ({} deliveries, {} duplicates), {} lost, {} unanswered posts, first 202 after the kill {:?}",
+        outcome.accepted.len(),
+        outcome.delivered.len(),
+        outcome.deliveries,
+        outcome.deliveries - outcome.delivered.len(),
+        lost.len(),
+        outcome.unanswered,
+        outcome.first_202_after_kill,
+    );
+    assert!(
+        outcome.accepted.len() >= EVENTS / 2,
+        "only {} accepted",
+        outcome.accepted.len()
+    );
+    assert!(
+        outcome.first_202_after_kill.is_some(),
+        "nothing was accepted after the kill"
+    );
+    assert!(
+        lost.is_empty(),
+        "{} accepted events were lost, such as {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+}
+
+/// With `replicas = 0`, a 202 means the master has the events: what it had
+/// not passed on to its replica when killed is lost. The test reports how much;
+/// order per key still holds for what arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_under_load_without_replica_acknowledgement_reports_its_losses() {
+    let outcome = failover_under_load(0).await;
+    let lost = outcome.accepted.difference(&outcome.delivered).count();
+    eprintln!(
+        "cluster, replicas = 0: {} of {EVENTS} accepted, {} delivered ({} duplicates), {lost} lost, first 202 after the kill {:?}",
+        outcome.accepted.len(),
+        outcome.delivered.len(),
+        outcome.deliveries - outcome.delivered.len(),
+        outcome.first_202_after_kill,
+    );
+    assert!(
+        outcome.accepted.len() >= EVENTS / 2,
+        "only {} accepted",
+        outcome.accepted.len()
+    );
+    // What is lost can only be what the dead master held: a small part of the
+    // load, never most of it.
+    assert!(
+        lost < outcome.accepted.len() / 3,
+        "{lost} of {} lost",
+        outcome.accepted.len()
+    );
+}
