@@ -28,6 +28,8 @@ ecommerce = open(ecommerce_path).read() if os.path.exists(ecommerce_path) else "
 isolation_path = os.path.join(out, "isolation.json")
 redis_path = os.path.join(out, "redis.json")
 durable = json.load(open(redis_path)) if os.path.exists(redis_path) else None
+cluster_path = os.path.join(out, "cluster.json")
+cluster = json.load(open(cluster_path)) if os.path.exists(cluster_path) else None
 
 
 def crit(name):
@@ -149,6 +151,32 @@ process doing both, on the same two cores); the ingest-only row is a process wit
 """
 
 
+def cluster_section():
+    if cluster is None:
+        return ""
+    one, c3, c3r = cluster["single"], cluster["cluster"], cluster["cluster_replicas"]
+
+    def row(name, r, ratio):
+        return (f"| {name} | {r['accepted_per_s']:.0f} | {r['consumed_per_s']:.0f} | {r['router_cpu_us']:.1f} "
+                f"| {r['redis_cpu_us']:.1f} | {ratio} |\n")
+
+    return f"""## One Redis against a Redis Cluster (`bench/cluster.py`)
+
+One redis-server, a cluster of three masters, and three masters with a replica each,
+all started by the script without persistence and pinned to core 0 (this machine
+has two cores: a cluster cannot be faster here; the figures are the per-event
+costs). The router (`shards = 3` on the clusters; `replicas = 1` with replicas)
+routes every event to the enricher; the load generator (core 1) sends one event
+per request on 64 connections for 5 s; the rounds alternate. Medians; CPU per
+accepted event (router process; all Redis servers together).
+
+| setup | accepted events/s | consumed events/s | router CPU us/event | Redis CPU us/event | accepted vs one Redis (median, min-max) |
+| --- | --- | --- | --- | --- | --- |
+{row("one Redis", one, "1")}{row("3 masters", c3, f"{c3['ratio']:.2f} ({c3['ratio_min']:.2f}-{c3['ratio_max']:.2f})")}{row("3 masters + 3 replicas, `replicas = 1`", c3r, f"{c3r['ratio']:.2f} ({c3r['ratio_min']:.2f}-{c3r['ratio_max']:.2f})")}
+Failed requests: {one['failed'] + c3['failed'] + c3r['failed']}.
+"""
+
+
 s, b, b2, o, idle = e2e["single"], e2e["batch"], e2e["batch_2cores"], e2e["open"], e2e["idle"]
 
 
@@ -232,7 +260,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | dispatcher + fresh instance, enricher | {crit('handler/dispatch_wasm_fresh_limits_default') / 1000:.1f} us | reused {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_fresh_limits_default') / wasm:.1f}x |
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
-{isolation_section()}{durable_section()}
+{isolation_section()}{durable_section()}{cluster_section()}
 {startup_section()}{languages_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate

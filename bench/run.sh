@@ -12,6 +12,7 @@ mkdir -p "$target/bench"
 cargo build --release -p loadgen -p baseline-server -p router --features router/examples
 python3 bench/run.py > "$target/bench/e2e.json"
 python3 bench/redis.py > "$target/bench/redis.json"
+python3 bench/cluster.py > "$target/bench/cluster.json"
 python3 bench/soak.py > "$target/bench/soak.json"
 python3 bench/startup.py > "$target/bench/startup.json"
 # ISOLATION_OLD_ROUTER=path/to/an/older/router compares with it in alternating pairs.

@@ -53,15 +53,15 @@ pub use crate::redis::CommandError as QueueError;
 /// Why events could not be appended.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum EnqueueError {
-    /// Nothing was appended: Redis (or the master of every stream of the
-    /// request) could not be reached in time, or refused.
-    #[error("{0}; nothing was accepted")]
+    /// Nothing was appended: Redis (or the one master of the request's
+    /// streams) could not be reached in time, or refused.
+    #[error("{0}")]
     Unavailable(QueueError),
-    /// Some or all of the events were appended, but the append was not
-    /// confirmed as asked: fewer replicas than `replicas` acknowledged it, or a
-    /// request spanning several cluster masters reached only some. A retry is
+    /// The append was not confirmed as asked, and some events may have been
+    /// appended: fewer replicas than `replicas` acknowledged it, or a request
+    /// spanning several cluster masters reached only some of them. A retry is
     /// safe (routing is at-least-once) and may deliver some events twice.
-    #[error("{0}; some events may have been appended, and a retry may deliver them twice")]
+    #[error("{0}")]
     Unconfirmed(String),
 }
 

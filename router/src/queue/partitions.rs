@@ -212,14 +212,11 @@ impl RedisQueue {
         if self.replicas == 0 {
             return matches!(self.run::<Value>(&set).await, Ok(v) if v != Value::Nil);
         }
-        let wait_ms = u64::try_from(self.redis.timeout().as_millis() / 2)
-            .unwrap_or(u64::MAX)
-            .max(1);
         let mut pipe = redis::pipe();
         pipe.add_command(set)
             .cmd("WAIT")
             .arg(self.replicas)
-            .arg(wait_ms);
+            .arg(self.wait_ms());
         match self.redis.run_pipeline::<(Value, u32)>(&pipe).await {
             Ok((Value::Nil, _)) | Err(_) => false,
             Ok((_, reached)) if reached >= self.replicas => true,

@@ -84,7 +84,8 @@ impl RedisQueue {
         });
         let answers = futures_util::future::join_all(appends).await;
         let mut ids = vec![String::new(); events.len()];
-        let (mut appended, mut failure) = (0, None);
+        let (mut appended, mut unreplicated) = (0, 0);
+        let (mut failed, mut unconfirmed) = (None, None);
         for (group, answer) in groups.iter().zip(answers) {
             match answer {
                 Ok(group_ids) => {
@@ -93,22 +94,37 @@ impl RedisQueue {
                         ids[i] = id;
                     }
                 }
-                Err(e) => failure = Some(e),
+                Err(Append::NotReplicated { reached }) => {
+                    unreplicated += group.len();
+                    unconfirmed = Some(format!(
+                        "the append reached {reached} of the {} replicas asked for within {} ms",
+                        self.replicas,
+                        self.wait_ms()
+                    ));
+                }
+                Err(Append::Failed(e)) => failed = Some(e),
             }
         }
-        match failure {
-            None => Ok(ids),
-            Some(Append::Failed(e)) if appended == 0 => Err(EnqueueError::Unavailable(e)),
-            Some(Append::Failed(e)) => Err(EnqueueError::Unconfirmed(format!(
-                "{appended} of {} events were appended, the rest failed: {e}",
-                events.len()
-            ))),
-            Some(Append::NotReplicated { reached }) => Err(EnqueueError::Unconfirmed(format!(
-                "the append reached {reached} of the {} replicas asked for within {:?}",
-                self.replicas,
-                self.redis.timeout()
-            ))),
+        match (failed, unconfirmed) {
+            (None, None) => Ok(ids),
+            (Some(e), None) if appended == 0 => Err(EnqueueError::Unavailable(e)),
+            (failed, unconfirmed) => {
+                let why = failed.map(|e| e.to_string()).or(unconfirmed);
+                Err(EnqueueError::Unconfirmed(format!(
+                    "{appended} of {} events were appended and confirmed, {unreplicated} appended without their replicas: {}",
+                    events.len(),
+                    why.unwrap_or_default()
+                )))
+            }
         }
+    }
+
+    /// How long `WAIT` waits for the replicas: half of the queue's timeout, so
+    /// that the answer still comes within it.
+    pub(super) fn wait_ms(&self) -> u64 {
+        u64::try_from(self.redis.timeout().as_millis() / 2)
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 
     /// Runs one append script (followed, with `replicas`, by `WAIT` on the same
@@ -118,16 +134,13 @@ impl RedisQueue {
         let answer: Result<(i64, Vec<String>), QueueError> = if self.replicas == 0 {
             self.redis.run(&script).await
         } else {
-            // WAIT's own timeout is what is left of the request's, roughly: a
-            // replica that does not answer must not hold ingest past it.
-            let wait_ms = u64::try_from(self.redis.timeout().as_millis() / 2)
-                .unwrap_or(u64::MAX)
-                .max(1);
+            // A replica that does not answer must not hold ingest past its
+            // timeout.
             let mut pipe = redis::pipe();
             pipe.add_command(script)
                 .cmd("WAIT")
                 .arg(self.replicas)
-                .arg(wait_ms);
+                .arg(self.wait_ms());
             match self
                 .redis
                 .run_pipeline::<((i64, Vec<String>), u32)>(&pipe)

@@ -1,9 +1,9 @@
 //! Durable mode on a real Redis Cluster: three masters with a replica each,
 //! started by the test (`redis-server --cluster-enabled yes`, `redis-cli
 //! --cluster create`), two `router serve` processes, and a master killed with
-//! SIGKILL while events flow. With `replicas = 1` every event answered 202 is
-//! routed, each partition key's in order; with `replicas = 0` the test reports
-//! what the failover lost.
+//! SIGKILL (or all its slots moved to another) while events flow. With
+//! `replicas = 1` every event answered 202 is routed, each partition key's in
+//! order; with `replicas = 0` the test reports what the failover lost.
 
 use crate::common::*;
 use crate::durable::until;
@@ -202,34 +202,92 @@ impl RedisCluster {
         .await;
     }
 
-    /// The master serving the slot of `key`, as the first live node sees it.
-    async fn master_of(&self, key: &str) -> u16 {
+    /// Moves every slot of the master at `from` to another master, keys and
+    /// all, with `redis-cli --cluster reshard` (clients meanwhile get MOVED and
+    /// ASK answers).
+    async fn move_slots(&self, from: u16) {
         let port = self.live().next().expect("a live node");
-        let slot: u16 = node_query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+        let to = *self
+            .topology(port)
             .await
-            .expect("CLUSTER KEYSLOT");
+            .keys()
+            .find(|&&p| p != from)
+            .expect("another master");
+        let id = |port: u16| async move {
+            node_query::<String>(port, redis::cmd("CLUSTER").arg("MYID"))
+                .await
+                .expect("CLUSTER MYID")
+        };
+        let (from_id, to_id) = (id(from).await, id(to).await);
+        let slots = self.slot_ranges().await;
+        let count: i64 = slots
+            .iter()
+            .filter(|(_, _, master)| *master == from)
+            .map(|(first, last, _)| last - first + 1)
+            .sum();
+        let moved = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("redis-cli")
+                .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+                .args(["--cluster-from", &from_id, "--cluster-to", &to_id])
+                .args(["--cluster-slots", &count.to_string(), "--cluster-yes"])
+                .output()
+                .expect("redis-cli --cluster reshard")
+        })
+        .await
+        .expect("reshard");
+        assert!(
+            moved.status.success(),
+            "redis-cli --cluster reshard failed: {}{}",
+            String::from_utf8_lossy(&moved.stdout),
+            String::from_utf8_lossy(&moved.stderr)
+        );
+        assert!(
+            self.slot_ranges().await.iter().all(|(_, _, m)| *m != from),
+            "the master on {from} still serves slots"
+        );
+    }
+
+    /// `CLUSTER SLOTS` as (first, last, master's port), as the first live
+    /// node sees it.
+    async fn slot_ranges(&self) -> Vec<(i64, i64, u16)> {
+        let port = self.live().next().expect("a live node");
         let slots: redis::Value = node_query(port, redis::cmd("CLUSTER").arg("SLOTS"))
             .await
             .expect("CLUSTER SLOTS");
         let redis::Value::Array(ranges) = slots else {
             panic!("CLUSTER SLOTS: {slots:?}")
         };
-        for range in ranges {
-            let redis::Value::Array(parts) = range else {
-                continue;
-            };
-            let number = |v: &redis::Value| match v {
-                redis::Value::Int(n) => *n,
-                _ => -1,
-            };
-            let (from, to) = (number(&parts[0]), number(&parts[1]));
-            if (from..=to).contains(&i64::from(slot))
-                && let redis::Value::Array(master) = &parts[2]
-            {
-                return u16::try_from(number(&master[1])).expect("port");
-            }
-        }
-        panic!("no master serves slot {slot}")
+        let number = |v: &redis::Value| match v {
+            redis::Value::Int(n) => *n,
+            _ => -1,
+        };
+        ranges
+            .iter()
+            .filter_map(|range| {
+                let redis::Value::Array(parts) = range else {
+                    return None;
+                };
+                let redis::Value::Array(master) = parts.get(2)? else {
+                    return None;
+                };
+                let port = u16::try_from(number(master.get(1)?)).ok()?;
+                Some((number(&parts[0]), number(&parts[1]), port))
+            })
+            .collect()
+    }
+
+    /// The master serving the slot of `key`, as the first live node sees it.
+    async fn master_of(&self, key: &str) -> u16 {
+        let port = self.live().next().expect("a live node");
+        let slot: i64 = node_query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
+            .await
+            .expect("CLUSTER KEYSLOT");
+        self.slot_ranges()
+            .await
+            .into_iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, master)| master)
+            .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 }
 
@@ -270,7 +328,7 @@ fn router(config: &std::path::Path, name: &str) -> Served {
     )
 }
 
-/// What one run of [`failover_under_load`] saw.
+/// What one run of [`under_load`] saw.
 struct Outcome {
     accepted: BTreeSet<String>,
     delivered: BTreeSet<String>,
@@ -279,11 +337,22 @@ struct Outcome {
     unanswered: usize,
 }
 
+/// What happens to the cluster after 3,000 events.
+#[derive(Clone, Copy, PartialEq)]
+enum Disruption {
+    /// The master of partition 0 is killed (SIGKILL); its replica takes over,
+    /// and the dead node is started again and rejoins as a replica.
+    KillMaster,
+    /// Every slot of partition 0's master moves to another master, keys and
+    /// all (`redis-cli --cluster reshard`): MOVED and ASK answers meanwhile.
+    MoveSlots,
+}
+
 /// Two routers on a fresh cluster with `replicas`; 10,000 events of 100
 /// partition keys posted in batches, alternating between the routers; the
-/// master of some partitions killed after 3,000. Waits until the queue is
-/// drained and checks that each key's events arrived in order.
-async fn failover_under_load(replicas: u32) -> Outcome {
+/// `disruption` after 3,000. Waits until the queue is drained and checks that
+/// each key's events arrived in order.
+async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
     let mut cluster = RedisCluster::start(3).await;
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -310,8 +379,8 @@ async fn failover_under_load(replicas: u32) -> Outcome {
         })
         .await;
     }
-    // The master of partition 0's stream dies mid-load; once a replica has
-    // taken over, the dead node is started again and rejoins as a replica (as
+    // The master of partition 0's stream is disrupted mid-load. A killed one is
+    // started again once a replica has taken over, and rejoins as a replica (as
     // an operator would restart it), so that `replicas = 1` can be met again.
     let victim = cluster.master_of("t:cluster:p0").await;
     let (kill, killing) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<Instant>>();
@@ -319,8 +388,14 @@ async fn failover_under_load(replicas: u32) -> Outcome {
         let Ok(killed) = killing.await else {
             return None;
         };
-        cluster.kill(victim);
         let at = Instant::now();
+        if disruption == Disruption::MoveSlots {
+            let _ = killed.send(at);
+            cluster.move_slots(victim).await;
+            let moved = at.elapsed();
+            return Some((moved, moved));
+        }
+        cluster.kill(victim);
         let _ = killed.send(at);
         cluster.until_failed_over(victim, 3).await;
         let failover = at.elapsed();
@@ -386,10 +461,14 @@ async fn failover_under_load(replicas: u32) -> Outcome {
     };
     let ((accepted, first_202_after_kill, unanswered), recovery) =
         tokio::join!(producer, supervisor);
-    let (failover, rejoined) = recovery.expect("the master was killed");
-    eprintln!(
-        "cluster, replicas = {replicas}: failover {failover:?} after the kill, the old master back as a replica {rejoined:?} after it"
-    );
+    let (failover, rejoined) = recovery.expect("the master was disrupted");
+    if disruption == Disruption::MoveSlots {
+        eprintln!("cluster: every slot of a master moved under load in {failover:?}");
+    } else {
+        eprintln!(
+            "cluster, replicas = {replicas}: failover {failover:?} after the kill, the old master back as a replica {rejoined:?} after it"
+        );
+    }
     // Drained: nothing behind, nothing pending, on any stream. Routing 10,000
     // events takes a while on a loaded machine: only a sink that gets nothing
     // for the usual patience is a hang.
@@ -467,7 +546,7 @@ async fn until_drained<F: std::future::Future<Output = bool>>(
 /// mid-load loses none of them, and each key's arrive in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_load_loses_no_accepted_event_with_one_replica() {
-    let outcome = failover_under_load(1).await;
+    let outcome = under_load(1, Disruption::KillMaster).await;
     let lost: Vec<&String> = outcome.accepted.difference(&outcome.delivered).collect();
     eprintln!(
         "cluster, replicas = 1: {} of {EVENTS} accepted, {} delivered ({} deliveries, {} duplicates), {} lost, {} unanswered posts, first 202 after the kill {:?}",
@@ -501,7 +580,7 @@ async fn a_master_killed_under_load_loses_no_accepted_event_with_one_replica() {
 /// order per key still holds for what arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_load_without_replica_acknowledgement_reports_its_losses() {
-    let outcome = failover_under_load(0).await;
+    let outcome = under_load(0, Disruption::KillMaster).await;
     let lost = outcome.accepted.difference(&outcome.delivered).count();
     eprintln!(
         "cluster, replicas = 0: {} of {EVENTS} accepted, {} delivered ({} duplicates), {lost} lost, first 202 after the kill {:?}",
@@ -521,5 +600,32 @@ async fn a_master_killed_under_load_without_replica_acknowledgement_reports_its_
         lost < outcome.accepted.len() / 3,
         "{lost} of {} lost",
         outcome.accepted.len()
+    );
+}
+
+/// Every slot of a master moves to another while events flow: the cluster
+/// client follows MOVED and ASK, nothing accepted is lost, each key's events
+/// arrive in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_moved_under_load_are_followed_and_lose_nothing() {
+    let outcome = under_load(1, Disruption::MoveSlots).await;
+    let lost: Vec<&String> = outcome.accepted.difference(&outcome.delivered).collect();
+    eprintln!(
+        "cluster, slots moved: {} of {EVENTS} accepted, {} delivered ({} duplicates), {} lost",
+        outcome.accepted.len(),
+        outcome.delivered.len(),
+        outcome.deliveries - outcome.delivered.len(),
+        lost.len(),
+    );
+    assert!(
+        outcome.accepted.len() >= EVENTS * 9 / 10,
+        "only {} of {EVENTS} accepted while slots moved",
+        outcome.accepted.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} accepted events were lost, such as {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
     );
 }
