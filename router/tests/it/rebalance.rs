@@ -339,10 +339,7 @@ async fn a_router_killed_while_handing_over_loses_nothing_and_keeps_order() {
     // A's workers are each stuck on an entry in hand, so it cannot let go of the
     // partitions the newcomers should now own.
     sink.close();
-    until("A holds four entries at the sink", || async {
-        sink.waiting() >= 4
-    })
-    .await;
+    until("A holds four entries at the sink", || async { sink.waiting() >= 4 }).await;
     let (b, c) = (router(&config, "b"), router(&config, "c"));
     producer
         .targets
