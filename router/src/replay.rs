@@ -84,6 +84,15 @@ pub enum ReplayError {
     /// No replay of that id, running or checkpointed.
     #[error("no replay {0:?}")]
     NotFound(String),
+    /// A checkpoint that does not read as one (edited by hand, or of another
+    /// version).
+    #[error("the checkpoint of replay {id:?} is unreadable: {reason}")]
+    BadCheckpoint {
+        /// The replay.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The archive cannot be read or the checkpoint written.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -96,6 +105,7 @@ impl ReplayError {
             Self::NoArchive | Self::Exists(_) | Self::Running(_) | Self::Done(_) => 409,
             Self::NotFound(_) => 404,
             Self::Archive(_) => 503,
+            Self::BadCheckpoint { .. } => 500,
             Self::BadTime { .. }
             | Self::BadRange(_)
             | Self::Selection
@@ -376,7 +386,7 @@ impl Replays {
         archive
             .save_checkpoint(&id, &serde_json::to_value(&progress).unwrap_or_default())
             .await?;
-        Ok(self.launch(archive, progress))
+        self.launch(archive, progress)
     }
 
     /// Resumes replay `id` from its checkpoint, after its last position.
@@ -395,8 +405,11 @@ impl Replays {
             .load_checkpoint(&id)
             .await?
             .ok_or_else(|| ReplayError::NotFound(id.clone()))?;
-        let mut progress: Progress = serde_json::from_value(checkpoint)
-            .map_err(|e| ReplayError::BadFilter(format!("unreadable checkpoint: {e}")))?;
+        let mut progress: Progress =
+            serde_json::from_value(checkpoint).map_err(|e| ReplayError::BadCheckpoint {
+                id: id.clone(),
+                reason: e.to_string(),
+            })?;
         if progress.state == State::Done {
             return Err(ReplayError::Done(id));
         }
@@ -404,21 +417,35 @@ impl Replays {
         progress.started_ms = unix_ms();
         progress.finished_ms = None;
         progress.last_error = None;
-        Ok(self.launch(archive, progress))
+        self.launch(archive, progress)
     }
 
-    fn launch(self: &Arc<Self>, archive: Arc<Archive>, progress: Progress) -> Progress {
+    /// Runs `progress`'s replay in a task of its own; refused when a replay of
+    /// that id runs already (two requests for one id at once).
+    fn launch(
+        self: &Arc<Self>,
+        archive: Arc<Archive>,
+        progress: Progress,
+    ) -> Result<Progress, ReplayError> {
         let (stop, stopped) = watch::channel(None);
         let replay = Arc::new(Replay {
             progress: Mutex::new(progress.clone()),
             stop,
             task: Mutex::new(None),
         });
-        crate::sync::lock(&self.replays).insert(progress.id.clone(), Arc::clone(&replay));
+        {
+            let mut replays = crate::sync::lock(&self.replays);
+            if let Some(running) = replays.get(&progress.id)
+                && crate::sync::lock(&running.progress).state == State::Running
+            {
+                return Err(ReplayError::Running(progress.id));
+            }
+            replays.insert(progress.id.clone(), Arc::clone(&replay));
+        }
         let task = tokio::spawn(Arc::clone(self).run(archive, Arc::clone(&replay), stopped));
         *crate::sync::lock(&replay.task) = Some(task);
         tracing::info!(replay = %progress.id, from = %progress.from, to = %progress.to, route = progress.route.as_deref().unwrap_or("*"), "replay started");
-        progress
+        Ok(progress)
     }
 
     /// The progress of replay `id`: this process's, else its checkpoint's.
@@ -432,8 +459,10 @@ impl Replays {
             .load_checkpoint(&id)
             .await?
             .ok_or_else(|| ReplayError::NotFound(id.clone()))?;
-        serde_json::from_value(checkpoint)
-            .map_err(|e| ReplayError::BadFilter(format!("unreadable checkpoint: {e}")))
+        serde_json::from_value(checkpoint).map_err(|e| ReplayError::BadCheckpoint {
+            id,
+            reason: e.to_string(),
+        })
     }
 
     /// Every replay this process ran or runs, by id.
