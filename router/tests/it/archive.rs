@@ -647,3 +647,57 @@ async fn bad_replays_and_queries_get_clear_errors() {
     let (status, _) = admin_call(&bare, reqwest::Method::GET, "/admin/archive", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn a_redis_archive_trims_by_age_and_refuses_events_it_cannot_keep() {
+    let mut redis = RedisServer::start().await;
+    let sink = Sink::start().await;
+    let router = TestRouter::start(&format!(
+        "[archive]\nstream = \"t:aged\"\nredis = \"{}\"\nmax_age = \"1s\"\n\
+         [[route]]\nname = \"all\"\nforward = \"{}\"\n",
+        redis.url(),
+        sink.url()
+    ))
+    .await;
+    post_events(&router, "old", "test.in", 3, StatusCode::OK).await;
+    let first: Vec<(String, Vec<(String, String)>)> = redis
+        .query(redis::cmd("XRANGE").arg("t:aged").arg("-").arg("+"))
+        .await;
+    assert_eq!(first.len(), 3);
+    let oldest = first[0].0.clone();
+    let mut n = 0;
+    until("entries older than max_age are trimmed", || {
+        n += 1;
+        let (router, redis, oldest) = (&router, &redis, oldest.clone());
+        let prefix = format!("new{n}");
+        async move {
+            post_events(router, &prefix, "test.in", 1, StatusCode::OK).await;
+            let left: Vec<(String, Vec<(String, String)>)> = redis
+                .query(redis::cmd("XRANGE").arg("t:aged").arg(&oldest).arg(&oldest))
+                .await;
+            left.is_empty()
+        }
+    })
+    .await;
+
+    // The archive is written before any route sees the event: without Redis,
+    // the event is refused (503, retry later) and nothing is delivered.
+    let delivered = sink.received().len();
+    redis.kill();
+    let event = json!({"specversion": "1.0", "id": "lost", "source": "/s", "type": "test.in"});
+    let response = client()
+        .post(router.events_url())
+        .header("content-type", "application/cloudevents+json")
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let body = response.text().await.expect("body");
+    assert!(body.contains("the archive is unavailable"), "{body}");
+    assert_eq!(sink.received().len(), delivered, "nothing was routed");
+}
