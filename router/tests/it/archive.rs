@@ -589,6 +589,15 @@ async fn bad_replays_and_queries_get_clear_errors() {
         listed.contains("id=e-1  type=test.in  source=/archive-test"),
         "{listed}"
     );
+    let position = listed
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next());
+    let shown =
+        succeeded(&router_cli(&router, &["archive", "show", position.expect("a position")]).await);
+    let shown: Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["event"]["id"], "e-1");
+    assert_eq!(shown["event"]["tenant"], "t-1");
     let out = router_cli(
         &router,
         &[
