@@ -417,6 +417,13 @@ struct Line<'a> {
     event: &'a serde_json::value::RawValue,
 }
 
+/// The position at the start of a line as [`FileStore::append`] writes it.
+fn leading_position(line: &str) -> Option<Position> {
+    let rest = line.strip_prefix("{\"position\":\"")?;
+    let (position, _) = rest.split_once('"')?;
+    position.parse().ok()
+}
+
 fn parse_line(line: &str) -> Option<Record> {
     let line: Line<'_> = serde_json::from_str(line).ok()?;
     let position = line.position.parse().ok()?;
@@ -625,6 +632,14 @@ impl FileStore {
                 Err(e) => return Err(self.io(path)(e)),
             };
             for (n, line) in text.lines().enumerate() {
+                // The position leads every line the router writes: lines before
+                // the page are skipped without decoding their events, so paging
+                // through a segment costs a scan, not a parse, per page.
+                if let (Some(at), Some(lower)) = (leading_position(line), lower)
+                    && at < lower
+                {
+                    continue;
+                }
                 let Some(record) = parse_line(line) else {
                     // A line cut short by a crash mid-write is the only kind the
                     // router leaves; it is skipped, not fatal.
@@ -874,6 +889,11 @@ mod tests {
         assert_eq!(Position::after(Some(p), 10), p.next());
         assert_eq!(Position::after(Some(p), p.ms + 1), Position::at(p.ms + 1));
         assert_eq!(rfc3339(1_764_716_400_123), "2025-12-02T23:00:00.123Z");
+        assert_eq!(
+            leading_position(r#"{"position":"5-1","arrived":"x","event":{}}"#),
+            Some(Position { ms: 5, seq: 1 })
+        );
+        assert_eq!(leading_position(r#"{"event":{}}"#), None);
     }
 
     #[tokio::test]
