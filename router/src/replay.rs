@@ -581,6 +581,7 @@ impl Replays {
                     }
                 };
                 sent = sent.saturating_add(1);
+                crate::metrics::metrics().replayed.inc();
                 let checkpoint = {
                     let mut progress = crate::sync::lock(&replay.progress);
                     progress.replayed += 1;

@@ -232,14 +232,19 @@ pub async fn ingest_request(
     } = admitted;
     // Archived before any route sees the events and before the answer; an
     // archive that cannot take them refuses them all, like a queue that cannot.
-    if let Some(archive) = &runtime.settings.archive
-        && let Err(e) = archive.record(&events).await
-    {
-        metrics.rejected("unavailable");
-        tracing::warn!(error = %e, "cannot archive the events: nothing accepted");
-        return unavailable(format!(
-            "the archive is unavailable ({e}); nothing was accepted, retry later"
-        ));
+    if let Some(archive) = &runtime.settings.archive {
+        match archive.record(&events).await {
+            Ok(kept) => {
+                metrics.archived.inc_by(kept as u64);
+            }
+            Err(e) => {
+                metrics.rejected("unavailable");
+                tracing::warn!(error = %e, "cannot archive the events: nothing accepted");
+                return unavailable(format!(
+                    "the archive is unavailable ({e}); nothing was accepted, retry later"
+                ));
+            }
+        }
     }
     if let Some(queue) = &state.queue {
         return accepted_if_success(enqueue(queue, events, headers).await, sender);

@@ -178,6 +178,12 @@ async fn a_file_archive_keeps_events_whole_and_retains_by_size_and_age() {
         .map(|id| id.trim_start_matches("size-").parse().expect("n"))
         .collect();
     assert!(numbers.windows(2).all(|w| w[0] + 1 == w[1]), "{ids:?}");
+    // The metrics are the process's, shared with the other tests: at least ours.
+    let metrics = router.metrics().await;
+    assert!(
+        metric(&metrics, "router_archived_events_total", "") >= 60.0,
+        "{metrics}"
+    );
     drop(router);
 
     // By age: a segment whose last write is older than max_age goes, at the
@@ -357,6 +363,11 @@ async fn a_replay_to_one_route_reaches_it_only_at_the_rate_and_passes_dedup() {
     assert!(
         spread >= Duration::from_millis(1900),
         "40 events at 20/s in {spread:?}"
+    );
+    let metrics = router.metrics().await;
+    assert!(
+        metric(&metrics, "router_replayed_events_total", "") >= 40.0,
+        "{metrics}"
     );
     // Route b, and the relay route with its emitted events, saw nothing.
     assert_eq!(b.received().len(), b_before, "route b was not replayed to");
