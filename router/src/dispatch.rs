@@ -9,7 +9,7 @@
 use crate::delivery::deadletter::DeadLetter;
 use crate::delivery::dedup;
 use crate::delivery::retry::{self, Attempts};
-use crate::event::{CAUSATION_ID, CORRELATION_ID, Event};
+use crate::event::{CAUSATION_ID, CORRELATION_ID, Event, REPLAY_ID};
 use crate::forward::Forwarder;
 use crate::runtime::{Route, Runtime};
 use arc_swap::ArcSwap;
@@ -196,10 +196,17 @@ impl Dispatcher {
     /// duplicate and not routed; only an event that was delivered is remembered,
     /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
+        self.dispatch_to(event, None).await
+    }
+
+    /// [`Self::dispatch`], to the routes it matches among those named `only`
+    /// when given (a replay to one route); what the handlers emit goes through
+    /// every route it matches.
+    pub async fn dispatch_to(&self, event: Event, only: Option<&str>) -> EventReport {
         let runtime = self.runtime.load_full();
         let dedup = match runtime.settings.dedup.window {
             Some(window) => {
-                let key = dedup::key("", &event.source, &event.id);
+                let key = dedup_key("", &event);
                 let seen = runtime.settings.dedup.seen(&key).await;
                 Some((key, window, seen))
             }
@@ -215,7 +222,13 @@ impl Dispatcher {
                 duplicate: true,
             };
         }
-        let routes = runtime.matching(&event).collect();
+        let routes = match only {
+            None => runtime.matching(&event).collect(),
+            Some(name) => runtime
+                .matching(&event)
+                .filter(|r| r.name == name)
+                .collect(),
+        };
         let report = self.dispatch_on(&runtime, event, routes, 0).await;
         if let Some((key, window, _)) = dedup
             && report.failure().is_none()
@@ -296,7 +309,7 @@ impl Dispatcher {
         counters.matched.inc();
         let dedup_key = route
             .dedup
-            .map(|window| (dedup::key(&route.name, &event.source, &event.id), window));
+            .map(|window| (dedup_key(&route.name, event), window));
         if let Some((key, _)) = &dedup_key
             && runtime.settings.dedup.seen(key).await
         {
@@ -497,6 +510,9 @@ impl Dispatcher {
         join_all(children.into_iter().map(|mut child| {
             child.set_extension(CAUSATION_ID, event.id.clone());
             child.set_extension(CORRELATION_ID, correlation.clone());
+            if let Some(replay) = event.extension(REPLAY_ID) {
+                child.set_extension(REPLAY_ID, replay.to_owned());
+            }
             crate::trace::inherit(&mut child, event);
             let routes: Vec<&Route> = runtime.matching(&child).collect();
             route
@@ -559,6 +575,22 @@ impl Dispatcher {
             emitted: Vec::new(),
             dead_letter: None,
         }
+    }
+}
+
+/// The dedup key of `event` in `scope` (a route's name, `""` for the global
+/// window). A replayed event (one with a `replayid`) has its own window per
+/// replay: its scope carries the replay's id, so neither the original delivery
+/// nor an earlier replay drops it, while one replay still delivers an event at
+/// most once per window.
+fn dedup_key(scope: &str, event: &Event) -> dedup::Key {
+    match event.extension(REPLAY_ID) {
+        None => dedup::key(scope, &event.source, &event.id),
+        Some(replay) => dedup::key(
+            &format!("{scope}\u{1f}{REPLAY_ID}={replay}"),
+            &event.source,
+            &event.id,
+        ),
     }
 }
 

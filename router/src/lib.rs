@@ -21,7 +21,7 @@
 //! Dependencies point down, and `tests/it/layering.rs` keeps them so:
 //! `event`, `config` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
 //! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
-//! `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
+//! `replay` -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
 
 pub mod config;
@@ -40,6 +40,7 @@ pub mod policy;
 pub(crate) mod queue;
 pub(crate) mod redis;
 pub(crate) mod reload;
+pub(crate) mod replay;
 pub(crate) mod retryable;
 pub mod runtime;
 pub mod server;

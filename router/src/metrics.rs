@@ -109,6 +109,10 @@ pub struct Metrics {
     pub queue_routed: Counter,
     /// Events appended to the Redis stream at ingest.
     pub queue_enqueued: Counter,
+    /// Events written to the archive (`[archive]`).
+    pub archived: Counter,
+    /// Archived events handed over again by replays.
+    pub replayed: Counter,
     /// Successful reloads.
     pub reloads: Counter,
     /// Failed reloads.
@@ -148,6 +152,8 @@ impl Metrics {
             queue_pending: Gauge::default(),
             queue_routed: Counter::default(),
             queue_enqueued: Counter::default(),
+            archived: Counter::default(),
+            replayed: Counter::default(),
             reloads: Counter::default(),
             reload_errors: Counter::default(),
             emitted: Default::default(),
@@ -262,6 +268,16 @@ impl Metrics {
             "queue_enqueued",
             "Events appended to the Redis stream at ingest",
             metrics.queue_enqueued.clone(),
+        );
+        r.register(
+            "archived_events",
+            "Events written to the archive",
+            metrics.archived.clone(),
+        );
+        r.register(
+            "replayed_events",
+            "Archived events handed over again by replays",
+            metrics.replayed.clone(),
         );
         r.register(
             "reloads",

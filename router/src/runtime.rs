@@ -5,6 +5,7 @@
 //! snapshot they started with.
 
 use crate::config::{Config, ConfigError, ConfigErrors, Source};
+use crate::delivery::archive::Archive;
 use crate::delivery::deadletter::DeadLetterSink;
 use crate::delivery::dedup::Dedup;
 use crate::event::Event;
@@ -56,6 +57,8 @@ pub struct Settings {
     pub(crate) dead_letters: Option<DeadLetterSink>,
     /// Duplicate suppression: the global window and the store of delivered pairs.
     pub(crate) dedup: Dedup,
+    /// Where ingest keeps accepted events (`[archive]`), for browsing and replay.
+    pub(crate) archive: Option<Arc<Archive>>,
 }
 
 /// The Redis-backed parts of a runtime, built once per load so that a URL the
@@ -67,6 +70,8 @@ struct Backends {
     queue: Option<Redis>,
     /// The Redis of `[ingest] replay_store = "redis"`, and its key prefix.
     replay: Option<(Redis, String)>,
+    /// `[archive]`, its filter compiled.
+    archive: Option<Arc<Archive>>,
 }
 
 impl Backends {
@@ -136,12 +141,39 @@ impl Backends {
             })
             .flatten()
             .map(|redis| (redis, format!("{}:webhook-id:", config.queue.stream)));
+        // The filter's error is pushed once `open`, which holds `errors`, is done.
+        let mut filter_error = None;
+        let archive = config.archive.as_ref().and_then(|spec| {
+            let filter = match spec.filter.as_ref().map(crate::config::FilterSpec::compile) {
+                None => None,
+                Some(Ok(filter)) => Some(filter),
+                Some(Err(e)) => {
+                    filter_error = Some(source.error(
+                        source.span_of(&["archive", "filter"]),
+                        format!("archive.{}", e.path),
+                        e.message,
+                    ));
+                    return None;
+                }
+            };
+            let redis = match &spec.stream {
+                Some(_) => Some(open(
+                    spec.redis.as_deref().unwrap_or(&config.queue.url),
+                    crate::redis::DEFAULT_TIMEOUT,
+                    &["archive", "redis"],
+                )?),
+                None => None,
+            };
+            Archive::new(spec, |p| config.resolve(p), redis, filter).map(Arc::new)
+        });
+        errors.extend(filter_error);
         let backends = Self {
             dead_letter,
             dead_letters,
             dedup,
             queue,
             replay,
+            archive,
         };
         (backends, errors)
     }
@@ -354,6 +386,7 @@ impl Runtime {
                 dead_letter: backends.dead_letter,
                 dead_letters: backends.dead_letters,
                 dedup: backends.dedup,
+                archive: backends.archive,
             },
             queue: backends.queue,
             gate: Gate::new(&config.ingest, backends.replay),

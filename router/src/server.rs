@@ -70,11 +70,16 @@ impl Server {
                 settle: config.reload.settle.0,
             },
         ));
+        let replays = Arc::new(crate::replay::Replays::new(
+            Arc::clone(&dispatcher),
+            queue.clone(),
+        ));
         Self {
             tls: None,
             state: AppState {
                 dispatcher,
                 reloader,
+                replays,
                 queue,
                 limits: Limits {
                     body: server.body_limit.0,
@@ -181,6 +186,14 @@ impl Server {
             let _ = stop_accepting.send(true);
         };
         tokio::join!(ingest, admin, stop);
+        // Replays stop after the event in hand, their checkpoints saved, so
+        // that a restarted router resumes them where they stopped.
+        if tokio::time::timeout(self.shutdown_timeout, self.state.replays.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("replays still busy after the shutdown timeout");
+        }
         let _ = stop_reloads.send(());
         let _ = reloads.await;
         if let Some(workers) = workers

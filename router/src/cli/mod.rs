@@ -1,5 +1,6 @@
 //! The command line: its arguments, and one module per subcommand.
 
+mod archive;
 mod check;
 mod dlq;
 mod explain;
@@ -122,6 +123,21 @@ Example:
   router dlq show 3f2a                          # a unique id prefix is enough
   router dlq redrive --route notify --url http://10.0.0.5:9180 --token $TOKEN")]
     Dlq(DlqArgs),
+    /// Browse the archive of accepted events (`[archive]`) through a running
+    /// router's admin API, by time range and filter.
+    #[command(after_help = "\
+Example:
+  router archive list --from 2026-12-02T23:00:00Z --to 2026-12-02T23:05:00Z
+  router archive show 1764716400123-0")]
+    Archive(archive::ArchiveArgs),
+    /// Send archived events of a time window again through the live routes (or
+    /// one), marked with `replayid`, at a bounded rate, with progress; resumable.
+    #[command(after_help = "\
+Example:
+  router replay --from 2026-12-02T23:00:00Z --to 2026-12-02T23:05:00Z --route audit --rate 50/s
+  router replay --from 2026-12-02T23:00:00Z --to now --all --filter \"type = 'order.created'\" --id fix-42
+  router replay --resume fix-42")]
+    Replay(Box<archive::ReplayArgs>),
     /// Load a configuration and every plugin it names, report every problem, and exit.
     #[command(after_help = "\
 Example:
@@ -249,6 +265,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check { config } => check::run(&config).await,
         Command::New(args) => new::run(&args).context("router new"),
         Command::Dlq(args) => dlq::run(args).await,
+        Command::Archive(args) => archive::run_archive(args).await,
+        Command::Replay(args) => archive::run_replay(*args).await,
         Command::Explain {
             config,
             event,

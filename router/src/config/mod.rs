@@ -9,6 +9,7 @@
 //! `runtime::Runtime::build`, which reports in the same format.
 
 mod admin;
+mod archive;
 mod compile_cache;
 mod delivery;
 mod env;
@@ -27,6 +28,7 @@ mod transform;
 mod units;
 
 pub use admin::{AdminConfig, AdminError, AdminToken, MIN_ADMIN_TOKEN_LEN, MetricsListener};
+pub use archive::ArchiveConfig;
 pub use compile_cache::CompileCacheConfig;
 pub use delivery::{
     AppendSpec, BackoffKind, DeadLetterSpec, DedupSpec, DedupStore, DeliveryConfig, RetryPolicy,
@@ -81,6 +83,8 @@ pub struct Config {
     pub kv: KvConfig,
     /// `[compile_cache]`.
     pub compile_cache: CompileCacheConfig,
+    /// `[archive]`: where accepted events are kept for browsing and replay.
+    pub archive: Option<ArchiveConfig>,
     /// `[[plugin]]`, in file order.
     pub plugins: Vec<PluginConfig>,
     /// `[[route]]`, in file order.
@@ -175,6 +179,7 @@ impl Config {
                 queue: QueueConfig::default(),
                 kv: KvConfig::default(),
                 compile_cache: CompileCacheConfig::default(),
+                archive: None,
                 plugins: Vec::new(),
                 routes: Vec::new(),
             };
@@ -197,6 +202,7 @@ impl Config {
         let mut queue = QueueConfig::default();
         let mut kv = KvConfig::default();
         let mut compile_cache = CompileCacheConfig::default();
+        let mut archive = None;
         let mut plugins = Vec::new();
         let mut routes = Vec::new();
         let mut schemas = Vec::new();
@@ -247,13 +253,14 @@ impl Config {
                         compile_cache = c;
                     }
                 }
+                "archive" => archive = deserialize(&source, "archive", value, &mut errors),
                 "plugin" => plugins = deserialize_array(&source, "plugin", value, &mut errors),
                 "route" => routes = deserialize_array(&source, "route", value, &mut errors),
                 "schema" => schemas = deserialize_array(&source, "schema", value, &mut errors),
                 other => errors.push(source.error(
                     Some(key.span()),
                     other,
-                    "unknown key: expected `server`, `admin`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `compile_cache`, `plugin`, `route` or `schema`",
+                    "unknown key: expected `server`, `admin`, `reload`, `ingest`, `plugin_defaults`, `delivery`, `queue`, `kv`, `compile_cache`, `archive`, `plugin`, `route` or `schema`",
                 )),
             }
         }
@@ -268,6 +275,7 @@ impl Config {
             queue,
             kv,
             compile_cache,
+            archive,
             plugins,
             routes,
             schemas,
@@ -296,6 +304,9 @@ impl Config {
         }
         self.delivery.validate(source, errors);
         self.queue.validate(source, errors);
+        if let Some(archive) = &self.archive {
+            archive.validate(source, errors);
+        }
 
         let mut plugin_names = HashSet::new();
         for p in &self.plugins {

@@ -1,8 +1,9 @@
 //! Delivery guarantees around the dispatcher: retries with backoff ([`retry`]),
 //! dead letters ([`deadletter`]) and sending them back ([`redrive`]), duplicate
-//! suppression ([`dedup`]), and the journals that routes append events to
-//! ([`journal`]).
+//! suppression ([`dedup`]), the journals that routes append events to
+//! ([`journal`]), and the archive of accepted events ([`archive`]).
 
+pub mod archive;
 pub mod deadletter;
 pub mod dedup;
 pub mod journal;

@@ -17,6 +17,9 @@ pub const SPEC_VERSION: &str = "1.0";
 pub const CAUSATION_ID: &str = "causationid";
 /// Extension attribute that ties every event of a chain to the root event's id.
 pub const CORRELATION_ID: &str = "correlationid";
+/// Extension attribute that marks an event re-dispatched from the archive, and
+/// the events its handlers emit, with the replay's id.
+pub const REPLAY_ID: &str = "replayid";
 
 /// Extension names longer than this are accepted with a warning: the spec says
 /// names SHOULD NOT exceed 20 characters, and some transports cannot carry longer ones.

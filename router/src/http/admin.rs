@@ -1,5 +1,5 @@
 //! The admin API, on its own listener: what the router is running, reloads on
-//! demand, explanations and the dead letters; `/metrics` too unless it is
+//! demand, explanations, the dead letters, the archive and its replays; `/metrics` too unless it is
 //! served with ingest. Every request needs the `[admin]` token when one is set,
 //! but for the dashboard's page ([`super::dashboard`]), which holds no data and
 //! asks for the token itself.
@@ -30,7 +30,15 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .route("/admin/dlq", get(dlq_list))
         .route("/admin/dlq/redrive", post(dlq_redrive))
         .route("/admin/dlq/{id}", get(dlq_show))
-        .route("/admin/queue", get(queue));
+        .route("/admin/queue", get(queue))
+        .route("/admin/archive", get(archive_list))
+        .route("/admin/archive/{position}", get(archive_show))
+        .route("/admin/replay", get(replay_list).post(replay_start))
+        .route(
+            "/admin/replay/{id}",
+            get(replay_progress).delete(replay_cancel),
+        )
+        .route("/admin/replay/{id}/resume", post(replay_resume));
     if metrics == MetricsListener::Admin {
         router = router.route("/metrics", get(super::metrics_text));
     }
@@ -38,7 +46,7 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain, /admin/dlq and /admin/queue" })),
+                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain, /admin/dlq, /admin/queue, /admin/archive and /admin/replay" })),
             )
         })
         .with_state(state)
@@ -452,5 +460,208 @@ async fn queue(State(state): State<AppState>, query: RawQuery, headers: HeaderMa
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             response
         }
+    }
+}
+
+/// An error answer: `status` with `{"error": ...}`, and `Retry-After` on a 503.
+fn error_answer(status: u16, error: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(json!({ "error": error }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn replay_error(e: &crate::replay::ReplayError) -> Response {
+    error_answer(e.status(), e.to_string())
+}
+
+/// Query of `GET /admin/archive`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArchiveQuery {
+    /// Arrived at or after (RFC 3339 or ms since the epoch).
+    from: Option<String>,
+    /// Arrived before.
+    to: Option<String>,
+    /// A CESQL expression, or a JSON route filter.
+    filter: Option<String>,
+    /// After this position (the previous page's `next`).
+    after: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+    /// Indented JSON (read by [`pretty`] from the raw query).
+    #[serde(rename = "pretty")]
+    _pretty: Option<String>,
+}
+
+/// `GET /admin/archive[?from=T1&to=T2&filter=EXPR&after=POS&limit=N]`: the
+/// archived events, oldest first, each with its position and arrival time;
+/// `next` names the position to continue after when there may be more.
+async fn archive_list(
+    State(state): State<AppState>,
+    raw: RawQuery,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ArchiveQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use crate::replay::{parse_filter, parse_position, parse_time};
+    let axum::extract::Query(query) = match query {
+        Ok(query) => query,
+        Err(e) => return error_answer(400, format!("bad query: {}", e.body_text())),
+    };
+    let Some(archive) = state.dispatcher.runtime().settings.archive.clone() else {
+        return replay_error(&crate::replay::ReplayError::NoArchive);
+    };
+    let time = |which, value: &Option<String>| {
+        value
+            .as_ref()
+            .map(|v| parse_time(which, &Value::String(v.clone())))
+            .transpose()
+    };
+    let (from, to) = match (time("from", &query.from), time("to", &query.to)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(e), _) | (_, Err(e)) => return replay_error(&e),
+    };
+    if let (Some(from), Some(to)) = (from, to)
+        && from >= to
+    {
+        return replay_error(&crate::replay::ReplayError::BadRange(format!(
+            "`from` ({}) must be before `to` ({})",
+            crate::delivery::archive::rfc3339(from),
+            crate::delivery::archive::rfc3339(to)
+        )));
+    }
+    let filter = match query.filter.as_deref().map(parse_filter).transpose() {
+        Ok(filter) => filter,
+        Err(e) => return replay_error(&e),
+    };
+    let after = match query.after.as_deref().map(parse_position).transpose() {
+        Ok(after) => after,
+        Err(e) => return error_answer(400, e),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let read = crate::delivery::archive::Query {
+        from,
+        to,
+        after,
+        filter,
+        limit,
+    };
+    match archive.read(&read).await {
+        Ok(page) => {
+            let events: Vec<Value> = page.records.iter().map(|r| r.to_json()).collect();
+            json_answer(
+                &without_nulls(json!({
+                    "archive": archive.describe(),
+                    "count": events.len(),
+                    "events": events,
+                    "next": page.next.map(|p| p.to_string()),
+                })),
+                pretty(&raw, &headers),
+            )
+        }
+        Err(e) => error_answer(503, e.to_string()),
+    }
+}
+
+/// `GET /admin/archive/{position}`: one archived event.
+async fn archive_show(
+    State(state): State<AppState>,
+    axum::extract::Path(position): axum::extract::Path<String>,
+    raw: RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let position = match crate::replay::parse_position(&position) {
+        Ok(position) => position,
+        Err(e) => return error_answer(400, e),
+    };
+    let Some(archive) = state.dispatcher.runtime().settings.archive.clone() else {
+        return replay_error(&crate::replay::ReplayError::NoArchive);
+    };
+    match archive.get(position).await {
+        Ok(Some(record)) => json_answer(&record.to_json(), pretty(&raw, &headers)),
+        Ok(None) => error_answer(
+            404,
+            format!(
+                "no archived event at position {position} (removed by retention, or never there)"
+            ),
+        ),
+        Err(e) => error_answer(503, e.to_string()),
+    }
+}
+
+/// `GET /admin/replay`: the replays this process ran or runs.
+async fn replay_list(State(state): State<AppState>, raw: RawQuery, headers: HeaderMap) -> Response {
+    let replays = state.replays.list();
+    json_answer(
+        &json!({ "count": replays.len(), "replays": replays }),
+        pretty(&raw, &headers),
+    )
+}
+
+/// `POST /admin/replay`: starts a replay ([`crate::replay::ReplayRequest`]);
+/// 202 with its first progress, to follow at `GET /admin/replay/{id}`.
+async fn replay_start(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let request: crate::replay::ReplayRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return error_answer(
+                400,
+                format!(
+                    "the body is not a replay request ({e}): {{\"from\": T1, \"to\": T2, \"route\": \"R\" or \"all\": true, \"filter\", \"rate\", \"id\"}}"
+                ),
+            );
+        }
+    };
+    match state.replays.start(request).await {
+        Ok(progress) => (StatusCode::ACCEPTED, Json(progress)).into_response(),
+        Err(e) => replay_error(&e),
+    }
+}
+
+/// `GET /admin/replay/{id}`: a replay's parameters and progress.
+async fn replay_progress(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    raw: RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match state.replays.progress(&id).await {
+        Ok(progress) => json_answer(
+            &serde_json::to_value(progress).unwrap_or_default(),
+            pretty(&raw, &headers),
+        ),
+        Err(e) => replay_error(&e),
+    }
+}
+
+/// `DELETE /admin/replay/{id}`: stops a running replay after the event in
+/// hand; `POST /admin/replay/{id}/resume` continues it.
+async fn replay_cancel(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match state.replays.cancel(&id).await {
+        Ok(progress) => Json(progress).into_response(),
+        Err(e) => replay_error(&e),
+    }
+}
+
+/// `POST /admin/replay/{id}/resume`: continues a stopped replay after its
+/// checkpoint's position; 202.
+async fn replay_resume(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match state.replays.resume(&id).await {
+        Ok(progress) => (StatusCode::ACCEPTED, Json(progress)).into_response(),
+        Err(e) => replay_error(&e),
     }
 }

@@ -44,6 +44,8 @@ pub struct AppState {
     pub budget: Arc<ByteBudget>,
     /// The Redis stream accepted events go to, in durable mode.
     pub queue: Option<Arc<crate::queue::RedisQueue>>,
+    /// The replays of archived events this process runs.
+    pub replays: Arc<crate::replay::Replays>,
 }
 
 /// Limits applied to every ingest request.
@@ -228,6 +230,22 @@ pub async fn ingest_request(
         buffered: _buffered,
         sender,
     } = admitted;
+    // Archived before any route sees the events and before the answer; an
+    // archive that cannot take them refuses them all, like a queue that cannot.
+    if let Some(archive) = &runtime.settings.archive {
+        match archive.record(&events).await {
+            Ok(kept) => {
+                metrics.archived.inc_by(kept as u64);
+            }
+            Err(e) => {
+                metrics.rejected("unavailable");
+                tracing::warn!(error = %e, "cannot archive the events: nothing accepted");
+                return unavailable(format!(
+                    "the archive is unavailable ({e}); nothing was accepted, retry later"
+                ));
+            }
+        }
+    }
     if let Some(queue) = &state.queue {
         return accepted_if_success(enqueue(queue, events, headers).await, sender);
     }
@@ -373,22 +391,30 @@ async fn enqueue(
         Err(e) => {
             metrics.rejected("unavailable");
             tracing::warn!(error = %e, "cannot append to the Redis stream");
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "error": match e {
-                        crate::queue::EnqueueError::Unavailable(e) => format!("the event store is unavailable ({e}); nothing was accepted, retry later"),
-                        crate::queue::EnqueueError::Unconfirmed(why) => format!("the event store did not confirm the events ({why}); retry later: a retry may deliver some of them twice"),
-                    },
-                })),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            unavailable(match e {
+                crate::queue::EnqueueError::Unavailable(e) => format!(
+                    "the event store is unavailable ({e}); nothing was accepted, retry later"
+                ),
+                crate::queue::EnqueueError::Unconfirmed(why) => format!(
+                    "the event store did not confirm the events ({why}); retry later: a retry may deliver some of them twice"
+                ),
+            })
         }
     }
+}
+
+/// 503 with `Retry-After` and `error`: a store the events must reach first
+/// (the queue, the archive) cannot take them now.
+fn unavailable(error: String) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({ "error": error })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A request let in: its events, their room in flight, its body's bytes, and

@@ -308,6 +308,10 @@ async fn every_subcommand_help_has_an_example_and_no_repeated_log_format_text() 
         &["dlq", "list"],
         &["dlq", "show"],
         &["dlq", "redrive"],
+        &["archive"],
+        &["archive", "list"],
+        &["archive", "show"],
+        &["replay"],
     ] {
         let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
         let out = router(&args, None).await;

@@ -199,6 +199,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// Its body.
     pub body: Bytes,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -272,11 +274,11 @@ impl Sink {
                 state
                     .waiting
                     .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                state
-                    .received
-                    .lock()
-                    .expect("lock")
-                    .push(Received { headers, body });
+                state.received.lock().expect("lock").push(Received {
+                    headers,
+                    body,
+                    at: std::time::Instant::now(),
+                });
                 state.arrived.notify_waiters();
                 *state.status.lock().expect("lock")
             }

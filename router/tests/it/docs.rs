@@ -2,9 +2,10 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    AdminConfig, CompileCacheConfig, Config, CredentialConfig, DeadLetterSpec, DedupSpec, DirGrant,
-    HttpGrant, IngestConfig, KvConfig, PluginConfig, PluginDefaults, QueueConfig, RateLimitConfig,
-    ReloadConfig, RetrySpec, RouteConfig, SchemaConfig, ServerConfig, Source, TlsConfig,
+    AdminConfig, ArchiveConfig, CompileCacheConfig, Config, CredentialConfig, DeadLetterSpec,
+    DedupSpec, DirGrant, HttpGrant, IngestConfig, KvConfig, PluginConfig, PluginDefaults,
+    QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec, RouteConfig, SchemaConfig, ServerConfig,
+    Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -72,6 +73,7 @@ fn the_configuration_reference_matches_the_types() {
         ("queue", fields::<QueueConfig>()),
         ("kv", fields::<KvConfig>()),
         ("compile_cache", fields::<CompileCacheConfig>()),
+        ("archive", fields::<ArchiveConfig>()),
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),

@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["dispatch"],
     &["queue", "reload", "explain"],
+    &["replay"],
     &["http"],
     &["server"],
 ];

@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod admin_output;
+mod archive;
 mod cesql;
 mod cli;
 mod cluster;
