@@ -35,4 +35,5 @@ mod readme;
 mod rebalance;
 mod reload;
 mod sandbox;
+mod shadow;
 mod templates;
