@@ -586,6 +586,40 @@ mod tests {
         assert_eq!(store.get(&a, "t").unwrap(), None);
     }
 
+    /// A shadow's store reads the live one until it holds the key itself,
+    /// and nothing it writes or deletes reaches the live one.
+    #[tokio::test]
+    async fn a_scratch_namespace_copies_on_read_and_never_writes_the_live_one() {
+        let live = Kv::Memory(MemoryKv::new(Arc::new(KvStore::default()), L as u64));
+        let p: Arc<str> = "p".into();
+        live.set(&p, "n", b"5".to_vec(), None).await.unwrap();
+        live.set(&p, "gone", b"x".to_vec(), None).await.unwrap();
+        let scratch = Kv::Scratch(Arc::new(ScratchKv::new(live.clone(), L as u64)));
+        assert_eq!(
+            scratch.increment(&p, "n", 1).await,
+            Ok(6),
+            "from the live value"
+        );
+        assert_eq!(live.get(&p, "n").await.unwrap(), Some(b"5".to_vec()));
+        assert!(scratch.delete(&p, "gone").await.unwrap());
+        assert_eq!(scratch.get(&p, "gone").await.unwrap(), None);
+        assert_eq!(live.get(&p, "gone").await.unwrap(), Some(b"x".to_vec()));
+        scratch.set(&p, "new", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(live.get(&p, "new").await.unwrap(), None);
+        live.set(&p, "n", b"100".to_vec(), None).await.unwrap();
+        assert_eq!(
+            scratch.get(&p, "n").await.unwrap(),
+            Some(b"6".to_vec()),
+            "the shadow's own copy"
+        );
+        live.set(&p, "later", b"7".to_vec(), None).await.unwrap();
+        assert_eq!(
+            scratch.get(&p, "later").await.unwrap(),
+            Some(b"7".to_vec()),
+            "a key the shadow never held is read from the live store"
+        );
+    }
+
     #[test]
     fn limits_and_bad_values_are_errors() {
         let store = KvStore::default();

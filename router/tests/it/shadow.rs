@@ -144,6 +144,67 @@ async fn a_shadow_is_compared_on_every_event_and_never_routes_nor_writes_live_kv
     assert!(stock["shadow"]["sha256"].is_string(), "{stock:#}");
 }
 
+/// A shadow's outbound HTTP is denied unless its own `http` grants it: the
+/// plugin's grants do not carry over. Only the live version's request (and
+/// the explicitly granted shadow's) reach the server.
+#[tokio::test]
+async fn a_shadow_calls_out_only_when_granted_explicitly() {
+    let server = Sink::start().await;
+    let grant = format!("{{ host = \"http://{}\" }}", server.addr);
+    let toml = [
+        plugin(
+            "ungranted",
+            plugin_artifacts::HOSTILE,
+            &format!("http = [{grant}]\nshadow = {:?}", plugin_artifacts::HOSTILE),
+        ),
+        plugin(
+            "granted",
+            plugin_artifacts::HOSTILE,
+            &format!(
+                "http = [{grant}]\nshadow = {{ path = {:?}, http = [{grant}] }}",
+                plugin_artifacts::HOSTILE
+            ),
+        ),
+        route("ungranted", "test.ungranted", "handler = \"ungranted\""),
+        route("granted", "test.granted", "handler = \"granted\""),
+    ]
+    .concat();
+    let router = TestRouter::start(&toml).await;
+    let call = format!("http:{}", server.url());
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("h-1", "test.ungranted"),
+        call.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = router
+        .admin_until("plugins/ungranted/shadow", |r| total(r) == 1)
+        .await;
+    assert_eq!(count(&report, "candidate_failed"), 1, "{report:#}");
+    assert_eq!(
+        server.received().len(),
+        1,
+        "only the live version's request"
+    );
+    let (status, body) = post_binary(
+        &router.events_url(),
+        &ce_headers("h-2", "test.granted"),
+        call,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = router
+        .admin_until("plugins/granted/shadow", |r| total(r) == 1)
+        .await;
+    assert_eq!(count(&report, "equal"), 1, "{report:#}");
+    assert_eq!(
+        server.wait_for(3).await.len(),
+        3,
+        "the granted shadow called out"
+    );
+}
+
 /// A shadow that cannot keep up loses shadow work, never the live path's
 /// time: with one pending call allowed and a shadow that spins to its time
 /// limit, the other events' shadow calls are dropped and counted, and every
