@@ -356,17 +356,19 @@ impl Reloader {
             // A promotion whose entry changed is over.
             lock(&self.promotions).retain(|name, _| runtime.promoted_from(name).is_some());
             let restart_needed = runtime.restart_needed(&self.started);
-            let generation = self.swap_in(runtime, &current);
+            let generation = self.swap_in(runtime);
             return Ok((generation, restart_needed));
         }
     }
 }
 
 impl Reloader {
-    /// Numbers `runtime` after `current`, forgets the compiled components it
-    /// does not use, watches its files and makes it the snapshot.
-    fn swap_in(&self, mut runtime: Runtime, current: &Runtime) -> u64 {
-        runtime.succeed(current);
+    /// Numbers `runtime` after the snapshot serving now (which a promotion
+    /// made while a reload was settling may have replaced), forgets the
+    /// compiled components it does not use, watches its files and makes it
+    /// the snapshot. Only the reload task swaps snapshots.
+    fn swap_in(&self, mut runtime: Runtime) -> u64 {
+        runtime.succeed(&self.dispatcher.runtime());
         let generation = runtime.generation();
         if let Ok(host) = PluginHost::shared() {
             host.retain_compiled(&runtime.digests());
@@ -411,7 +413,7 @@ impl Reloader {
             .await
             .map_err(|errors| ReloadError::Invalid(errors.to_string().trim_end().to_owned()))?;
         lock(&self.promotions).insert(name.to_owned(), promotion.clone());
-        let generation = self.swap_in(runtime, &current);
+        let generation = self.swap_in(runtime);
         crate::metrics::metrics().reloads.inc();
         lock(&self.status).reloads += 1;
         tracing::info!(
