@@ -26,6 +26,7 @@ reload = open(os.path.join(out, "reload.txt")).read()
 ecommerce_path = os.path.join(out, "ecommerce.txt")
 ecommerce = open(ecommerce_path).read() if os.path.exists(ecommerce_path) else ""
 isolation_path = os.path.join(out, "isolation.json")
+shadow_path = os.path.join(out, "shadow.json")
 redis_path = os.path.join(out, "redis.json")
 durable = json.load(open(redis_path)) if os.path.exists(redis_path) else None
 cluster_path = os.path.join(out, "cluster.json")
@@ -124,6 +125,14 @@ def isolation_section():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from isolation import markdown
     return markdown(json.load(open(isolation_path))) + "\n"
+
+
+def shadow_section():
+    if not os.path.exists(shadow_path):
+        return ""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from shadow import markdown
+    return markdown(json.load(open(shadow_path))) + "\n"
 
 
 def durable_section():
@@ -260,7 +269,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | dispatcher + fresh instance, enricher | {crit('handler/dispatch_wasm_fresh_limits_default') / 1000:.1f} us | reused {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_fresh_limits_default') / wasm:.1f}x |
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
-{isolation_section()}{durable_section()}{cluster_section()}
+{isolation_section()}{shadow_section()}{durable_section()}{cluster_section()}
 {startup_section()}{languages_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate

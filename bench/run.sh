@@ -17,6 +17,8 @@ python3 bench/soak.py > "$target/bench/soak.json"
 python3 bench/startup.py > "$target/bench/startup.json"
 # ISOLATION_OLD_ROUTER=path/to/an/older/router compares with it in alternating pairs.
 python3 bench/isolation.py > "$target/bench/isolation.json"
+# The overhead of a shadow version on the live path, with and without one.
+python3 bench/shadow.py > "$target/bench/shadow.json"
 # The same plugin in Rust, Python and JavaScript (the components come from
 # tests/polyglot, which installs the Python and JS toolchains under target/).
 cargo build -p polyglot-artifacts

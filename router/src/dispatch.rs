@@ -406,13 +406,24 @@ impl Dispatcher {
         // future made earlier and moved later keeps a slot of its own in this
         // function's state, which every delivery then allocates and copies.
         let handle = || async {
-            match &route.handler {
-                Some(plugin) => Some(
+            match (&route.handler, &route.candidates) {
+                (Some(plugin), None) => Some(
                     retry::run(policy, &counters.retried, || plugin.handle(event))
                         .instrument(tracing::debug_span!("handler", plugin = plugin.name()))
                         .await,
                 ),
-                None => None,
+                // Boxed: a plugin with candidate versions is the rare case,
+                // and its future should not grow every delivery's.
+                (Some(plugin), Some(candidates)) => Some(
+                    Box::pin(
+                        retry::run(policy, &counters.retried, || {
+                            candidates.handle(plugin, event)
+                        })
+                        .instrument(tracing::debug_span!("handler", plugin = plugin.name())),
+                    )
+                    .await,
+                ),
+                (None, _) => None,
             }
         };
         // Forwards and appends are boxed, and only built when the route has

@@ -26,6 +26,26 @@ pub struct PluginLabels {
     pub plugin: String,
 }
 
+/// Labels of a shadow comparison.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// `equal`, `different`, `candidate_failed`, `live_failed` or `both_failed`.
+    pub outcome: &'static str,
+}
+
+/// Labels of a call under a canary.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CanaryLabels {
+    /// The plugin's name.
+    pub plugin: String,
+    /// `live` or `candidate`.
+    pub version: &'static str,
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 /// Labels giving why a request was refused.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -99,6 +119,14 @@ pub struct Metrics {
     pub plugin_log_dropped_bytes: Family<PluginLabels, Counter>,
     /// Duration of plugin calls, seconds.
     pub plugin_call_seconds: Family<PluginLabels, Histogram>,
+    /// Shadow comparisons, by plugin and outcome.
+    pub shadow_comparisons: Family<ShadowLabels, Counter>,
+    /// Shadow calls dropped because the shadow fell behind, by plugin.
+    pub shadow_dropped: Family<PluginLabels, Counter>,
+    /// Calls of plugins that have a canary, by version and result.
+    pub canary_calls: Family<CanaryLabels, Counter>,
+    /// Canaries rolled back, by plugin.
+    pub canary_rollbacks: Family<PluginLabels, Counter>,
     /// Events being routed right now.
     pub events_in_flight: Gauge,
     /// Entries in the Redis stream (durable mode).
@@ -147,6 +175,10 @@ impl Metrics {
                     5.0,
                 ])
             }),
+            shadow_comparisons: Family::default(),
+            shadow_dropped: Family::default(),
+            canary_calls: Family::default(),
+            canary_rollbacks: Family::default(),
             events_in_flight: Gauge::default(),
             queue_length: Gauge::default(),
             queue_pending: Gauge::default(),
@@ -243,6 +275,26 @@ impl Metrics {
             "plugin_call_seconds",
             "Duration of plugin calls",
             metrics.plugin_call_seconds.clone(),
+        );
+        r.register(
+            "shadow_comparisons",
+            "Outputs of a plugin's shadow version compared with the live version's, by outcome",
+            metrics.shadow_comparisons.clone(),
+        );
+        r.register(
+            "shadow_dropped",
+            "Shadow calls dropped because the shadow version fell behind",
+            metrics.shadow_dropped.clone(),
+        );
+        r.register(
+            "canary_calls",
+            "Calls of a plugin with a canary, by version (live, candidate) and result (ok, error)",
+            metrics.canary_calls.clone(),
+        );
+        r.register(
+            "canary_rollbacks",
+            "Canary versions rolled back for failing more often than the live version",
+            metrics.canary_rollbacks.clone(),
         );
         r.register(
             "events_in_flight",

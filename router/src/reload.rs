@@ -8,7 +8,7 @@
 
 use crate::dispatch::Dispatcher;
 use crate::plugin::PluginHost;
-use crate::runtime::Runtime;
+use crate::runtime::{CandidateKind, Promotion, Promotions, Runtime};
 use crate::sync::lock;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use std::collections::{BTreeSet, HashMap};
@@ -61,11 +61,36 @@ pub enum ReloadError {
     Stopped,
 }
 
+/// Why a promotion did not happen; the previous snapshot keeps serving.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PromoteError {
+    /// No plugin has that name.
+    #[error("no plugin named {0:?}")]
+    UnknownPlugin(String),
+    /// The plugin has no candidate version (of the kind asked for).
+    #[error("plugin {plugin:?} has no {what} version to promote")]
+    NoCandidate {
+        /// The plugin.
+        plugin: String,
+        /// `shadow`, `canary`, or `shadow or canary`.
+        what: &'static str,
+    },
+    /// The snapshot with the candidate live could not be built.
+    #[error("{0}")]
+    Reload(#[from] ReloadError),
+}
+
 enum Request {
     /// A watched file changed (or SIGHUP): reload after the debounce.
     Changed,
     /// Reload now and answer with the outcome (`POST /admin/reload`).
     Now(oneshot::Sender<Result<u64, ReloadError>>),
+    /// Make a plugin's candidate live (`POST /admin/plugins/{name}/promote`).
+    Promote(
+        String,
+        Option<CandidateKind>,
+        oneshot::Sender<Result<u64, PromoteError>>,
+    ),
 }
 
 /// Drives reloads of one configuration file into one dispatcher.
@@ -81,6 +106,9 @@ pub struct Reloader {
     inbox: Mutex<Option<mpsc::Receiver<Request>>>,
     watched: Arc<Mutex<BTreeSet<PathBuf>>>,
     watcher: Mutex<Option<RecommendedWatcher>>,
+    /// The candidates promoted, applied by every reload until the plugin's
+    /// entry changes. Only the reload task touches them.
+    promotions: Mutex<Promotions>,
 }
 
 impl Reloader {
@@ -100,6 +128,7 @@ impl Reloader {
             inbox: Mutex::new(Some(inbox)),
             watched: Arc::default(),
             watcher: Mutex::new(None),
+            promotions: Mutex::default(),
         }
     }
 
@@ -118,6 +147,23 @@ impl Reloader {
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Now(reply))
+            .await
+            .map_err(|_| ReloadError::NotRunning)?;
+        answer.await.map_err(|_| ReloadError::Stopped)?
+    }
+
+    /// Makes plugin `name`'s candidate live (`kind`, or its canary when it has
+    /// one, else its shadow): the current snapshot's configuration is built
+    /// again with the candidate as the plugin's live version, and swapped in
+    /// like a reload. Returns the new generation.
+    pub async fn promote(
+        &self,
+        name: &str,
+        kind: Option<CandidateKind>,
+    ) -> Result<u64, PromoteError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Promote(name.to_owned(), kind, reply))
             .await
             .map_err(|_| ReloadError::NotRunning)?;
         answer.await.map_err(|_| ReloadError::Stopped)?
@@ -187,6 +233,10 @@ impl Reloader {
             match request {
                 Request::Now(reply) => waiting.push(reply),
                 Request::Changed => self.debounce(&mut inbox, &mut waiting).await,
+                Request::Promote(name, kind, reply) => {
+                    let _ = reply.send(self.promote_now(&name, kind).await);
+                    continue;
+                }
             }
             let outcome = self.reload(&mut inbox, &mut waiting).await;
             for reply in waiting {
@@ -212,6 +262,10 @@ impl Reloader {
                 Ok(Some(Request::Now(reply))) => {
                     waiting.push(reply);
                     return;
+                }
+                Ok(Some(Request::Promote(name, kind, reply))) => {
+                    let _ = reply.send(self.promote_now(&name, kind).await);
+                    continue;
                 }
                 _ => return,
             }
@@ -272,16 +326,21 @@ impl Reloader {
             tokio::time::sleep(self.settings.settle).await;
             // Changes that arrived while settling are part of this reload.
             while let Ok(r) = inbox.try_recv() {
-                if let Request::Now(reply) = r {
-                    waiting.push(reply);
+                match r {
+                    Request::Now(reply) => waiting.push(reply),
+                    Request::Promote(name, kind, reply) => {
+                        let _ = reply.send(self.promote_now(&name, kind).await);
+                    }
+                    Request::Changed => {}
                 }
             }
             let after = fingerprints(&files).await;
             if before != after {
                 continue;
             }
-            let built = Runtime::load(&self.config_path).await;
-            let (_, mut runtime) = built
+            let promotions = lock(&self.promotions).clone();
+            let built = Runtime::load_with(&self.config_path, &promotions).await;
+            let (_, runtime) = built
                 .map_err(|errors| ReloadError::Invalid(errors.to_string().trim_end().to_owned()))?;
             // A plugin rewritten after we settled: its digest differs from what we
             // saw; settle again rather than serve a version that is already stale.
@@ -294,17 +353,77 @@ impl Reloader {
             if stale {
                 continue;
             }
-            runtime.succeed(&current);
-            let generation = runtime.generation();
-            if let Ok(host) = PluginHost::shared() {
-                let keep: Vec<&str> = runtime.plugins().iter().map(|p| p.digest()).collect();
-                host.retain_compiled(&keep);
-            }
+            // A promotion whose entry changed is over.
+            lock(&self.promotions).retain(|name, _| runtime.promoted_from(name).is_some());
             let restart_needed = runtime.restart_needed(&self.started);
-            self.rewatch(&runtime);
-            self.dispatcher.swap(runtime);
+            let generation = self.swap_in(runtime);
             return Ok((generation, restart_needed));
         }
+    }
+}
+
+impl Reloader {
+    /// Numbers `runtime` after the snapshot serving now (which a promotion
+    /// made while a reload was settling may have replaced), forgets the
+    /// compiled components it does not use, watches its files and makes it
+    /// the snapshot. Only the reload task swaps snapshots.
+    fn swap_in(&self, mut runtime: Runtime) -> u64 {
+        runtime.succeed(&self.dispatcher.runtime());
+        let generation = runtime.generation();
+        if let Ok(host) = PluginHost::shared() {
+            host.retain_compiled(&runtime.digests());
+        }
+        self.rewatch(&runtime);
+        self.dispatcher.swap(runtime);
+        generation
+    }
+
+    /// Builds the current snapshot's configuration again with plugin `name`'s
+    /// candidate live, and swaps it in (see [`Reloader::promote`]).
+    async fn promote_now(
+        &self,
+        name: &str,
+        kind: Option<CandidateKind>,
+    ) -> Result<u64, PromoteError> {
+        let current = self.dispatcher.runtime();
+        let config = Arc::clone(current.config());
+        let entry = config
+            .plugins
+            .iter()
+            .find(|p| p.name.get_ref().as_str() == name)
+            .ok_or_else(|| PromoteError::UnknownPlugin(name.to_owned()))?;
+        let promotion = match kind {
+            Some(kind) => Promotion::of(entry, kind),
+            None => Promotion::of(entry, CandidateKind::Canary)
+                .or_else(|| Promotion::of(entry, CandidateKind::Shadow)),
+        };
+        let promotion = promotion
+            .filter(|_| current.promoted_from(name).is_none())
+            .ok_or(PromoteError::NoCandidate {
+                plugin: name.to_owned(),
+                what: match kind {
+                    Some(CandidateKind::Shadow) => "shadow",
+                    Some(CandidateKind::Canary) => "canary",
+                    None => "shadow or canary",
+                },
+            })?;
+        let mut promotions = lock(&self.promotions).clone();
+        promotions.insert(name.to_owned(), promotion.clone());
+        let runtime = Runtime::build_with(&config, &promotions)
+            .await
+            .map_err(|errors| ReloadError::Invalid(errors.to_string().trim_end().to_owned()))?;
+        lock(&self.promotions).insert(name.to_owned(), promotion.clone());
+        let generation = self.swap_in(runtime);
+        crate::metrics::metrics().reloads.inc();
+        lock(&self.status).reloads += 1;
+        tracing::info!(
+            plugin = name,
+            from = %promotion.live,
+            to = %promotion.candidate,
+            generation,
+            "candidate promoted: it is the live version now"
+        );
+        Ok(generation)
     }
 }
 

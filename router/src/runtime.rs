@@ -10,7 +10,7 @@ use crate::delivery::deadletter::DeadLetterSink;
 use crate::delivery::dedup::Dedup;
 use crate::event::Event;
 use crate::gate::Gate;
-use crate::plugin::{Plugin, PluginHost};
+use crate::plugin::{Candidates, Plugin, PluginHost};
 use crate::policy::filter::Filter;
 use crate::policy::schema::Schemas;
 use crate::policy::transform::Step;
@@ -28,6 +28,8 @@ pub struct Route {
     pub filter: Option<Filter>,
     /// The plugin that handles matched events.
     pub(crate) handler: Option<Arc<Plugin>>,
+    /// The handler's shadow and canary versions, if it has any.
+    pub(crate) candidates: Option<Arc<Candidates>>,
     /// The URL matched events are forwarded to.
     pub forward: Option<String>,
     /// The journal matched events are appended to.
@@ -191,6 +193,14 @@ pub struct Runtime {
     /// Every other route, in declaration order.
     unindexed: Vec<usize>,
     plugins: Vec<Arc<Plugin>>,
+    /// The candidate versions of the plugins that have them, by plugin name.
+    candidates: HashMap<String, Arc<Candidates>>,
+    /// The promotions this snapshot applied: plugin name, and the file it
+    /// was promoted from.
+    promoted: HashMap<String, String>,
+    /// The configuration this snapshot was built from, so that a promotion
+    /// rebuilds it without reading the file again.
+    config: Arc<Config>,
     /// Per-event settings.
     pub(crate) settings: Settings,
     /// The durable queue's Redis, when `[queue] kind = "redis"`.
@@ -210,11 +220,19 @@ impl Runtime {
     /// problem of both in one list: TOML and validation errors together with
     /// plugins that cannot be loaded.
     pub async fn load(path: &Path) -> Result<(Config, Self), ConfigErrors> {
+        Self::load_with(path, &Promotions::default()).await
+    }
+
+    /// [`Runtime::load`], with the candidate versions in `promotions` live.
+    pub(crate) async fn load_with(
+        path: &Path,
+        promotions: &Promotions,
+    ) -> Result<(Config, Self), ConfigErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
         let (config, mut errors) =
             Config::parse_lenient(Source::new(path, text), |name| std::env::var(name).ok());
-        let (plugins, plugin_errors) = load_plugins(&config).await;
+        let (loaded, plugin_errors) = load_plugins(&config, promotions).await;
         errors.extend(plugin_errors);
         let (schemas, schema_errors) = Schemas::load(&config);
         errors.extend(schema_errors);
@@ -225,7 +243,7 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(config.name_routes(ConfigErrors(errors)).sorted());
         }
-        let runtime = Self::assemble(&config, plugins, schemas, filters, backends)
+        let runtime = Self::assemble(&config, loaded, schemas, filters, backends)
             .map_err(|errors| config.name_routes(errors))?;
         Ok((config, runtime))
     }
@@ -234,7 +252,15 @@ impl Runtime {
     /// Plugin problems (a missing file, an invalid component, a wrong world) are
     /// all reported, each at its `path` key.
     pub async fn build(config: &Config) -> Result<Self, ConfigErrors> {
-        let (plugins, mut errors) = load_plugins(config).await;
+        Self::build_with(config, &Promotions::default()).await
+    }
+
+    /// [`Runtime::build`], with the candidate versions in `promotions` live.
+    pub(crate) async fn build_with(
+        config: &Config,
+        promotions: &Promotions,
+    ) -> Result<Self, ConfigErrors> {
+        let (loaded, mut errors) = load_plugins(config, promotions).await;
         let (schemas, schema_errors) = Schemas::load(config);
         errors.extend(schema_errors);
         let (filters, filter_errors) = compile_filters(config);
@@ -244,7 +270,7 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(config.name_routes(ConfigErrors(errors)).sorted());
         }
-        Self::assemble(config, plugins, schemas, filters, backends)
+        Self::assemble(config, loaded, schemas, filters, backends)
             .map_err(|errors| config.name_routes(errors))
     }
 
@@ -252,11 +278,16 @@ impl Runtime {
     /// its use is an error at the route's TOML path.
     fn assemble(
         config: &Config,
-        plugins: HashMap<String, Arc<Plugin>>,
+        loaded: Loaded,
         schemas: Schemas,
         filters: Vec<Option<Filter>>,
         backends: Backends,
     ) -> Result<Self, ConfigErrors> {
+        let Loaded {
+            plugins,
+            candidates,
+            promoted,
+        } = loaded;
         let mut errors = Vec::new();
         let mut routes = Vec::new();
         for (r, filter) in config.routes.iter().zip(filters) {
@@ -320,10 +351,15 @@ impl Runtime {
                     (None, None) => None,
                 }
             });
+            let route_candidates = r
+                .handler
+                .as_ref()
+                .and_then(|h| candidates.get(h.get_ref().as_str()).cloned());
             routes.push(Route {
                 name: r.name.get_ref().to_string(),
                 filter,
                 handler,
+                candidates: route_candidates,
                 forward: r.forward.as_ref().map(|f| f.get_ref().clone()),
                 append,
                 transforms,
@@ -364,6 +400,14 @@ impl Runtime {
                 .iter()
                 .map(|p| config.resolve(p.path.get_ref())),
         );
+        files.extend(config.plugins.iter().flat_map(|p| {
+            let shadow = p.shadow.as_ref().map(|s| s.get_ref().0.path.as_str());
+            let canary = p.canary.as_ref().map(|c| c.get_ref().path.as_str());
+            shadow
+                .into_iter()
+                .chain(canary)
+                .map(|path| config.resolve(path))
+        }));
         files.extend(
             config
                 .schemas
@@ -380,6 +424,9 @@ impl Runtime {
             prefix_lengths,
             unindexed,
             plugins,
+            candidates,
+            promoted,
+            config: Arc::new(config.clone()),
             settings: Settings {
                 hop_limit: config.server.hop_limit,
                 forward_timeout: config.server.forward_timeout.0,
@@ -437,6 +484,28 @@ impl Runtime {
     pub(crate) fn succeed(&mut self, previous: &Runtime) {
         self.generation = previous.generation + 1;
         self.gate.succeed(&previous.gate);
+        // Routes share their plugin's candidates: the routes let go of them
+        // while the state is taken over in place, before the snapshot serves.
+        for route in &mut self.routes {
+            route.candidates = None;
+        }
+        for (name, candidates) in &mut self.candidates {
+            let (Some(old), Some(live), Some(old_live)) = (
+                previous.candidates.get(name),
+                self.plugins.iter().find(|p| p.name() == name),
+                previous.plugins.iter().find(|p| p.name() == name),
+            ) else {
+                continue;
+            };
+            if let Some(new) = Arc::get_mut(candidates) {
+                new.succeed(live, old, old_live);
+            }
+        }
+        for route in &mut self.routes {
+            if let Some(h) = &route.handler {
+                route.candidates = self.candidates.get(h.name()).cloned();
+            }
+        }
     }
 
     /// The start-only settings (read when the server starts, not by a reload)
@@ -488,6 +557,36 @@ impl Runtime {
     /// Every loaded plugin, by name.
     pub(crate) fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
+    }
+
+    /// The candidate versions of plugin `name`, if it has any.
+    pub(crate) fn candidates(&self, name: &str) -> Option<&Arc<Candidates>> {
+        self.candidates.get(name)
+    }
+
+    /// The file plugin `name` was promoted from, when a promotion made its
+    /// candidate live in this snapshot.
+    pub(crate) fn promoted_from(&self, name: &str) -> Option<&str> {
+        self.promoted.get(name).map(String::as_str)
+    }
+
+    /// The configuration this snapshot was built from.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The digests of every component this snapshot holds, candidates included.
+    pub(crate) fn digests(&self) -> Vec<&str> {
+        let candidates = self.candidates.values().flat_map(|c| {
+            let shadow = c.shadow.as_ref().map(|s| s.plugin.digest());
+            let canary = c.canary.as_ref().map(|c| c.plugin.digest());
+            shadow.into_iter().chain(canary)
+        });
+        self.plugins
+            .iter()
+            .map(|p| p.digest())
+            .chain(candidates)
+            .collect()
     }
 
     /// The durable queue's Redis, when `[queue] kind = "redis"` (built, and its
@@ -581,15 +680,66 @@ fn compile_filters(config: &Config) -> (Vec<Option<Filter>>, Vec<ConfigError>) {
     (filters, errors)
 }
 
-/// Loads the plugins that `config` declares, keyed by name, with an error for
-/// each one that cannot be loaded.
-async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<ConfigError>) {
-    let mut plugins = HashMap::new();
+/// Which candidate version of a plugin an operator made live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CandidateKind {
+    /// The `shadow` version.
+    Shadow,
+    /// The `canary` version.
+    Canary,
+}
+
+/// A candidate version made live by `POST /admin/plugins/{name}/promote`.
+/// It holds while the plugin's entry names the same live and candidate files:
+/// a reload of an unchanged file keeps it, a changed entry ends it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Promotion {
+    /// The candidate made live.
+    pub kind: CandidateKind,
+    /// The entry's `path` when it was promoted, as written.
+    pub live: String,
+    /// The candidate's `path`, as written.
+    pub candidate: String,
+}
+
+/// The promotions in force, by plugin name.
+pub(crate) type Promotions = HashMap<String, Promotion>;
+
+impl Promotion {
+    /// The promotion of plugin `p`'s `kind` candidate, when it has one.
+    pub(crate) fn of(p: &crate::config::PluginConfig, kind: CandidateKind) -> Option<Self> {
+        let candidate = match kind {
+            CandidateKind::Shadow => p.shadow.as_ref()?.get_ref().0.path.clone(),
+            CandidateKind::Canary => p.canary.as_ref()?.get_ref().path.clone(),
+        };
+        Some(Self {
+            kind,
+            live: p.path.get_ref().clone(),
+            candidate,
+        })
+    }
+}
+
+/// What [`load_plugins`] loaded.
+#[derive(Default)]
+struct Loaded {
+    plugins: HashMap<String, Arc<Plugin>>,
+    candidates: HashMap<String, Arc<Candidates>>,
+    promoted: HashMap<String, String>,
+}
+
+/// Loads the plugins that `config` declares, keyed by name, and their
+/// candidate versions, with an error for each one that cannot be loaded. A
+/// plugin in `promotions` (whose entry still names the same files) runs its
+/// candidate as its live version, without candidates.
+async fn load_plugins(config: &Config, promotions: &Promotions) -> (Loaded, Vec<ConfigError>) {
+    let mut loaded = Loaded::default();
     let host = match PluginHost::shared() {
         Ok(host) => host,
         Err(e) => {
             let message = format!("cannot start the WebAssembly engine: {e}");
-            return (plugins, vec![config.source.error(None, "", message)]);
+            return (loaded, vec![config.source.error(None, "", message)]);
         }
     };
     let mut errors = Vec::new();
@@ -616,26 +766,180 @@ async fn load_plugins(config: &Config) -> (HashMap<String, Arc<Plugin>>, Vec<Con
     let disk = compile_cache(config, &mut errors).map(Arc::new);
     for p in &config.plugins {
         let i = p.index;
-        let path = config.resolve(p.path.get_ref());
+        let name = p.name.get_ref().to_string();
         let limits = p.limits(&config.plugin_defaults);
-        let dirs = p
+        let dirs: Vec<(PathBuf, String)> = p
             .dirs
             .iter()
             .map(|d| (config.resolve(&d.host), d.guest.clone()))
             .collect();
-        match host.load(p, limits, &path, dirs, disk.as_ref()).await {
-            Ok(plugin) => {
-                let plugin = plugin.with_kv(kv.clone());
-                plugins.insert(p.name.get_ref().to_string(), Arc::new(plugin));
+        let promotion = promotions
+            .get(&name)
+            .filter(|promoted| Promotion::of(p, promoted.kind).as_ref() == Some(*promoted));
+        if let Some(promotion) = promotion {
+            // The candidate, as the live version: the entry's grants and
+            // limits, the candidate's own `config` when it has one.
+            let mut entry = p.clone();
+            entry.config = match promotion.kind {
+                CandidateKind::Shadow => {
+                    p.shadow.as_ref().and_then(|s| s.get_ref().0.config.clone())
+                }
+                CandidateKind::Canary => p.canary.as_ref().and_then(|c| c.get_ref().config.clone()),
             }
-            Err(e) => errors.push(config.source.error(
-                Some(p.path.span()),
-                format!("plugin[{i}].path"),
-                format!("plugin `{}`: {e}", p.name.get_ref()),
-            )),
+            .unwrap_or_else(|| p.config.clone());
+            let path = config.resolve(&promotion.candidate);
+            match host.load(&entry, limits, &path, dirs, disk.as_ref()).await {
+                Ok(plugin) => {
+                    loaded
+                        .plugins
+                        .insert(name.clone(), Arc::new(plugin.with_kv(kv.clone())));
+                    loaded.promoted.insert(name, promotion.live.clone());
+                }
+                Err(e) => errors.push(config.source.error(
+                    Some(p.path.span()),
+                    format!("plugin[{i}].path"),
+                    format!("plugin `{name}` (promoted {:?}): {e}", promotion.candidate),
+                )),
+            }
+            continue;
+        }
+        let path = config.resolve(p.path.get_ref());
+        let live = match host
+            .load(p, limits.clone(), &path, dirs.clone(), disk.as_ref())
+            .await
+        {
+            Ok(plugin) => Arc::new(plugin.with_kv(kv.clone())),
+            Err(e) => {
+                errors.push(config.source.error(
+                    Some(p.path.span()),
+                    format!("plugin[{i}].path"),
+                    format!("plugin `{name}`: {e}"),
+                ));
+                continue;
+            }
+        };
+        loaded.plugins.insert(name.clone(), Arc::clone(&live));
+        if p.shadow.is_none() && p.canary.is_none() {
+            continue;
+        }
+        if !live.is_handler() {
+            let at = if p.shadow.is_some() {
+                "shadow"
+            } else {
+                "canary"
+            };
+            errors.push(config.source.error(
+                Some(p.name.span()),
+                format!("plugin[{i}].{at}"),
+                format!(
+                    "plugin `{name}` implements {}: shadow and canary versions are for handler plugins",
+                    live.world()
+                ),
+            ));
+            continue;
+        }
+        // A candidate has the entry's limits, directories and environment; its
+        // own `config` when it gives one; a shadow has only its own HTTP grants.
+        let candidate = |kind: &'static str,
+                         path: &str,
+                         own_config: Option<
+            &std::collections::BTreeMap<String, crate::config::ConfigValue>,
+        >,
+                         http: Option<&Vec<crate::config::HttpGrant>>| {
+            let mut entry = p.clone();
+            if let Some(own) = own_config {
+                entry.config = own.clone();
+            }
+            if let Some(http) = http {
+                entry.http = http.clone();
+            }
+            let path = config.resolve(path);
+            let (limits, dirs, disk, live) = (
+                limits.clone(),
+                dirs.clone(),
+                disk.as_ref(),
+                Arc::clone(&live),
+            );
+            async move {
+                let plugin = host
+                    .load(&entry, limits, &path, dirs, disk)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if plugin.world() != live.world() {
+                    return Err(format!(
+                        "the {kind} implements {}, the live version {}",
+                        plugin.world(),
+                        live.world()
+                    ));
+                }
+                Ok(plugin.with_metrics_label(&format!("{}@{kind}", live.name())))
+            }
+        };
+        let mut shadow = None;
+        if let Some(spec) = &p.shadow {
+            let s = &spec.get_ref().0;
+            match candidate("shadow", &s.path, s.config.as_ref(), Some(&s.http)).await {
+                Ok(plugin) => {
+                    let scratch = crate::kv::Kv::Scratch(Arc::new(crate::kv::ScratchKv::new(
+                        kv.clone(),
+                        config.kv.memory_limit.0,
+                    )));
+                    shadow = Some(crate::plugin::Shadow::new(
+                        &name,
+                        Arc::new(plugin.with_kv(scratch)),
+                        s.ignore.clone(),
+                        s.max_pending
+                            .unwrap_or(crate::config::DEFAULT_SHADOW_PENDING)
+                            as usize,
+                        s.keep_differences
+                            .unwrap_or(crate::config::DEFAULT_KEEP_DIFFERENCES)
+                            as usize,
+                    ));
+                }
+                Err(e) => errors.push(config.source.error(
+                    Some(spec.span()),
+                    format!("plugin[{i}].shadow.path"),
+                    format!("plugin `{name}`: shadow: {e}"),
+                )),
+            }
+        }
+        let mut canary = None;
+        if let Some(spec) = &p.canary {
+            let c = spec.get_ref();
+            match candidate("canary", &c.path, c.config.as_ref(), None).await {
+                Ok(plugin) => {
+                    let settings = crate::plugin::CanarySettings {
+                        share: c.share,
+                        max_error_ratio: c
+                            .max_error_ratio
+                            .unwrap_or(crate::config::DEFAULT_MAX_ERROR_RATIO),
+                        window: c
+                            .window
+                            .map_or(crate::config::DEFAULT_CANARY_WINDOW, |w| w.0),
+                        min_calls: u64::from(
+                            c.min_calls.unwrap_or(crate::config::DEFAULT_MIN_CALLS),
+                        ),
+                    };
+                    canary = Some(crate::plugin::Canary::new(
+                        Arc::new(plugin.with_kv(kv.clone())),
+                        &settings,
+                    ));
+                }
+                Err(e) => errors.push(config.source.error(
+                    Some(spec.span()),
+                    format!("plugin[{i}].canary.path"),
+                    format!("plugin `{name}`: canary: {e}"),
+                )),
+            }
+        }
+        if shadow.is_some() || canary.is_some() {
+            loaded.candidates.insert(
+                name.clone(),
+                Arc::new(Candidates::new(&name, shadow, canary)),
+            );
         }
     }
-    (plugins, errors)
+    (loaded, errors)
 }
 
 /// Merges two ascending index lists into one ascending sequence.

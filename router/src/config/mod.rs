@@ -44,8 +44,10 @@ pub use ingest::{
 pub use kv::KvConfig;
 pub use name::Name;
 pub use plugin::{
-    ConfigValue, DirGrant, HttpGrant, HttpTarget, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig,
-    PluginDefaults, PluginLimits,
+    CanarySpec, ConfigValue, DEFAULT_CANARY_WINDOW, DEFAULT_KEEP_DIFFERENCES,
+    DEFAULT_MAX_ERROR_RATIO, DEFAULT_MIN_CALLS, DEFAULT_SHADOW_PENDING, DirGrant, HttpGrant,
+    HttpTarget, InstanceMode, MAX_MEMORY_LIMIT, PluginConfig, PluginDefaults, PluginLimits, Shadow,
+    ShadowSpec,
 };
 pub use queue::{QueueConfig, QueueKind};
 pub use reload::ReloadConfig;

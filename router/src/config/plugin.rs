@@ -52,11 +52,104 @@ pub struct PluginConfig {
     /// Hosts (and methods) the guest may call over `wasi:http`.
     #[serde(default)]
     pub http: Vec<HttpGrant>,
+    /// A candidate version given every event this one is given, whose output
+    /// is compared with this one's and never routed: a path, or a table
+    /// ([`ShadowSpec`]).
+    pub shadow: Option<Spanned<Shadow>>,
+    /// A candidate version given a share of the events for real, rolled back
+    /// when it fails more often than this one ([`CanarySpec`]).
+    pub canary: Option<Spanned<CanarySpec>>,
     /// Position in its `[[...]]` array as written, for error paths: entries that
     /// fail to parse are dropped, so the position in the parsed list can differ.
     #[serde(skip)]
     pub index: usize,
 }
+
+/// `shadow = "v2.wasm"` or `shadow = { path = "v2.wasm", ... }`: the candidate
+/// version a plugin's events are also given to.
+#[derive(Clone, Debug)]
+pub struct Shadow(pub ShadowSpec);
+
+/// The table form of `shadow`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSpec {
+    /// The candidate's `.wasm` file, relative to the configuration file.
+    pub path: String,
+    /// The candidate's `config` values; the live version's when absent.
+    pub config: Option<BTreeMap<String, ConfigValue>>,
+    /// Hosts the candidate may call over HTTP: none unless granted here (the
+    /// live version's grants do not carry over to a shadow).
+    #[serde(default)]
+    pub http: Vec<HttpGrant>,
+    /// Attributes left out of the comparison: `id`, `time`, `source`,
+    /// `subject`, `dataschema`, `datacontenttype`, `data`, or an extension.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Shadow calls that may wait or run at once; past it, shadow work is
+    /// dropped (and counted) rather than queued.
+    pub max_pending: Option<u32>,
+    /// How many of the latest differences `GET /admin/plugins/{name}/shadow` keeps.
+    pub keep_differences: Option<u32>,
+}
+
+/// Shadow calls waiting or running at once unless `max_pending` says otherwise.
+pub const DEFAULT_SHADOW_PENDING: u32 = 64;
+/// Differences kept unless `keep_differences` says otherwise.
+pub const DEFAULT_KEEP_DIFFERENCES: u32 = 20;
+
+impl<'de> Deserialize<'de> for Shadow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Shadow;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a path to a .wasm file or a table with `path`")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Shadow, E> {
+                Ok(Shadow(ShadowSpec {
+                    path: v.to_owned(),
+                    config: None,
+                    http: Vec::new(),
+                    ignore: Vec::new(),
+                    max_pending: None,
+                    keep_differences: None,
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Shadow, A::Error> {
+                ShadowSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Shadow)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `canary = { path = "v2.wasm", share = 0.1, max_error_ratio = 2.0 }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanarySpec {
+    /// The candidate's `.wasm` file, relative to the configuration file.
+    pub path: String,
+    /// The share of events (0 to 1) the candidate handles instead of the live version.
+    pub share: f64,
+    /// How many times the live version's error rate the candidate's may reach
+    /// before it is rolled back (default 2).
+    pub max_error_ratio: Option<f64>,
+    /// The window error rates are counted over (default `1m`).
+    pub window: Option<Duration>,
+    /// Calls the candidate must have had in the window before it is judged (default 20).
+    pub min_calls: Option<u32>,
+    /// The candidate's `config` values; the live version's when absent.
+    pub config: Option<BTreeMap<String, ConfigValue>>,
+}
+
+/// `max_error_ratio` unless configured.
+pub const DEFAULT_MAX_ERROR_RATIO: f64 = 2.0;
+/// `window` unless configured.
+pub const DEFAULT_CANARY_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// `min_calls` unless configured.
+pub const DEFAULT_MIN_CALLS: u32 = 20;
 
 /// Whether a plugin's instances serve many events or one.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
@@ -354,11 +447,25 @@ impl PluginConfig {
                 ));
             }
         }
-        for (j, grant) in self.http.iter().enumerate() {
+        let shadow_grants = self.shadow.iter().flat_map(|s| {
+            s.get_ref()
+                .0
+                .http
+                .iter()
+                .enumerate()
+                .map(|(j, g)| (format!("plugin[{i}].shadow.http[{j}]"), g))
+        });
+        let grants = self
+            .http
+            .iter()
+            .enumerate()
+            .map(|(j, g)| (format!("plugin[{i}].http[{j}]"), g))
+            .chain(shadow_grants);
+        for (at, grant) in grants {
             if let Err(e) = HttpTarget::parse(&grant.host) {
                 errors.push(source.error(
                     span(),
-                    format!("plugin[{i}].http[{j}].host"),
+                    format!("{at}.host"),
                     format!(
                         "{:?} is not [http:// or https://]host[:port]: {e}",
                         grant.host
@@ -369,8 +476,60 @@ impl PluginConfig {
                 if http::Method::from_bytes(m.as_bytes()).is_err() {
                     errors.push(source.error(
                         span(),
-                        format!("plugin[{i}].http[{j}].methods"),
+                        format!("{at}.methods"),
                         format!("{m:?} is not an HTTP method"),
+                    ));
+                }
+            }
+        }
+        if let Some(canary) = &self.canary {
+            let span = || Some(canary.span());
+            let c = canary.get_ref();
+            if !(0.0..=1.0).contains(&c.share) {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].canary.share"),
+                    format!(
+                        "{} is not a share of events: write a number from 0 to 1 (0.1 sends one event in ten to the candidate)",
+                        c.share
+                    ),
+                ));
+            }
+            if let Some(ratio) = c.max_error_ratio
+                && !(ratio.is_finite() && ratio >= 1.0)
+            {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].canary.max_error_ratio"),
+                    format!("{ratio} must be a number of at least 1 (2 rolls back a candidate failing twice as often as the live version)"),
+                ));
+            }
+            if c.window.is_some_and(|w| w.0.is_zero()) {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].canary.window"),
+                    "must be more than 0",
+                ));
+            }
+            if c.min_calls == Some(0) {
+                errors.push(source.error(
+                    span(),
+                    format!("plugin[{i}].canary.min_calls"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if let Some(shadow) = &self.shadow {
+            let s = &shadow.get_ref().0;
+            for (at, n) in [
+                ("max_pending", s.max_pending),
+                ("keep_differences", s.keep_differences),
+            ] {
+                if n == Some(0) {
+                    errors.push(source.error(
+                        Some(shadow.span()),
+                        format!("plugin[{i}].shadow.{at}"),
+                        "must be at least 1",
                     ));
                 }
             }

@@ -24,6 +24,8 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .route("/", get(super::dashboard::page))
         .route("/dashboard", get(super::dashboard::page))
         .route("/admin/plugins", get(plugins))
+        .route("/admin/plugins/{name}/promote", post(promote))
+        .route("/admin/plugins/{name}/shadow", get(shadow))
         .route("/admin/routes", get(routes))
         .route("/admin/reload", post(reload))
         .route("/admin/explain", post(explain))
@@ -46,7 +48,7 @@ pub fn app(state: AppState, token: Option<AdminToken>, metrics: MetricsListener)
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
-                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/routes, /admin/reload, /admin/explain, /admin/dlq, /admin/queue, /admin/archive and /admin/replay" })),
+                Json(json!({ "error": "not found: the admin API serves /dashboard, /admin/plugins, /admin/plugins/{name}/shadow, /admin/plugins/{name}/promote, /admin/routes, /admin/reload, /admin/explain, /admin/dlq, /admin/queue, /admin/archive and /admin/replay" })),
             )
         })
         .with_state(state)
@@ -129,7 +131,8 @@ async fn plugins(State(state): State<AppState>, query: RawQuery, headers: Header
         .iter()
         .map(|p| {
             let paused = p.paused_for();
-            without_nulls(json!({
+            let candidates = runtime.candidates(p.name()).map(|c| c.describe());
+            let mut shown = without_nulls(json!({
                 "name": p.name(),
                 "file": lexically_normal(p.path()).display().to_string(),
                 "sha256": p.digest(),
@@ -140,7 +143,14 @@ async fn plugins(State(state): State<AppState>, query: RawQuery, headers: Header
                 "mode": p.mode(),
                 "breaker": if paused.is_some() { "open" } else { "closed" },
                 "paused_for_ms": paused.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            }))
+                "promoted_from": runtime.promoted_from(p.name()),
+            }));
+            if let (Value::Object(shown), Some(Value::Object(candidates))) =
+                (&mut shown, candidates)
+            {
+                shown.extend(candidates);
+            }
+            shown
         })
         .collect();
     let answer = json!({
@@ -184,6 +194,78 @@ async fn routes(State(state): State<AppState>, query: RawQuery, headers: HeaderM
         "routes": routes,
         "reload": reload_status(&state),
     });
+    json_answer(&answer, pretty(&query, &headers))
+}
+
+/// Query of `POST /admin/plugins/{name}/promote`.
+#[derive(serde::Deserialize)]
+struct PromoteQuery {
+    /// `shadow` or `canary`; the canary when the plugin has one, else the shadow.
+    candidate: Option<crate::runtime::CandidateKind>,
+}
+
+/// `POST /admin/plugins/{name}/promote[?candidate=shadow|canary]`: makes the
+/// plugin's candidate its live version, swapped in like a reload; 200 with
+/// the new generation, 404 for an unknown plugin, 409 for a plugin without
+/// that candidate, 422 when the new snapshot cannot be built.
+async fn promote(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<PromoteQuery>,
+) -> Response {
+    use crate::reload::PromoteError;
+    match state.reloader.promote(&name, query.candidate).await {
+        Ok(generation) => {
+            let runtime = state.dispatcher.runtime();
+            let plugin = runtime.plugins().iter().find(|p| p.name() == name);
+            Json(json!({
+                "generation": generation,
+                "plugin": name,
+                "file": plugin.map(|p| lexically_normal(p.path()).display().to_string()),
+                "sha256": plugin.map(|p| p.digest()),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            let status = match e {
+                PromoteError::UnknownPlugin(_) => StatusCode::NOT_FOUND,
+                PromoteError::NoCandidate { .. } => StatusCode::CONFLICT,
+                PromoteError::Reload(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            (status, Json(json!({ "error": e.to_string() }))).into_response()
+        }
+    }
+}
+
+/// `GET /admin/plugins/{name}/shadow`: the shadow's comparisons by outcome,
+/// the calls dropped, and the latest differences with both outputs.
+async fn shadow(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let runtime = state.dispatcher.runtime();
+    let not_found =
+        |error: String| (StatusCode::NOT_FOUND, Json(json!({ "error": error }))).into_response();
+    if !runtime.plugins().iter().any(|p| p.name() == name) {
+        return not_found(format!("no plugin named {name:?}"));
+    }
+    let Some(shadow) = runtime.candidates(&name).and_then(|c| c.shadow.as_ref()) else {
+        return not_found(format!("plugin {name:?} has no shadow version"));
+    };
+    let mut answer = shadow.stats.report();
+    if let Value::Object(members) = &mut answer {
+        members.insert("plugin".into(), name.into());
+        members.insert(
+            "file".into(),
+            lexically_normal(shadow.plugin.path())
+                .display()
+                .to_string()
+                .into(),
+        );
+        members.insert("sha256".into(), shadow.plugin.digest().into());
+    }
     json_answer(&answer, pretty(&query, &headers))
 }
 

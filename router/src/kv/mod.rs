@@ -61,6 +61,9 @@ pub enum Kv {
     Memory(MemoryKv),
     /// Redis.
     Redis(Arc<RedisKv>),
+    /// A shadow version's scratch namespace over the live store (see
+    /// [`ScratchKv`]).
+    Scratch(Arc<ScratchKv>),
 }
 
 impl Default for Kv {
@@ -96,6 +99,7 @@ impl Kv {
     /// The value of `key` in `plugin`'s namespace.
     pub async fn get(&self, plugin: &Arc<str>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         match self {
+            Self::Scratch(s) => s.get(plugin, key).await,
             Self::Memory(m) => m.store.get(plugin, key),
             Self::Redis(r) => {
                 check_key(key)?;
@@ -113,6 +117,10 @@ impl Kv {
         ttl: Option<Duration>,
     ) -> Result<(), KvError> {
         match self {
+            Self::Scratch(s) => {
+                s.touch(key)?;
+                s.scratch.set(plugin, key, value, ttl, s.limit)
+            }
             Self::Memory(m) => m.store.set(plugin, key, value, ttl, m.limit),
             Self::Redis(r) => {
                 check_key(key)?;
@@ -134,6 +142,12 @@ impl Kv {
     /// Removes `key`; true when it was set.
     pub async fn delete(&self, plugin: &Arc<str>, key: &str) -> Result<bool, KvError> {
         match self {
+            Self::Scratch(s) => {
+                let was = s.get(plugin, key).await?.is_some();
+                s.touch(key)?;
+                s.scratch.delete(plugin, key)?;
+                Ok(was)
+            }
             Self::Memory(m) => m.store.delete(plugin, key),
             Self::Redis(r) => {
                 check_key(key)?;
@@ -151,6 +165,12 @@ impl Kv {
         delta: i64,
     ) -> Result<i64, KvError> {
         match self {
+            Self::Scratch(s) => {
+                // Copied first, so the increment starts from the live value.
+                s.get(plugin, key).await?;
+                s.touch(key)?;
+                s.scratch.increment(plugin, key, delta, s.limit)
+            }
             Self::Memory(m) => m.store.increment(plugin, key, delta, m.limit),
             Self::Redis(r) => {
                 check_key(key)?;
@@ -167,6 +187,62 @@ impl Kv {
                     })
             }
         }
+    }
+}
+
+/// A shadow version's store: its writes go to a namespace of its own, in this
+/// process's memory, that is seeded by reads of the live store (copy on read),
+/// so the shadow sees the live version's state and the live version never
+/// sees the shadow's. A key the shadow wrote or deleted is never read from
+/// the live store again. A value copied from the live store keeps no expiry.
+#[derive(Debug)]
+pub struct ScratchKv {
+    live: Kv,
+    scratch: KvStore,
+    limit: usize,
+    /// Keys the shadow holds in `scratch` (written, deleted or copied).
+    touched: Mutex<std::collections::HashSet<String>>,
+}
+
+impl ScratchKv {
+    /// A scratch namespace over `live`, each plugin holding at most `limit`
+    /// bytes in it.
+    pub fn new(live: Kv, limit: u64) -> Self {
+        Self {
+            live,
+            scratch: KvStore::default(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            touched: Mutex::default(),
+        }
+    }
+
+    /// Marks `key` as the shadow's own; refused past the key limit, which
+    /// also bounds the tombstones of deleted keys.
+    fn touch(&self, key: &str) -> Result<(), KvError> {
+        check_key(key)?;
+        let mut touched = crate::sync::lock(&self.touched);
+        if !touched.contains(key) {
+            if touched.len() >= MAX_KEYS_PER_PLUGIN {
+                return Err(KvError::Full);
+            }
+            touched.insert(key.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, plugin: &Arc<str>, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        check_key(key)?;
+        if crate::sync::lock(&self.touched).contains(key) {
+            return self.scratch.get(plugin, key);
+        }
+        // Boxed: `Kv::get` reaches this function again through the enum.
+        let value = Box::pin(self.live.get(plugin, key)).await?;
+        if let Some(value) = &value {
+            self.touch(key)?;
+            self.scratch
+                .set(plugin, key, value.clone(), None, self.limit)?;
+        }
+        Ok(value)
     }
 }
 
@@ -508,6 +584,40 @@ mod tests {
         assert!(store.get(&a, "t").unwrap().is_some());
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(store.get(&a, "t").unwrap(), None);
+    }
+
+    /// A shadow's store reads the live one until it holds the key itself,
+    /// and nothing it writes or deletes reaches the live one.
+    #[tokio::test]
+    async fn a_scratch_namespace_copies_on_read_and_never_writes_the_live_one() {
+        let live = Kv::Memory(MemoryKv::new(Arc::new(KvStore::default()), L as u64));
+        let p: Arc<str> = "p".into();
+        live.set(&p, "n", b"5".to_vec(), None).await.unwrap();
+        live.set(&p, "gone", b"x".to_vec(), None).await.unwrap();
+        let scratch = Kv::Scratch(Arc::new(ScratchKv::new(live.clone(), L as u64)));
+        assert_eq!(
+            scratch.increment(&p, "n", 1).await,
+            Ok(6),
+            "from the live value"
+        );
+        assert_eq!(live.get(&p, "n").await.unwrap(), Some(b"5".to_vec()));
+        assert!(scratch.delete(&p, "gone").await.unwrap());
+        assert_eq!(scratch.get(&p, "gone").await.unwrap(), None);
+        assert_eq!(live.get(&p, "gone").await.unwrap(), Some(b"x".to_vec()));
+        scratch.set(&p, "new", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(live.get(&p, "new").await.unwrap(), None);
+        live.set(&p, "n", b"100".to_vec(), None).await.unwrap();
+        assert_eq!(
+            scratch.get(&p, "n").await.unwrap(),
+            Some(b"6".to_vec()),
+            "the shadow's own copy"
+        );
+        live.set(&p, "later", b"7".to_vec(), None).await.unwrap();
+        assert_eq!(
+            scratch.get(&p, "later").await.unwrap(),
+            Some(b"7".to_vec()),
+            "a key the shadow never held is read from the live store"
+        );
     }
 
     #[test]

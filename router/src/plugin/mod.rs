@@ -20,10 +20,12 @@
 //! - `offload`: the guest threads, where long calls move;
 //! - `pool`: a loaded `Plugin` and its warm instances, `breaker` its circuit
 //!   breaker, `convert` the event across the WIT boundary;
+//! - `candidate`: a plugin's shadow and canary versions, beside its live one;
 //! - `error`: why a load or a call failed.
 
 mod breaker;
 mod cache;
+mod candidate;
 mod convert;
 mod engine;
 mod error;
@@ -34,6 +36,7 @@ mod sandbox;
 mod world;
 
 pub(crate) use cache::DiskCache;
+pub(crate) use candidate::{Canary, CanarySettings, Candidates, Shadow};
 pub use convert::{to_wit, wit_extensions};
 pub(crate) use engine::PluginHost;
 pub use engine::{engine_config, start_epoch_ticker};

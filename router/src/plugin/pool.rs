@@ -83,6 +83,14 @@ impl Plugin {
         self
     }
 
+    /// Counts this plugin's calls under `label` in the plugin metrics: a
+    /// candidate version carries its live version's name (its log lines and
+    /// store namespace) and its own series.
+    pub(crate) fn with_metrics_label(mut self, label: &str) -> Self {
+        self.counters = crate::metrics::PluginCounters::new(label);
+        self
+    }
+
     pub(super) async fn new(
         config: &PluginConfig,
         limits: PluginLimits,

@@ -2,10 +2,10 @@
 //! documented, every documented key exists, and the example loads.
 
 use router::config::{
-    AdminConfig, ArchiveConfig, CompileCacheConfig, Config, CredentialConfig, DeadLetterSpec,
-    DedupSpec, DirGrant, HttpGrant, IngestConfig, KvConfig, PluginConfig, PluginDefaults,
-    QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec, RouteConfig, SchemaConfig, ServerConfig,
-    Source, TlsConfig,
+    AdminConfig, ArchiveConfig, CanarySpec, CompileCacheConfig, Config, CredentialConfig,
+    DeadLetterSpec, DedupSpec, DirGrant, HttpGrant, IngestConfig, KvConfig, PluginConfig,
+    PluginDefaults, QueueConfig, RateLimitConfig, ReloadConfig, RetrySpec, RouteConfig,
+    SchemaConfig, ServerConfig, ShadowSpec, Source, TlsConfig,
 };
 use serde::de::{self, Deserializer, Visitor};
 use std::cell::RefCell;
@@ -77,6 +77,8 @@ fn the_configuration_reference_matches_the_types() {
         ("plugin", fields::<PluginConfig>()),
         ("plugin.dirs", fields::<DirGrant>()),
         ("plugin.http", fields::<HttpGrant>()),
+        ("plugin.shadow", fields::<ShadowSpec>()),
+        ("plugin.canary", fields::<CanarySpec>()),
         ("route", fields::<RouteConfig>()),
         ("schema", fields::<SchemaConfig>()),
     ];

@@ -36,4 +36,5 @@ mod readme;
 mod rebalance;
 mod reload;
 mod sandbox;
+mod shadow;
 mod templates;
