@@ -47,9 +47,14 @@ def start_node(port, directory, cluster):
     args = ["taskset", "-c", "0", "redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", directory]
     if cluster:
-        args += ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        # The bus port is chosen too: the default (port + 10000) may be taken,
+        # or past 65535.
+        args += ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
+                 "--cluster-port", str(free_port())]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server on {port} exited with {proc.returncode}")
         try:
             if redis_cli(port, "PING") == "PONG":
                 return proc

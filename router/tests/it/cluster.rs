@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub struct RedisCluster {
     dir: tempfile::TempDir,
     nodes: BTreeMap<u16, std::process::Child>,
+    /// Each node's cluster bus port, by its port.
+    buses: BTreeMap<u16, u16>,
 }
 
 /// How long a silent master takes to be counted out (ms).
@@ -25,24 +27,28 @@ const NODE_TIMEOUT_MS: u64 = 1000;
 impl RedisCluster {
     pub async fn start(masters: usize) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        // Ports held until every one is chosen, so none is picked twice.
-        let listeners: Vec<std::net::TcpListener> = (0..masters * 2)
+        // Each node needs a client port and a cluster bus port (by default the
+        // port plus 10000, which may be taken or past 65535, so both are
+        // chosen). Held until every one is chosen, so none is picked twice.
+        let listeners: Vec<std::net::TcpListener> = (0..masters * 4)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
             .collect();
-        let ports: Vec<u16> = listeners
+        let chosen: Vec<u16> = listeners
             .iter()
             .map(|l| l.local_addr().expect("addr").port())
             .collect();
         drop(listeners);
+        let (ports, buses) = chosen.split_at(masters * 2);
         let mut cluster = Self {
             dir,
             nodes: BTreeMap::new(),
+            buses: ports.iter().copied().zip(buses.iter().copied()).collect(),
         };
-        for &port in &ports {
+        for &port in ports {
             std::fs::create_dir(cluster.dir.path().join(port.to_string())).expect("node directory");
             cluster.spawn(port);
         }
-        for &port in &ports {
+        for &port in ports {
             until(&format!("redis-server on {port} answers"), || async move {
                 node_query::<String>(port, &redis::cmd("PING"))
                     .await
@@ -73,6 +79,7 @@ impl RedisCluster {
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
+            .args(["--cluster-port", &self.buses[&port].to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path().join(port.to_string()))
