@@ -17,7 +17,6 @@ Run after `cargo build --release -p loadgen -p router` (bench/run.sh does it).
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,21 +25,11 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from redis import free_port, redis_cli  # noqa: E402
 from run import BIN, PLUGINS, Server, cpu_seconds, loadgen  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_PAIRS", "3"))
 INGEST, ADMIN = 18084, 18085
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def redis_cli(port, *args):
-    out = subprocess.run(["redis-cli", "-p", str(port), *args], check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 def start_node(port, directory, cluster):

@@ -3,7 +3,7 @@
 //! which reads the archive and delivers the replayed events.
 
 use super::count;
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use router::event::Escaped;
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -148,45 +148,12 @@ impl Admin {
     ) -> anyhow::Result<Value> {
         let base = &self.base;
         let mut request = self.client.request(method, format!("{base}{path}"));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string());
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => bail!(
-                "cannot reach the router's admin API at {base}: {}\n  \
-                 is `router serve` running? Use --url (or ROUTER_ADMIN_URL) for another address",
-                super::unreachable(&e)
-            ),
-        };
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("the router at {base} did not finish its answer"))?;
-        let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
-            bail!(
-                "{base} answered {status} without JSON: is it the router's admin API \
-                 (`admin.listen`, default {}) rather than its ingest address?",
-                super::DEFAULT_ADMIN_URL
-            );
-        };
-        if status.is_success() {
-            return Ok(answer);
-        }
-        let message = Escaped(answer["error"].as_str().unwrap_or("(no message)")).to_string();
-        match status {
-            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => bail!(
-                "the router answered {status}: {message}\n  \
-                 pass its admin token (`admin.token`) with --token or ROUTER_ADMIN_TOKEN"
-            ),
-            _ => bail!("the router answered {status}: {message}"),
-        }
+        super::admin_call(request, base, self.token.as_deref(), "", false).await
     }
 }
 

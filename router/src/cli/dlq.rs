@@ -187,46 +187,14 @@ impl Source {
         else {
             bail!("no router to ask");
         };
-        let mut request = request(client, base);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => bail!(
-                "cannot reach the router's admin API at {base}: {}\n  \
-                 is `router serve` running? Use --url (or ROUTER_ADMIN_URL) for another address, \
-                 or --config/--file to read a `file` sink without a router",
-                super::unreachable(&e)
-            ),
-        };
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("the router at {base} did not finish its answer"))?;
-        let Ok(body) = serde_json::from_slice::<Value>(&bytes) else {
-            bail!(
-                "{base} answered {status} without JSON: is it the router's admin API \
-                 (`admin.listen`, default {}) rather than its ingest address?",
-                super::DEFAULT_ADMIN_URL
-            );
-        };
-        let message = Escaped(body["error"].as_str().unwrap_or("(no message)")).to_string();
-        match status {
-            s if s.is_success() => Ok(body),
-            reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => bail!(
-                "the router answered {status}: {message}\n  \
-                 pass its admin token (`admin.token`) with --token or ROUTER_ADMIN_TOKEN"
-            ),
-            // Every path asked for is one of the admin API's.
-            reqwest::StatusCode::NOT_FOUND => bail!(
-                "{base} answered {status} ({message}): is it the router's admin API \
-                 (`admin.listen`, default {}) rather than its ingest address?",
-                super::DEFAULT_ADMIN_URL
-            ),
-            _ => bail!("the router answered {status}: {message}"),
-        }
+        super::admin_call(
+            request(client, base),
+            base,
+            token.as_deref(),
+            ", or --config/--file to read a `file` sink without a router",
+            true,
+        )
+        .await
     }
 }
 

@@ -287,6 +287,58 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Sends `request` (to the admin API at `base`, with `token` if any) and
+/// returns its JSON answer; every failure is an error that says what went
+/// wrong and what to do. `hint` follows the advice when nothing answers.
+/// `not_found_is_address`: every path the caller asks for exists, so a 404
+/// means `base` is not the admin API.
+pub(crate) async fn admin_call(
+    mut request: reqwest::RequestBuilder,
+    base: &str,
+    token: Option<&str>,
+    hint: &str,
+    not_found_is_address: bool,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::{Context as _, bail};
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => bail!(
+            "cannot reach the router's admin API at {base}: {}\n  \
+             is `router serve` running? Use --url (or ROUTER_ADMIN_URL) for another address{hint}",
+            unreachable(&e)
+        ),
+    };
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .with_context(|| format!("the router at {base} did not finish its answer"))?;
+    let not_admin = || {
+        format!(
+            "is it the router's admin API (`admin.listen`, default {DEFAULT_ADMIN_URL}) rather than its ingest address?"
+        )
+    };
+    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        bail!("{base} answered {status} without JSON: {}", not_admin());
+    };
+    let message =
+        router::event::Escaped(body["error"].as_str().unwrap_or("(no message)")).to_string();
+    match status {
+        s if s.is_success() => Ok(body),
+        reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN => bail!(
+            "the router answered {status}: {message}\n  \
+             pass its admin token (`admin.token`) with --token or ROUTER_ADMIN_TOKEN"
+        ),
+        reqwest::StatusCode::NOT_FOUND if not_found_is_address => {
+            bail!("{base} answered {status} ({message}): {}", not_admin())
+        }
+        _ => bail!("the router answered {status}: {message}"),
+    }
+}
+
 /// The root cause of a request that got no answer, in a few words
 /// (`connection refused`, `timed out`, the resolver's complaint), rather than
 /// reqwest's chain of wrappers.
