@@ -11,6 +11,7 @@
 //! master holding its key, follows `MOVED`/`ASK` and retries after a failover.
 //! Commands that touch several keys must keep them in one slot there; callers
 //! that run commands on several streams at once use [`Redis::run_each`].
+
 use ::redis::aio::ConnectionManager;
 use ::redis::cluster::ClusterClient;
 use ::redis::cluster_async::ClusterConnection;
@@ -97,10 +98,6 @@ impl Redis {
     /// A handle on the server (or cluster) at `url`; commands time out after
     /// `timeout`. Nothing is connected yet: only the URL is checked.
     pub fn open(url: &str, timeout: Duration) -> Result<Self, OpenError> {
-        Self::open_with(url, timeout, timeout)
-    }
-
-    fn open_with(url: &str, timeout: Duration, response: Duration) -> Result<Self, OpenError> {
         let shown = redact(url);
         let error = |source| OpenError {
             url: format!("{shown:?}"),
@@ -109,12 +106,12 @@ impl Redis {
         let server = match url.strip_prefix(CLUSTER_SCHEME) {
             Some(nodes) => Server::Cluster {
                 nodes: nodes.to_owned(),
-                client: Box::new(cluster_client(nodes, timeout, response).map_err(error)?),
+                client: Box::new(cluster_client(nodes, timeout, timeout).map_err(error)?),
                 conn: tokio::sync::OnceCell::new(),
             },
             None => {
                 let client = ::redis::Client::open(url).map_err(error)?;
-                let conn = lazy_connection(&client, timeout, response).map_err(error)?;
+                let conn = lazy_connection(&client, timeout, timeout).map_err(error)?;
                 Server::Single { client, conn }
             }
         };
@@ -172,7 +169,11 @@ impl Redis {
         let run = async {
             let value = match &self.0.server {
                 Server::Single { conn, .. } => command.query_async(&mut conn.clone()).await?,
-                Server::Cluster { .. } => command.query_async(&mut self.cluster().await?).await?,
+                Server::Cluster { client, conn, .. } => {
+                    command
+                        .query_async(&mut connected(client, conn).await?)
+                        .await?
+                }
             };
             Ok(value)
         };
@@ -191,7 +192,11 @@ impl Redis {
         let run = async {
             let value = match &self.0.server {
                 Server::Single { conn, .. } => pipeline.query_async(&mut conn.clone()).await?,
-                Server::Cluster { .. } => pipeline.query_async(&mut self.cluster().await?).await?,
+                Server::Cluster { client, conn, .. } => {
+                    pipeline
+                        .query_async(&mut connected(client, conn).await?)
+                        .await?
+                }
             };
             Ok(value)
         };
@@ -217,17 +222,17 @@ impl Redis {
             self.run_pipeline(&pipeline).await
         }
     }
+}
 
-    /// The cluster connection, made now if there is none yet.
-    async fn cluster(&self) -> Result<ClusterConnection, CommandError> {
-        let Server::Cluster { client, conn, .. } = &self.0.server else {
-            unreachable!("only called for a cluster");
-        };
-        let conn = conn
-            .get_or_try_init(|| client.get_async_connection())
-            .await?;
-        Ok(conn.clone())
-    }
+/// The connection to the cluster of `client`, made now if `conn` has none yet.
+async fn connected(
+    client: &ClusterClient,
+    conn: &tokio::sync::OnceCell<ClusterConnection>,
+) -> Result<ClusterConnection, CommandError> {
+    let conn = conn
+        .get_or_try_init(|| client.get_async_connection())
+        .await?;
+    Ok(conn.clone())
 }
 
 /// A client of the cluster whose nodes `nodes` lists (`host:port`, comma
