@@ -49,6 +49,7 @@ pub async fn run(
             .context("cannot watch the configuration files")?;
     }
     reload_on_sighup(&server);
+    let shutdown = shutdown_signal();
     let addr = listen.ingest.unwrap_or(config.server.listen);
     let ingest = tokio::net::TcpListener::bind(addr)
         .await
@@ -71,7 +72,7 @@ pub async fn run(
         ingest,
         admin: Some(admin),
     };
-    server.run(listeners, shutdown_signal()).await;
+    server.run(listeners, shutdown).await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -98,26 +99,33 @@ fn reload_on_sighup(server: &Server) {
     let _ = server;
 }
 
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: called before the listeners are
+/// bound, a signal sent once the router answers never meets the default
+/// (fatal) action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the router");
-                let _ = interrupt.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let signals = signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match signals {
+                Ok((mut term, mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = interrupt.recv() => {},
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the router");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -248,16 +248,32 @@ impl RedisCluster {
             String::from_utf8_lossy(&moved.stdout),
             String::from_utf8_lossy(&moved.stderr)
         );
-        assert!(
-            self.slot_ranges().await.iter().all(|(_, _, m)| *m != from),
-            "the master on {from} still serves slots"
-        );
+        // The nodes that took no part in the move learn of it by gossip.
+        until("every node sees the slots moved", || async {
+            for port in self.live() {
+                if !self
+                    .slot_ranges_seen_by(port)
+                    .await
+                    .iter()
+                    .all(|(_, _, m)| *m != from)
+                {
+                    return false;
+                }
+            }
+            true
+        })
+        .await;
     }
 
     /// `CLUSTER SLOTS` as (first, last, master's port), as the first live
     /// node sees it.
     async fn slot_ranges(&self) -> Vec<(i64, i64, u16)> {
-        let port = self.live().next().expect("a live node");
+        self.slot_ranges_seen_by(self.live().next().expect("a live node"))
+            .await
+    }
+
+    /// `CLUSTER SLOTS` as (first, last, master's port), as node `port` sees it.
+    async fn slot_ranges_seen_by(&self, port: u16) -> Vec<(i64, i64, u16)> {
         let slots: redis::Value = node_query(port, redis::cmd("CLUSTER").arg("SLOTS"))
             .await
             .expect("CLUSTER SLOTS");
