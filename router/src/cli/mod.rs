@@ -8,6 +8,7 @@ mod new;
 mod send;
 mod serve;
 mod sink;
+mod whatif;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -138,6 +139,17 @@ Example:
   router replay --from 2026-12-02T23:00:00Z --to now --all --filter \"type = 'order.created'\" --id fix-42
   router replay --resume fix-42")]
     Replay(Box<archive::ReplayArgs>),
+    /// Compare a plugin's live version with a candidate file on archived events,
+    /// offline: no event is routed or forwarded, no HTTP is allowed, each version
+    /// has a scratch store of its own. Prints counts per outcome and the first
+    /// differences.
+    #[command(after_help = "\
+Example:
+  router whatif --config router.toml --plugin inventory --candidate inventory-v2.wasm \\
+      --from 2026-12-02T00:00:00Z --to now --ignore time
+  router whatif --config router.toml --plugin inventory --candidate inventory-v2.wasm \\
+      --from 2026-12-02T00:00:00Z --to now --json --fail-on-difference")]
+    Whatif(Box<whatif::WhatIfArgs>),
     /// Load a configuration and every plugin it names, report every problem, and exit.
     #[command(after_help = "\
 Example:
@@ -267,6 +279,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => dlq::run(args).await,
         Command::Archive(args) => archive::run_archive(args).await,
         Command::Replay(args) => archive::run_replay(*args).await,
+        Command::Whatif(args) => whatif::run(&args).await,
         Command::Explain {
             config,
             event,

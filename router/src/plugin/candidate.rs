@@ -278,23 +278,13 @@ impl ShadowStats {
         candidate: &Result<Vec<Event>, CallError>,
         ignore: &[String],
     ) {
-        let (outcome, differing) = compare(live, candidate, ignore);
-        let i = SHADOW_OUTCOMES
-            .iter()
-            .position(|o| *o == outcome)
-            .unwrap_or(0);
+        let (outcome, difference) =
+            judge(event, unix_ms(SystemTime::now()), live, candidate, ignore);
+        let i = outcome_index(outcome);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         self.metrics[i].inc();
-        if outcome == "equal" {
+        let Some(difference) = difference else {
             return;
-        }
-        let difference = Difference {
-            at_unix_ms: unix_ms(SystemTime::now()),
-            event: json!({ "id": event.id, "source": event.source, "type": event.ty }),
-            outcome,
-            differing,
-            live: output(live),
-            candidate: output(candidate),
         };
         let mut differences = lock(&self.differences);
         if differences.len() >= self.keep {
@@ -318,6 +308,37 @@ impl ShadowStats {
             "differences": differences,
         })
     }
+}
+
+/// The index of `outcome` in [`SHADOW_OUTCOMES`].
+pub(crate) fn outcome_index(outcome: &str) -> usize {
+    SHADOW_OUTCOMES
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(0)
+}
+
+/// Compares what the live version and the candidate made of `event` (a
+/// transform's result as zero or one event): the outcome, and unless it is
+/// `equal`, the difference to show, dated `at_unix_ms`. The one comparison of
+/// shadows and of `router whatif`.
+pub(crate) fn judge(
+    event: &Event,
+    at_unix_ms: u64,
+    live: &Result<Vec<Event>, CallError>,
+    candidate: &Result<Vec<Event>, CallError>,
+    ignore: &[String],
+) -> (&'static str, Option<Difference>) {
+    let (outcome, differing) = compare(live, candidate, ignore);
+    let difference = (outcome != "equal").then(|| Difference {
+        at_unix_ms,
+        event: json!({ "id": event.id, "source": event.source, "type": event.ty }),
+        outcome,
+        differing,
+        live: output(live),
+        candidate: output(candidate),
+    });
+    (outcome, difference)
 }
 
 /// The outcome of comparing the two results, and what differs.

@@ -36,7 +36,8 @@ mod sandbox;
 mod world;
 
 pub(crate) use cache::DiskCache;
-pub(crate) use candidate::{Canary, CanarySettings, Candidates, Shadow};
+pub(crate) use candidate::{Canary, CanarySettings, Candidates, Shadow, judge, outcome_index};
+pub use candidate::{Difference, SHADOW_OUTCOMES};
 pub use convert::{to_wit, wit_extensions};
 pub(crate) use engine::PluginHost;
 pub use engine::{engine_config, start_epoch_ticker};

@@ -312,6 +312,7 @@ async fn every_subcommand_help_has_an_example_and_no_repeated_log_format_text() 
         &["archive", "list"],
         &["archive", "show"],
         &["replay"],
+        &["whatif"],
     ] {
         let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
         let out = router(&args, None).await;

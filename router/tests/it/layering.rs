@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["dispatch"],
     &["queue", "reload", "explain"],
-    &["replay"],
+    &["replay", "whatif"],
     &["http"],
     &["server"],
 ];

@@ -38,3 +38,4 @@ mod reload;
 mod sandbox;
 mod shadow;
 mod templates;
+mod whatif;
