@@ -127,6 +127,27 @@ def isolation_section():
     return markdown(json.load(open(isolation_path))) + "\n"
 
 
+archive_path = os.path.join(out, "archive.txt")
+
+
+def archive_section():
+    if not os.path.exists(archive_path):
+        return ""
+    return f"""## Archive and replay (`cargo bench -p router --bench archive`)
+
+The same load (structured events of about 300 bytes, one route appending to a
+journal) with no archive and with a file archive synced every second (the
+default) or before every answer, alternating; the cost is the difference in
+the process's CPU per event. Then one replay of a file archive through its
+route, without a rate bound.
+
+```
+{open(archive_path).read().strip()}
+```
+
+"""
+
+
 def shadow_section():
     if not os.path.exists(shadow_path):
         return ""
@@ -269,7 +290,7 @@ ratios and CPU times, which are steadier than raw throughput.
 | dispatcher + fresh instance, enricher | {crit('handler/dispatch_wasm_fresh_limits_default') / 1000:.1f} us | reused {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_fresh_limits_default') / wasm:.1f}x |
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
-{isolation_section()}{shadow_section()}{durable_section()}{cluster_section()}
+{isolation_section()}{archive_section()}{shadow_section()}{durable_section()}{cluster_section()}
 {startup_section()}{languages_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate

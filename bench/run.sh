@@ -19,6 +19,8 @@ python3 bench/startup.py > "$target/bench/startup.json"
 python3 bench/isolation.py > "$target/bench/isolation.json"
 # The overhead of a shadow version on the live path, with and without one.
 python3 bench/shadow.py > "$target/bench/shadow.json"
+# What archiving costs per event, and replay throughput.
+cargo bench -p router --bench archive 2>/dev/null | tee "$target/bench/archive.txt"
 # The same plugin in Rust, Python and JavaScript (the components come from
 # tests/polyglot, which installs the Python and JS toolchains under target/).
 cargo build -p polyglot-artifacts

@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt as _;
 
 /// How often retention runs at most, on append.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -366,7 +365,10 @@ struct Writer {
 
 #[derive(Debug)]
 struct Segment {
-    file: tokio::fs::File,
+    /// Written in place (an append to the page cache is a short system call,
+    /// cheaper than a hand-off to the blocking pool and back, which
+    /// `tokio::fs` makes for each write); synced on the blocking pool.
+    file: Arc<std::fs::File>,
     path: PathBuf,
     opened: Instant,
     size: u64,
@@ -377,7 +379,10 @@ struct Segment {
 impl Segment {
     async fn sync(&mut self) -> std::io::Result<()> {
         if self.dirty {
-            self.file.sync_data().await?;
+            let file = Arc::clone(&self.file);
+            tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(std::io::Error::other)??;
             self.dirty = false;
         }
         Ok(())
@@ -486,15 +491,17 @@ impl FileStore {
             let path = self
                 .dir
                 .join(format!("{:016}-{:06}.jsonl", start.ms, start.seq));
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(super::deadletter::FILE_MODE)
-                .open(&path)
-                .await
-                .map_err(self.io(&path))?;
+            let file = {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(super::deadletter::FILE_MODE)
+                    .open(&path)
+                    .map_err(self.io(&path))?
+            };
             writer.current = Some(Segment {
-                file,
+                file: Arc::new(file),
                 path,
                 opened: Instant::now(),
                 size: 0,
@@ -504,11 +511,7 @@ impl FileStore {
         let Some(segment) = writer.current.as_mut() else {
             unreachable!("opened above")
         };
-        let written = async {
-            segment.file.write_all(&block).await?;
-            segment.file.flush().await
-        }
-        .await;
+        let written = std::io::Write::write_all(&mut &*segment.file, &block);
         if let Err(e) = written {
             let path = segment.path.clone();
             // Reopened (a new segment) by the next append.
