@@ -21,7 +21,7 @@
 //! Dependencies point down, and `tests/it/layering.rs` keeps them so:
 //! `event`, `config` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
 //! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
-//! `replay`, [`whatif`] -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
+//! `replay` -> [`whatif`] -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
 
 pub mod config;

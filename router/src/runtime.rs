@@ -768,11 +768,7 @@ async fn load_plugins(config: &Config, promotions: &Promotions) -> (Loaded, Vec<
         let i = p.index;
         let name = p.name.get_ref().to_string();
         let limits = p.limits(&config.plugin_defaults);
-        let dirs: Vec<(PathBuf, String)> = p
-            .dirs
-            .iter()
-            .map(|d| (config.resolve(&d.host), d.guest.clone()))
-            .collect();
+        let dirs = config.granted_dirs(p);
         let promotion = promotions
             .get(&name)
             .filter(|promoted| Promotion::of(p, promoted.kind).as_ref() == Some(*promoted));

@@ -121,7 +121,7 @@ pub struct Found {
 pub struct Report {
     /// The plugin.
     pub plugin: String,
-    /// `handler` or `transform`.
+    /// The world both versions implement (`router:plugin/handler@...` or `transform`).
     pub world: &'static str,
     /// The live version.
     pub live: Version,
@@ -314,11 +314,7 @@ async fn load_versions(
         reason: format!("cannot start the WebAssembly engine: {e}"),
     })?;
     let limits = entry.limits(&config.plugin_defaults);
-    let dirs: Vec<(PathBuf, String)> = entry
-        .dirs
-        .iter()
-        .map(|d| (config.resolve(&d.host), d.guest.clone()))
-        .collect();
+    let dirs = config.granted_dirs(entry);
     let mut offline = entry.clone();
     offline.http.clear();
     let mut changed = offline.clone();

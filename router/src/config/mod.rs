@@ -116,6 +116,16 @@ impl Config {
         self.dir().join(path)
     }
 
+    /// The directories granted to `plugin`: each host path resolved, with the
+    /// path the guest sees it at.
+    pub fn granted_dirs(&self, plugin: &PluginConfig) -> Vec<(PathBuf, String)> {
+        plugin
+            .dirs
+            .iter()
+            .map(|d| (self.resolve(&d.host), d.guest.clone()))
+            .collect()
+    }
+
     /// Validates configuration text; `env` resolves `${VAR}` references.
     pub fn parse(
         source: Source,

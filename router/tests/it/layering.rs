@@ -21,7 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["dispatch"],
     &["queue", "reload", "explain"],
-    &["replay", "whatif"],
+    &["replay"],
+    &["whatif"],
     &["http"],
     &["server"],
 ];
