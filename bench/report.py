@@ -219,8 +219,64 @@ def trivial_rows():
         rows += (f"| the same, trivial handler (emits nothing), {setup}, req/s | {t['router_rps']:.0f} | {t['baseline_rps']:.0f} (bare axum) "
                  f"| {t['ratio']:.2f} ({t['ratio_min']:.2f}-{t['ratio_max']:.2f}) | >= 0.85 |\n"
                  f"| server CPU per event, trivial handler, {setup} | {t['router_cpu_us']:.1f} us | {t['baseline_cpu_us']:.1f} us "
-                 f"| {t['router_cpu_us'] / t['baseline_cpu_us']:.2f} | <= 1.25 |\n")
+                 f"| {t.get('cpu_ratio', t['router_cpu_us'] / t['baseline_cpu_us']):.2f} | <= 1.25 |\n")
+        f = t.get("floor")
+        if f is not None:
+            rows += (f"| the floor under it, {setup}: bare axum + decoding + a reused instance in bare wasmtime "
+                     f"(`floor-server`), req/s / CPU per event | {f['rps']:.0f} / {f['cpu_us']:.1f} us | bare axum "
+                     f"| {f['rps_ratio']:.2f} / {f['cpu_ratio']:.2f} | |\n"
+                     f"| router CPU per event over the floor's, {setup} | | | {f['router_over_floor_cpu']:.2f} | |\n")
     return rows
+
+
+def floor_failed():
+    runs = [e2e.get(k, {}).get("floor") for k in ("single_trivial", "single_trivial_wrk")] + [b2.get("floor")]
+    return sum(r["failed"] for r in runs if r)
+
+
+def floor_text():
+    """What the floor server says about the per-request targets."""
+    wrk, lg = e2e.get("single_trivial_wrk", {}), e2e.get("single_trivial", {})
+    fw, fl, fb = wrk.get("floor"), lg.get("floor"), b2.get("floor")
+    if fw is None or fl is None or fb is None:
+        return ""
+    def setup(name, t, f):
+        # In units of axum's CPU per request, from the medians of the per-round
+        # ratios (the ratios of the table).
+        router, floor = t["cpu_ratio"], f["cpu_ratio"]
+        return (f"{name}: the floor costs {floor:.2f}x axum's CPU per request and serves {f['rps_ratio']:.2f}x "
+                f"axum's requests; it takes {(floor - 1) / 0.25 * 100:.0f} % of the 0.25 that the target allows "
+                f"over axum, and the router's own work adds {router - floor:.2f} more "
+                f"(router / floor {f['router_over_floor_cpu']:.2f}x per round)")
+    return f"""
+**The floor under the per-request targets.** `floor-server`
+(`router/benches/support/floor_server.rs`) is the bare axum baseline plus the
+work no WASM router can skip: the router's binary-mode decoder and one call of
+the same trivial component on a reused instance in bare wasmtime (the router's
+engine settings and bindings), answering as axum does; no routing, limits,
+metrics, timers or report. Measured in the same rounds as the router and axum
+(medians of the per-round ratios):
+
+- {setup("wrk, 1 thread, 32 connections", wrk, fw)}.
+- {setup("load tool, 64 connections", lg, fl)}.
+
+The estimate of that work in the issue (decode 0.3 us and a call 1.3 us) comes
+from in-process loops with hot caches; served between requests, with the
+kernel's network stack and hyper running in between, the same work costs
+{(fw['cpu_ratio'] - 1) * wrk['baseline_cpu_us']:.1f} us (wrk) and {(fl['cpu_ratio'] - 1) * lg['baseline_cpu_us']:.1f} us (load tool). Batches are another matter: the floor takes
+{fb['events_per_s']:.0f} events/s ({fb['cpu_us']:.2f} us of CPU per event) where the router takes
+{b2['events_per_s']:.0f} ({b2['cpu_us']:.2f} us): nothing physical stops 350,000 there; the
+router's per-event work (dispatch, dedup, metrics, the report) does.
+"""
+
+
+def batch_floor_row():
+    f = b2.get("floor")
+    if f is None:
+        return ""
+    return (f"| the floor under it: `floor-server` (bare axum, decoding, the events called one after the other on a "
+            f"reused instance in bare wasmtime), both cores | {f['events_per_s']:.0f} ({f['cpu_us']:.2f} us CPU per event) "
+            f"| | router / floor {b2['events_per_s'] / f['events_per_s']:.2f} | |\n")
 
 
 def batch_enricher_row():
@@ -264,15 +320,15 @@ ratios and CPU times, which are steadier than raw throughput.
 | one event per request, 64 connections, enricher (emits one event), req/s | {s['router_rps']:.0f} | {s['baseline_rps']:.0f} (bare axum) | {s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | >= 0.70 |
 | server CPU per event, one event per request | {s['router_cpu_us']:.1f} us | {s['baseline_cpu_us']:.1f} us | {s['router_cpu_us'] / s['baseline_cpu_us']:.2f} | |
 {trivial_rows()}| batches of 100 events, trivial handler, events/s, router on core 0 (load tool on core 1) | {b['events_per_s']:.0f} | | | |
-| batches of 100 events, trivial handler, events/s, router on both cores (load tool on core 1) | {b2['events_per_s']:.0f} | | | >= 300,000 |
-| server CPU per event, batched (core 0 / both cores) | {b['cpu_us']:.2f} / {b2['cpu_us']:.2f} us | | | |
+| batches of 100 events, trivial handler, events/s, router on both cores (load tool on core 1) | {b2['events_per_s']:.0f} | | | >= 350,000 |
+{batch_floor_row()}| server CPU per event, batched (core 0 / both cores) | {b['cpu_us']:.2f} / {b2['cpu_us']:.2f} us | | | |
 {batch_enricher_row()}| open loop at {o['rate']} req/s (half the trivial route's max), median of {o.get('runs', 1)} alternating runs: p50 / p90 | {o['router']['p50']} / {o['router']['p90']} us | {o['baseline']['p50']} / {o['baseline']['p90']} us | | |
 | open loop, p99 / p99.9 | {o['router']['p99']} / {o['router']['p999']} us | {o['baseline']['p99']} / {o['baseline']['p999']} us | | p99 < 1 ms, p99.9 < 5 ms |
 | open loop, p99 of each run | {', '.join(str(x) for x in o.get('router_p99s', []))} us | {', '.join(str(x) for x in o.get('baseline_p99s', []))} us | | |
-{over_1ms_row()}{stall_row()}| failed requests in all runs | {s['failed'] + b['failed'] + b2['failed'] + o['failed'] + e2e.get('single_trivial', {}).get('failed', 0) + e2e.get('single_trivial_wrk', {}).get('failed', 0) + e2e.get('batch_enricher', {}).get('failed', 0)} | | | 0 |
+{over_1ms_row()}{stall_row()}| failed requests in all runs | {s['failed'] + b['failed'] + b2['failed'] + o['failed'] + e2e.get('single_trivial', {}).get('failed', 0) + e2e.get('single_trivial_wrk', {}).get('failed', 0) + e2e.get('batch_enricher', {}).get('failed', 0) + floor_failed()} | | | 0 |
 | idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
 {soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
-
+{floor_text()}
 ## In process (criterion, medians)
 
 | figure | value | baseline | ratio |

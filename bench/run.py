@@ -158,6 +158,8 @@ def main():
             f"http://127.0.0.1:{port}/healthz", cpus=cpus)
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
+        floor = lambda port, cpus="0": Server([os.path.join(BIN, "examples", "floor-server"), f"{PLUGINS}/fail.wasm",
+                                               f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/events", cpus=cpus)
 
         # (a) one event per request, closed loop, alternating baseline and router:
         # with the enricher (emits an event, routed again), then with the
@@ -169,31 +171,51 @@ def main():
         def wrk_32(s, port, run):
             return wrk_measured(s, port)
 
-        def alternate(key, router_config_path, measure=loadgen_64):
-            pairs = []
+        def alternate(key, router_config_path, measure=loadgen_64, with_floor=False):
+            """Baseline and router in alternating pairs; with `with_floor`, the
+            floor server (bare axum + decoding + a bare wasmtime call of the
+            trivial handler) between them in each round."""
+            rounds = []
             for i in range(PAIRS):
                 with baseline(18090) as s:
                     b = measure(s, 18090, f"{key}-b{i}")
+                f = None
+                if with_floor:
+                    with floor(18091) as s:
+                        f = measure(s, 18091, f"{key}-f{i}")
                 with router(18080, config=router_config_path) as s:
                     r = measure(s, 18080, f"{key}-r{i}")
-                pairs.append((b, r))
-                print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s, router {r['requests_per_s']:.0f} req/s",
+                rounds.append((b, r, f))
+                floor_rps = f" floor {f['requests_per_s']:.0f} req/s," if f else ""
+                print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s,{floor_rps} router {r['requests_per_s']:.0f} req/s",
                       file=sys.stderr)
-            ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r in pairs]
+            ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r, _ in rounds]
             results[key] = {
-                "baseline_rps": med([b["requests_per_s"] for b, _ in pairs]),
-                "router_rps": med([r["requests_per_s"] for _, r in pairs]),
+                "baseline_rps": med([b["requests_per_s"] for b, _, _ in rounds]),
+                "router_rps": med([r["requests_per_s"] for _, r, _ in rounds]),
                 "ratio": med(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
-                "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _ in pairs]),
-                "router_cpu_us": med([r["cpu_us_per_event"] for _, r in pairs]),
-                "failed": sum(r["failed"] for _, r in pairs),
+                "baseline_cpu_us": med([b["cpu_us_per_event"] for b, _, _ in rounds]),
+                "router_cpu_us": med([r["cpu_us_per_event"] for _, r, _ in rounds]),
+                "cpu_ratio": med([r["cpu_us_per_event"] / b["cpu_us_per_event"] for b, r, _ in rounds]),
+                "failed": sum(r["failed"] for _, r, _ in rounds),
             }
+            if with_floor:
+                results[key]["floor"] = {
+                    "rps": med([f["requests_per_s"] for _, _, f in rounds]),
+                    "cpu_us": med([f["cpu_us_per_event"] for _, _, f in rounds]),
+                    # Per round, as the ratios above: the floor against axum,
+                    # and the router against the floor.
+                    "rps_ratio": med([f["requests_per_s"] / b["requests_per_s"] for b, _, f in rounds]),
+                    "cpu_ratio": med([f["cpu_us_per_event"] / b["cpu_us_per_event"] for b, _, f in rounds]),
+                    "router_over_floor_cpu": med([r["cpu_us_per_event"] / f["cpu_us_per_event"] for _, r, f in rounds]),
+                    "failed": sum(f["failed"] for _, _, f in rounds),
+                }
 
         alternate("single", config)
-        alternate("single_trivial", trivial)
+        alternate("single_trivial", trivial, with_floor=True)
         # The same route under wrk (1 thread, 32 connections): fewer requests
         # in flight, so fewer answers per wake-up of the server.
-        alternate("single_trivial_wrk", trivial, wrk_32)
+        alternate("single_trivial_wrk", trivial, wrk_32, with_floor=True)
 
         # (b) batches of 100 events through the trivial handler's route (the
         # target's "same route"): the router on core 0 alone (as above), then on
@@ -201,16 +223,28 @@ def main():
         # cores, load tool included"); and the enricher on both cores.
         for key, cpus, config_path in (("batch", "0", trivial), ("batch_2cores", "0,1", trivial),
                                        ("batch_enricher", "0,1", config)):
-            batch = []
+            batch, floors = [], []
+            batched = lambda s, port, run: measured(s, f"127.0.0.1:{port}", "--mode", "max", "--connections", "16",
+                                                    "--duration", "5", "--batch", "100", "--run", run)
             for i in range(3):
                 with router(18080, cpus, config=config_path) as s:
-                    batch.append(measured(s, "127.0.0.1:18080", "--mode", "max", "--connections", "16",
-                                          "--duration", "5", "--batch", "100", "--run", f"{key}{i}"))
+                    batch.append(batched(s, 18080, f"{key}{i}"))
+                # The floor of the target's set-up (trivial handler, both
+                # cores), alternating with the router.
+                if key == "batch_2cores":
+                    with floor(18091, cpus) as s:
+                        floors.append(batched(s, 18091, f"{key}-f{i}"))
             results[key] = {
                 "events_per_s": med([x["events_per_s"] for x in batch]),
                 "cpu_us": med([x["cpu_us_per_event"] for x in batch]),
                 "failed": sum(x["failed"] for x in batch),
             }
+            if floors:
+                results[key]["floor"] = {
+                    "events_per_s": med([x["events_per_s"] for x in floors]),
+                    "cpu_us": med([x["cpu_us_per_event"] for x in floors]),
+                    "failed": sum(x["failed"] for x in floors),
+                }
 
         # (c) open loop at half the maximum of the trivial handler's route, then
         # the bare baseline at the same rate; and how long the host stalls a

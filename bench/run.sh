@@ -10,6 +10,8 @@ target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target/bench"
 
 cargo build --release -p loadgen -p baseline-server -p router --features router/examples
+# The floor server: bare axum, decoding and a bare wasmtime call (bench/run.py).
+cargo build --release -p router --features router/examples --example floor-server
 python3 bench/run.py > "$target/bench/e2e.json"
 python3 bench/redis.py > "$target/bench/redis.json"
 python3 bench/cluster.py > "$target/bench/cluster.json"
