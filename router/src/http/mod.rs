@@ -358,12 +358,15 @@ where
             }
             // Here every running lane waits (or none runs). A lane that only
             // used up the task's scheduling budget is not waiting for anything:
-            // the task yields, and the lane goes on when polled again.
+            // the next lane starts when the task is polled again, with a new one.
             let waiting = crate::sync::lock(&next).len() > 0;
-            if waiting && started < lanes.max(1) && tokio::task::coop::has_budget_remaining() {
-                running.push(lane());
-                started += 1;
-                continue;
+            if waiting && started < lanes.max(1) {
+                if running.is_empty() || tokio::task::coop::has_budget_remaining() {
+                    running.push(lane());
+                    started += 1;
+                    continue;
+                }
+                cx.waker().wake_by_ref();
             }
             return if running.is_empty() {
                 Poll::Ready(())
