@@ -196,7 +196,8 @@ impl Dispatcher {
     /// duplicate and not routed; only an event that was delivered is remembered,
     /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
-        self.dispatch_to(event, None).await
+        let runtime = self.runtime.load_full();
+        self.dispatch_with(&runtime, event, None).await
     }
 
     /// [`Self::dispatch`], to the routes it matches among those named `only`
@@ -204,6 +205,18 @@ impl Dispatcher {
     /// every route it matches.
     pub async fn dispatch_to(&self, event: Event, only: Option<&str>) -> EventReport {
         let runtime = self.runtime.load_full();
+        self.dispatch_with(&runtime, event, only).await
+    }
+
+    /// [`Self::dispatch_to`] on `runtime`, a snapshot the caller holds: a
+    /// request's events all go through the snapshot the request was admitted
+    /// by, and none of them takes a reference of its own to the shared one.
+    pub async fn dispatch_with(
+        &self,
+        runtime: &Runtime,
+        event: Event,
+        only: Option<&str>,
+    ) -> EventReport {
         let dedup = match runtime.settings.dedup.window {
             Some(window) => {
                 let key = dedup_key("", &event);
@@ -229,7 +242,7 @@ impl Dispatcher {
                 .filter(|r| r.name == name)
                 .collect(),
         };
-        let report = self.dispatch_on(&runtime, event, routes, 0).await;
+        let report = self.dispatch_on(runtime, event, routes, 0).await;
         if let Some((key, window, _)) = dedup
             && report.failure().is_none()
         {
@@ -243,7 +256,10 @@ impl Dispatcher {
     pub(crate) async fn redeliver(&self, route: &str, event: &Event) -> Option<RouteReport> {
         let runtime = self.runtime.load_full();
         let route = runtime.routes().iter().find(|r| r.name == route)?;
-        Some(self.deliver(&runtime, route, event, 0).await)
+        Some(
+            self.deliver(&runtime, route, &Arc::new(event.clone()), 0)
+                .await,
+        )
     }
 
     /// [`Self::dispatch_on`] behind a pointer, for emitted events: the recursion
@@ -274,6 +290,9 @@ impl Dispatcher {
             depth,
         );
         async move {
+            // Shared with the handler calls, which may move to the guest
+            // threads and so must own what they use.
+            let event = Arc::new(event);
             // One matched route is the common case: awaited in place, it saves
             // `join_all`'s allocation and the moves of a large future.
             let routes = match routes.as_slice() {
@@ -288,7 +307,18 @@ impl Dispatcher {
                     .await
                 }
             };
-            EventReport::new(event, routes)
+            // The calls are over: the event is this future's alone again
+            // (a call moved to the guest threads may still be letting go).
+            match Arc::try_unwrap(event) {
+                Ok(event) => EventReport::new(event, routes),
+                Err(shared) => EventReport {
+                    id: shared.id.clone(),
+                    source: shared.source.clone(),
+                    ty: shared.ty.clone(),
+                    routes,
+                    duplicate: false,
+                },
+            }
         }
         .instrument(span)
         .await
@@ -302,7 +332,7 @@ impl Dispatcher {
         &self,
         runtime: &Runtime,
         route: &Route,
-        event: &Event,
+        event: &Arc<Event>,
         depth: u32,
     ) -> RouteReport {
         let counters = &route.counters;
@@ -321,7 +351,7 @@ impl Dispatcher {
         let event = match Self::transform(route, event).await {
             Transformed::Unchanged => event,
             Transformed::Into(e) => {
-                transformed = e;
+                transformed = Arc::new(e);
                 &transformed
             }
             Transformed::Dropped => {
@@ -396,7 +426,7 @@ impl Dispatcher {
 
     /// Step 3: the route's handler, forward and append at once, each retried by the
     /// route's policy; what they did, as a [`Verdict`].
-    async fn run_targets(&self, runtime: &Runtime, route: &Route, event: &Event) -> Verdict {
+    async fn run_targets(&self, runtime: &Runtime, route: &Route, event: &Arc<Event>) -> Verdict {
         let counters = &route.counters;
         let policy = &route.retry;
         let forward_timeout = policy
@@ -408,7 +438,7 @@ impl Dispatcher {
         let handle = || async {
             match (&route.handler, &route.candidates) {
                 (Some(plugin), None) => Some(
-                    retry::run(policy, &counters.retried, || plugin.handle(event))
+                    retry::run(policy, &counters.retried, || plugin.handle_shared(event))
                         .instrument(tracing::debug_span!("handler", plugin = plugin.name()))
                         .await,
                 ),

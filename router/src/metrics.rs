@@ -391,6 +391,23 @@ impl Metrics {
         };
     }
 
+    /// Counts the accepted events of one request, one outcome each, with one
+    /// increment per outcome seen (the counters are shared by every worker).
+    pub fn accepted_all(&self, outcomes: impl Iterator<Item = &'static str>) {
+        let mut counts = [0u64; ACCEPTED_OUTCOMES.len()];
+        for outcome in outcomes {
+            match ACCEPTED_OUTCOMES.iter().position(|o| *o == outcome) {
+                Some(i) => counts[i] += 1,
+                None => self.accepted(outcome, 1),
+            }
+        }
+        for (counter, n) in self.accepted_by_outcome.iter().zip(counts) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+    }
+
     /// Counts a request refused for `reason`.
     pub fn rejected(&self, reason: &str) {
         self.requests_rejected

@@ -254,7 +254,7 @@ pub async fn ingest_request(
     let trace = crate::trace::RequestTrace::of(headers);
     let dispatch = |mut event: Event| {
         trace.adopt(&mut event);
-        state.dispatcher.dispatch(event)
+        state.dispatcher.dispatch_with(&runtime, event, None)
     };
     // One event (binary and structured mode) is awaited in place: `join_all`
     // would box its future, a large allocation and copy per request.
@@ -263,9 +263,12 @@ pub async fn ingest_request(
         Err(events) => dispatch_batch(events, state.limits.batch_concurrency, dispatch).await,
     };
     metrics.events_in_flight.dec_by(n);
-    for report in reports.iter().filter(|r| r.failure().is_none()) {
-        metrics.accepted(report.accepted_outcome(), 1);
-    }
+    metrics.accepted_all(
+        reports
+            .iter()
+            .filter(|r| r.failure().is_none())
+            .map(EventReport::accepted_outcome),
+    );
     accepted_if_success(respond(reports, report), sender)
 }
 

@@ -63,7 +63,11 @@ impl Breaker {
 
     /// Ends a run of failures.
     pub(super) fn succeeded(&self) {
-        self.consecutive.store(0, Ordering::Relaxed);
+        // Read first: a store on every call would take the line from the
+        // other cores' caches, though it almost always holds 0 already.
+        if self.consecutive.load(Ordering::Relaxed) != 0 {
+            self.consecutive.store(0, Ordering::Relaxed);
+        }
     }
 
     fn now_ms(&self) -> u64 {

@@ -33,6 +33,7 @@ mod host;
 mod offload;
 mod pool;
 mod sandbox;
+mod slots;
 mod world;
 
 pub(crate) use cache::DiskCache;

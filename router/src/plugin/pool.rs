@@ -15,17 +15,17 @@ use super::convert::{from_wit, to_wit, wit_extensions};
 use super::host::HostState;
 use super::offload;
 use super::sandbox::{HttpPolicy, Limiter, LogBudget, LogStream};
+use super::slots::{Slot, Slots};
 use super::world::transform_bindings::Transform;
 use super::world::{Prepared, Version};
 use super::{CallError, EPOCH_TICK, LoadError};
 use crate::config::{InstanceMode, PluginConfig, PluginLimits};
 use crate::event::Event;
-use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
@@ -65,8 +65,7 @@ pub struct Plugin {
     digest: String,
     path: PathBuf,
     loaded_at: SystemTime,
-    idle: Mutex<Vec<Instance>>,
-    permits: Arc<Semaphore>,
+    slots: Slots<Instance>,
     breaker: Breaker,
     counters: crate::metrics::PluginCounters,
     kv: crate::kv::Kv,
@@ -76,7 +75,7 @@ impl Plugin {
     /// Makes the plugin's `kv` calls reach `kv` (the in-memory store otherwise).
     pub fn with_kv(mut self, kv: crate::kv::Kv) -> Self {
         // Instances already warmed up hold the old store in their data.
-        for instance in self.idle.get_mut().unwrap_or_else(|e| e.into_inner()) {
+        for instance in self.slots.idle_mut() {
             instance.store.data_mut().kv = kv.clone();
         }
         self.kv = kv;
@@ -135,8 +134,7 @@ impl Plugin {
             digest,
             path,
             loaded_at: SystemTime::now(),
-            idle: Mutex::new(Vec::with_capacity(limits.instances.get() as usize)),
-            permits: Arc::new(Semaphore::new(limits.instances.get() as usize)),
+            slots: Slots::new(limits.instances.get() as usize),
             breaker: Breaker::new(limits.breaker_threshold, limits.breaker_cooldown),
             counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
             kv: crate::kv::Kv::default(),
@@ -154,7 +152,7 @@ impl Plugin {
             })
         })?;
         if plugin.limits.mode == InstanceMode::Reuse {
-            lock(&plugin.idle).push(first);
+            plugin.slots.put(first);
         }
         Ok(plugin)
     }
@@ -209,7 +207,7 @@ impl Plugin {
 
     /// Warm instances waiting in the pool.
     pub fn idle_instances(&self) -> usize {
-        lock(&self.idle).len()
+        self.slots.idle()
     }
 
     /// Whether instances are reused.
@@ -226,7 +224,7 @@ impl Plugin {
         }
         while self.idle_instances() < n {
             let instance = self.instantiate().await?;
-            lock(&self.idle).push(instance);
+            self.slots.put(instance);
         }
         Ok(self.idle_instances())
     }
@@ -239,8 +237,17 @@ impl Plugin {
     /// Hands `event` to a `handler` plugin and returns the events it emitted,
     /// validated. Waits for a free instance when all `instances` are busy.
     pub async fn handle(self: &Arc<Self>, event: &Event) -> Result<Vec<Event>, CallError> {
+        self.handle_shared(&Arc::new(event.clone())).await
+    }
+
+    /// [`Self::handle`] for an event already behind an `Arc`, which the call
+    /// shares instead of copying it (a copy is an allocation per attribute).
+    pub async fn handle_shared(
+        self: &Arc<Self>,
+        event: &Arc<Event>,
+    ) -> Result<Vec<Event>, CallError> {
         // The call owns what it uses, so that it can move to the guest threads.
-        let (plugin, event) = (Arc::clone(self), event.clone());
+        let (plugin, event) = (Arc::clone(self), Arc::clone(event));
         offload::run(
             Box::pin(async move {
                 let extensions = wit_extensions(&event);
@@ -287,15 +294,12 @@ impl Plugin {
                 remaining,
             });
         }
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| self.trap("the plugin is shutting down".into()))?;
+        // Given back when this call is over, with the instance if it is kept.
+        let (mut slot, warm) = self.slots.take().await;
         let metrics = &self.counters;
         metrics.invocations.inc();
         let started = Instant::now();
-        let result = self.call(call, started).await;
+        let result = self.call(call, warm, &mut slot, started).await;
         metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -308,55 +312,90 @@ impl Plugin {
         result
     }
 
-    /// `called`: when the call was made, the start of its timeout when a warm
-    /// instance takes it at once.
-    async fn call(&self, call: Call<'_>, called: Instant) -> Result<Output, CallError> {
-        let idle = match self.limits.mode {
-            InstanceMode::Reuse => lock(&self.idle).pop(),
-            InstanceMode::Fresh => None,
-        };
-        let (mut instance, started) = match idle {
+    /// `warm`: the instance waiting in the pool, if any (never one in fresh
+    /// mode); `slot`: where an instance to reuse goes back. `called`: when the
+    /// call was made, the start of its timeout when a warm instance takes it at
+    /// once.
+    async fn call(
+        &self,
+        call: Call<'_>,
+        warm: Option<Instance>,
+        slot: &mut Slot<'_, Instance>,
+        called: Instant,
+    ) -> Result<Output, CallError> {
+        let (mut instance, started) = match warm {
             Some(i) => (i, called),
             // Boxed: instantiation's future is large and off the reused path.
             None => (Box::pin(self.instantiate()).await?, Instant::now()),
         };
-        let budget = Arc::clone(&instance.store.data().log_budget);
-        budget.reset(self.limits.max_log_bytes);
+        instance
+            .store
+            .data()
+            .log_budget
+            .reset(self.limits.max_log_bytes);
         let state = instance.store.data_mut();
         state.deadline = deadline(started, self.limits.timeout);
         state.busy_mark = None;
         instance.store.set_epoch_deadline(1);
-        // Epochs stop guest code; this stops a guest blocked in a host call too.
-        let Instance { store, exports } = &mut instance;
-        let invoke = async {
-            match (exports, call) {
-                (Exports::Handler(h), Call::Handle(e)) => h
-                    .call_handle(&mut *store, e)
+        let outcome = {
+            // Epochs stop guest code; the timeout stops a guest blocked in a
+            // host call too.
+            let Instance { store, exports } = &mut instance;
+            let invoke = async {
+                match (exports, call) {
+                    (Exports::Handler(h), Call::Handle(e)) => h
+                        .call_handle(&mut *store, e)
+                        .await
+                        .map(|r| r.map(Output::Events)),
+                    (Exports::Transform(t), Call::Transform(e)) => t
+                        .call_transform(&mut *store, e)
+                        .await
+                        .map(|r| r.map(|e| Output::Maybe(e.map(Box::new)))),
+                    _ => Err(wasmtime::format_err!(
+                        "plugin `{}` does not implement the world this call needs",
+                        self.name
+                    )),
+                }
+            };
+            let mut invoke = std::pin::pin!(invoke);
+            // Most calls finish in their first poll: the timer (a clone of the
+            // runtime's handle, shared by every worker, and a timer entry) is
+            // only made for a call that has to wait. Its deadline is the same.
+            let first = std::future::poll_fn(|cx| Poll::Ready(invoke.as_mut().poll(cx))).await;
+            match first {
+                Poll::Ready(outcome) => Ok(outcome),
+                Poll::Pending => {
+                    let until = started + self.limits.timeout + 2 * EPOCH_TICK;
+                    let timer = tokio::time::sleep_until(until.into());
+                    let mut timer = std::pin::pin!(timer);
+                    // Not polled again before its wake-up: a guest that spent its
+                    // slice yielded so that the call can move (see `offload`).
+                    let mut polled = true;
+                    std::future::poll_fn(|cx| {
+                        if !std::mem::take(&mut polled)
+                            && let Poll::Ready(outcome) = invoke.as_mut().poll(cx)
+                        {
+                            return Poll::Ready(Ok(outcome));
+                        }
+                        timer.as_mut().poll(cx).map(|()| Err(()))
+                    })
                     .await
-                    .map(|r| r.map(Output::Events)),
-                (Exports::Transform(t), Call::Transform(e)) => t
-                    .call_transform(&mut *store, e)
-                    .await
-                    .map(|r| r.map(|e| Output::Maybe(e.map(Box::new)))),
-                _ => Err(wasmtime::format_err!(
-                    "plugin `{}` does not implement the world this call needs",
-                    self.name
-                )),
+                }
             }
         };
-        let outcome = tokio::time::timeout(self.limits.timeout + 2 * EPOCH_TICK, invoke).await;
-        if budget.dropped() > 0 {
-            self.counters.log_dropped_bytes.inc_by(budget.dropped());
+        let dropped = instance.store.data().log_budget.dropped();
+        if dropped > 0 {
+            self.counters.log_dropped_bytes.inc_by(dropped);
             tracing::warn!(
                 plugin = &*self.name,
-                dropped_bytes = budget.dropped(),
+                dropped_bytes = dropped,
                 limit = self.limits.max_log_bytes,
                 "log output over the plugin's max_log_bytes was dropped"
             );
         }
-        let keep = |instance: Instance| {
+        let mut keep = |instance: Instance| {
             if self.limits.mode == InstanceMode::Reuse {
-                lock(&self.idle).push(instance);
+                slot.keep(instance);
             }
         };
         match outcome {
