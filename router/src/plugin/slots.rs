@@ -25,6 +25,16 @@ struct State<T> {
     waiting: usize,
 }
 
+impl<T> State<T> {
+    /// Whether a waiting caller should be woken: a slot is free for it. A
+    /// wake-up given while nobody listens is kept for one caller only, so
+    /// every change that leaves a slot free (given back, taken by a woken
+    /// caller, left by one that gives up) wakes the next.
+    fn wakes_next(&self) -> bool {
+        self.free > 0 && self.waiting > 0
+    }
+}
+
 /// A slot taken: given back when dropped, with the instance [`Slot::keep`]
 /// was handed, if any.
 pub(super) struct Slot<'a, T> {
@@ -103,13 +113,6 @@ impl<T> Slots<T> {
             warm,
         )
     }
-
-    /// Wakes one waiting caller when a slot is free for it. A wake-up given
-    /// while nobody listens is kept for one caller only, so each caller that
-    /// takes a slot or gives up passes on the next one.
-    fn wake_next(&self, state: &State<T>) -> bool {
-        state.free > 0 && state.waiting > 0
-    }
 }
 
 /// A caller counted as waiting, until it has a slot or gives up.
@@ -128,7 +131,7 @@ impl<'a, T> Waiting<'a, T> {
         state.waiting -= 1;
         self.counted = false;
         let taken = slots.taken(&mut state);
-        let next = slots.wake_next(&state);
+        let next = state.wakes_next();
         drop(state);
         if next {
             slots.freed.notify_one();
@@ -145,7 +148,7 @@ impl<T> Drop for Waiting<'_, T> {
         let next = {
             let mut state = lock(&self.slots.state);
             state.waiting -= 1;
-            self.slots.wake_next(&state)
+            state.wakes_next()
         };
         // This caller may have taken the wake-up meant for a slot it leaves.
         if next {
@@ -169,7 +172,7 @@ impl<T> Drop for Slot<'_, T> {
             if let Some(instance) = self.kept.take() {
                 state.idle.push(instance);
             }
-            state.waiting > 0
+            state.wakes_next()
         };
         if wake {
             self.slots.freed.notify_one();
