@@ -11,6 +11,10 @@ one of two other routes:
   for the load tool's data);
 - `forward`: a route without a handler, forwarding to a bare axum server.
 
+Before the open loop, the CPU time of the router's I/O threads (all but the
+guest threads and the epoch ticker) is read over a few seconds in which only the
+spinning guests reach the router: the I/O workers' share of the busy guests.
+
 Each figure is taken with 0 and with 2 x cores spinning guests, on the router
 pinned to core 0 (one core: 2 guests) and on both cores (4 guests). With
 `--old PATH` (or ISOLATION_OLD_ROUTER), a second router binary is measured in
@@ -136,6 +140,31 @@ def latency(ty):
             "failed": r["failed"]}
 
 
+IO_WINDOW = 5
+
+
+def io_threads_cpu(pid):
+    """CPU seconds so far of the router's threads other than the guest threads
+    and the epoch ticker: the tokio workers that drive HTTP (ns resolution)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("wasm-"):
+                continue
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def io_busy(server):
+    """Milliseconds per second the I/O threads ran while nothing but the busy
+    guests (if any) reached the router: what starting long calls costs them."""
+    before = io_threads_cpu(server.proc.pid)
+    time.sleep(IO_WINDOW)
+    return (io_threads_cpu(server.proc.pid) - before) * 1e3 / IO_WINDOW
+
+
 def trivial_cpu(server):
     """Closed loop through the trivial handler: server CPU per request."""
     before = cpu_seconds(server.proc.pid)
@@ -158,7 +187,8 @@ def measure(binary, config_path, cpus, cores, with_cpu):
                     while spinners.answered < spinning and time.time() < deadline:
                         time.sleep(0.05)
                 started, answered = time.time(), spinners.answered
-                out[spinning] = {"neighbour": latency("t"), "forward": latency("fwd")}
+                out[spinning] = {"io_ms_per_s": io_busy(server)}
+                out[spinning].update({"neighbour": latency("t"), "forward": latency("fwd")})
                 out[spinning]["spins_per_s"] = (spinners.answered - answered) / (time.time() - started)
                 out[spinning]["unexpected"] = list(spinners.unexpected)
         if with_cpu:
@@ -181,6 +211,8 @@ def summarize(runs, cores):
         s[f"{route}_p99_ratio"] = med([r[busy][route]["p99"] / max(r[0][route]["p99"], 1) for r in runs])
         s[f"{route}_stalled_runs"] = sum(bool(r[busy][route].get("stalled")) for r in runs)
     s["spins_per_s"] = med([r[busy]["spins_per_s"] for r in runs])
+    for spinning in (0, busy):
+        s[f"io_ms_per_s_{spinning}"] = med([r[spinning]["io_ms_per_s"] for r in runs])
     s["failed"] = sum(r[sp][route]["failed"] for r in runs for sp in (0, busy) for route in ("neighbour", "forward"))
     s["unexpected"] = [u for r in runs for u in r[busy]["unexpected"]][:3]
     if all("trivial" in r for r in runs):
@@ -220,6 +252,10 @@ def markdown(results):
                     f"| {us(s[f'{route}_0_p50'])} / {us(s[f'{route}_0_p99'])} us "
                     f"| {loaded} "
                     f"| {ratio(s[f'{route}_p99_ratio'])} | {'<= 2, p99 < 5 ms' if name == 'new' else ''} |")
+            rows.append(
+                f"| {names.get(cpus, cpus)}{build} | {busy} | CPU of the I/O threads (HTTP workers), "
+                f"ms per second, nothing else sent | {s['io_ms_per_s_0']:.2f} "
+                f"| {s[f'io_ms_per_s_{busy}']:.2f} | | |")
         if "trivial_cpu_ratio" in setup:
             r = setup["trivial_cpu_ratio"]
             rows.append(
@@ -234,8 +270,10 @@ Guests of one plugin spin until their time limit ({results['spin_timeout']}), 2 
 router's cores of them, each sent again when answered (spinning calls answered: {spins}).
 Meanwhile an open loop at {results['rate']} req/s ({results['seconds']:.0f} s, latency
 from the scheduled send time) goes to a neighbour plugin (emits nothing) or to a
-route without a handler (forward to bare axum). Median over {results['pairs']} runs;
-the load tool on core 1. Design and the options measured: docs/isolation.md.
+route without a handler (forward to bare axum). Before the open loop, the CPU
+time of the router's I/O threads is read over {IO_WINDOW} s with nothing but the
+spinning guests sent: what finding out that calls are long costs them. Median
+over {results['pairs']} runs; the load tool on core 1. Design and the options measured: docs/isolation.md.
 
 | router on | busy guests | route | p50 / p99, no busy guest | p50 / p99, busy guests | p99 busy / idle | target |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -270,7 +308,8 @@ def main():
                     with_cpu = bool(args.old) and cores == 1
                     runs[name].append(measure(binary, path, cpus, cores, with_cpu))
                     r = runs[name][-1]
-                    print(f"cpus {cpus} pair {i} {name}: neighbour p99 {r[0]['neighbour']['p99']} -> "
+                    print(f"cpus {cpus} pair {i} {name}: I/O threads {r[0]['io_ms_per_s']:.2f} -> "
+                          f"{r[2 * cores]['io_ms_per_s']:.2f} ms/s, neighbour p99 {r[0]['neighbour']['p99']} -> "
                           f"{r[2 * cores]['neighbour']['p99']} us, forward p99 {r[0]['forward']['p99']} -> "
                           f"{r[2 * cores]['forward']['p99']} us"
                           + (f", trivial {r['trivial']['cpu_us']:.1f} us CPU" if "trivial" in r else ""),

@@ -14,6 +14,14 @@
 //! span a tick, stays where it is. A call that moved by mistake would wait
 //! behind the busy guests at the lower priority.
 //!
+//! Finding out costs the I/O worker one to two ticks per long call. A plugin
+//! whose calls are long again and again (a guest that spins until a short time
+//! limit, a CPU-heavy component) would keep charging that to its neighbours, so
+//! each plugin keeps a [`Habit`]: for [`REMEMBERED`] after a long call, its calls
+//! start on the guest threads at once. The price, a hand-off per call, is paid
+//! only by a plugin that was long within the last second; the others read one
+//! atomic that stays zero.
+//!
 //! Without this, busy guests held the workers that drive HTTP: a guest yields at
 //! every tick, but tokio polls the I/O driver only every 61 task polls, so with
 //! as many busy guests as workers, every route waited hundreds of milliseconds.
@@ -22,9 +30,10 @@ use super::EPOCH_TICK;
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::{Handle, Runtime};
 use tracing::Instrument;
 use wasmtime::UpdateDeadline;
@@ -35,6 +44,48 @@ const GUEST_NICE: i32 = 10;
 
 /// The CPU time in one tick that makes a call long.
 const BUSY: Duration = Duration::from_micros(EPOCH_TICK.as_micros() as u64 / 2);
+
+/// How long after a long call a plugin's calls start on the guest threads: a
+/// plugin quiet for that long costs the I/O workers at most one or two ticks per
+/// second again.
+const REMEMBERED: Duration = Duration::from_secs(1);
+
+/// Whether a plugin's calls were long lately (see the module's documentation).
+/// Clones share it: the calls moved to the guest threads keep it up to date.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Habit(Arc<AtomicU64>);
+
+impl Habit {
+    /// Whether a call of this plugin was long within the last [`REMEMBERED`].
+    fn recently_long(&self) -> bool {
+        // Until when, in milliseconds on `clock`; 0 when not long lately, so the
+        // plugins whose calls are short read no clock.
+        let until = self.0.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if clock() < until {
+            return true;
+        }
+        // Lost to a call that was just long: that one's mark stays.
+        let _ = self
+            .0
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
+    }
+
+    /// Records that a call of this plugin was long just now.
+    fn was_long(&self) {
+        self.0
+            .store(clock() + REMEMBERED.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Milliseconds since the first reading, for [`Habit`]s.
+fn clock() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
 
 thread_local! {
     /// Set by the epoch callback when the guest running on this thread used up
@@ -86,27 +137,33 @@ fn thread_cpu_time() -> Option<Duration> {
 /// A guest call, boxed so that it can move to another thread while it runs.
 pub(super) type GuestCall<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Runs `call` here until it yields at an epoch tick, then on the guest threads.
-/// Dropping the returned future stops the call at its next yield, wherever it
-/// runs, as it did when calls ran inline only. `cancelled` is the answer should
-/// the guest threads drop a moved call (they do not, short of a bug).
+/// Runs `call` of a plugin with `habit` here until it yields at an epoch tick,
+/// then on the guest threads; on the guest threads from the start when the
+/// plugin's calls were long lately. Dropping the returned future stops the call
+/// at its next yield, wherever it runs, as it did when calls ran inline only.
+/// `cancelled` is the answer should the guest threads drop a moved call (they
+/// do not, short of a bug).
 pub(super) async fn run<T: Send + 'static>(
     mut call: GuestCall<T>,
+    habit: &Habit,
     cancelled: impl FnOnce() -> T,
 ) -> T {
-    let inline = std::future::poll_fn(|cx| {
-        SLICE_SPENT.set(false);
-        match call.as_mut().poll(cx) {
-            Poll::Ready(output) => Poll::Ready(Some(output)),
-            // Waiting for I/O (a `kv` call) costs no CPU: only a guest that ran
-            // through its slice moves.
-            Poll::Pending if SLICE_SPENT.replace(false) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+    if !habit.recently_long() {
+        let inline = std::future::poll_fn(|cx| {
+            SLICE_SPENT.set(false);
+            match call.as_mut().poll(cx) {
+                Poll::Ready(output) => Poll::Ready(Some(output)),
+                // Waiting for I/O (a `kv` call) costs no CPU: only a guest that
+                // ran through its slice moves.
+                Poll::Pending if SLICE_SPENT.replace(false) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        if let Some(output) = inline {
+            return output;
         }
-    })
-    .await;
-    if let Some(output) = inline {
-        return output;
+        habit.was_long();
     }
     let Some(guests) = guest_threads() else {
         // No guest threads could be started: the call stays where it is.
@@ -114,12 +171,52 @@ pub(super) async fn run<T: Send + 'static>(
     };
     // The guest's log lines keep the span of the event they belong to.
     let span = tracing::Span::current();
+    let call = Watched {
+        call,
+        habit: habit.clone(),
+        busy: Duration::ZERO,
+    };
     let task = AbortOnDrop(guests.spawn(call.instrument(span)));
     match task.await {
         Ok(output) => output,
         // A panic in the call is the caller's, as when it ran inline.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => cancelled(),
+    }
+}
+
+/// A call on the guest threads, which keeps its plugin's [`Habit`] up to date:
+/// the CPU time of its polls (each on whichever guest thread runs it) adds up,
+/// and once it reaches [`BUSY`] the call was long. Two clock readings a poll,
+/// a fraction of the hand-off that brought the call here.
+struct Watched<T> {
+    call: GuestCall<T>,
+    habit: Habit,
+    /// CPU time so far; [`Duration::MAX`] once the habit was told.
+    busy: Duration,
+}
+
+impl<T> Future for Watched<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<T> {
+        if self.busy == Duration::MAX {
+            return self.call.as_mut().poll(cx);
+        }
+        let before = thread_cpu_time();
+        let poll = self.call.as_mut().poll(cx);
+        let spent = match (before, thread_cpu_time()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            // No CPU clock: a call that had to yield counts as long.
+            _ if poll.is_pending() => BUSY,
+            _ => Duration::ZERO,
+        };
+        self.busy += spent;
+        if self.busy >= BUSY {
+            self.habit.was_long();
+            self.busy = Duration::MAX;
+        }
+        poll
     }
 }
 
@@ -198,30 +295,90 @@ mod tests {
     #[tokio::test]
     async fn a_call_that_never_spends_its_slice_stays_on_this_thread() {
         let here = std::thread::current().id();
+        let habit = Habit::default();
         let ran_on = run(
             Box::pin(async { Some(std::thread::current().id()) }),
+            &habit,
             || None,
         )
         .await;
         let ran_on = ran_on.expect("not cancelled");
         assert_eq!(ran_on, here);
+        assert!(!habit.recently_long());
     }
 
     #[tokio::test]
     async fn a_call_that_spends_its_slice_moves_to_the_guest_threads() {
         let here = std::thread::current().id();
+        let habit = Habit::default();
         let ran_on = run(
             Box::pin(async {
                 SLICE_SPENT.set(true);
                 tokio::task::yield_now().await;
                 Some(std::thread::current())
             }),
+            &habit,
             || None,
         )
         .await
         .expect("not cancelled");
         assert_ne!(ran_on.id(), here);
         assert_eq!(ran_on.name(), Some("wasm-guest"));
+        // The plugin's next call, however short, starts on the guest threads.
+        assert!(habit.recently_long());
+        let next = run(
+            Box::pin(async { Some(std::thread::current()) }),
+            &habit,
+            || None,
+        )
+        .await
+        .expect("not cancelled");
+        assert_eq!(next.name(), Some("wasm-guest"));
+    }
+
+    #[tokio::test]
+    async fn a_plugin_long_only_in_the_past_runs_its_calls_here_again() {
+        let here = std::thread::current().id();
+        let habit = Habit::default();
+        habit.was_long();
+        // As if a second had passed since.
+        let until = clock() + 1;
+        habit.0.store(until, Ordering::Relaxed);
+        while clock() < until {
+            std::hint::spin_loop();
+        }
+        let ran_on = run(
+            Box::pin(async { Some(std::thread::current().id()) }),
+            &habit,
+            || None,
+        )
+        .await
+        .expect("not cancelled");
+        assert_eq!(ran_on, here);
+        assert_eq!(habit.0.load(Ordering::Relaxed), 0);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn calls_on_the_guest_threads_keep_the_habit_while_they_are_long() {
+        let habit = Habit::default();
+        // Long 0.2 s ago: still remembered, but not for a whole second more.
+        let marked = clock() + REMEMBERED.as_millis() as u64 - 200;
+        habit.0.store(marked, Ordering::Relaxed);
+        run(Box::pin(async {}), &habit, || ()).await;
+        assert_eq!(habit.0.load(Ordering::Relaxed), marked, "a short call");
+        run(
+            Box::pin(async {
+                let from = thread_cpu_time().expect("a CPU clock");
+                while thread_cpu_time().expect("a CPU clock") - from < BUSY {
+                    std::hint::black_box(from);
+                }
+            }),
+            &habit,
+            || (),
+        )
+        .await;
+        assert!(habit.0.load(Ordering::Relaxed) > marked, "a long call");
     }
 
     #[test]

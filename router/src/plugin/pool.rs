@@ -67,6 +67,8 @@ pub struct Plugin {
     loaded_at: SystemTime,
     slots: Slots<Instance>,
     breaker: Breaker,
+    /// Whether its calls were long lately, to start them on the guest threads.
+    habit: offload::Habit,
     counters: crate::metrics::PluginCounters,
     kv: crate::kv::Kv,
 }
@@ -136,6 +138,7 @@ impl Plugin {
             loaded_at: SystemTime::now(),
             slots: Slots::new(limits.instances.get() as usize),
             breaker: Breaker::new(limits.breaker_threshold, limits.breaker_cooldown),
+            habit: offload::Habit::default(),
             counters: crate::metrics::PluginCounters::new(config.name.get_ref().as_str()),
             kv: crate::kv::Kv::default(),
             limits,
@@ -259,6 +262,7 @@ impl Plugin {
                     }
                 }
             }),
+            &self.habit,
             || Err(self.trap("the call was dropped by the guest threads".into())),
         )
         .await
@@ -280,6 +284,7 @@ impl Plugin {
                     }
                 }
             }),
+            &self.habit,
             || Err(self.trap("the call was dropped by the guest threads".into())),
         )
         .await
