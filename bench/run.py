@@ -158,8 +158,9 @@ def main():
             f"http://127.0.0.1:{port}/healthz", cpus=cpus)
         baseline = lambda port: Server([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{port}"],
                                        f"http://127.0.0.1:{port}/events")
-        floor = lambda port, cpus="0": Server([os.path.join(BIN, "examples", "floor-server"), f"{PLUGINS}/fail.wasm",
-                                               f"127.0.0.1:{port}"], f"http://127.0.0.1:{port}/events", cpus=cpus)
+        floor = lambda port, cpus="0", plugin="fail": Server(
+            [os.path.join(BIN, "examples", "floor-server"), f"{PLUGINS}/{plugin}.wasm", f"127.0.0.1:{port}"],
+            f"http://127.0.0.1:{port}/events", cpus=cpus)
 
         # (a) one event per request, closed loop, alternating baseline and router:
         # with the enricher (emits an event, routed again), then with the
@@ -171,17 +172,17 @@ def main():
         def wrk_32(s, port, run):
             return wrk_measured(s, port)
 
-        def alternate(key, router_config_path, measure=loadgen_64, with_floor=False):
+        def alternate(key, router_config_path, measure=loadgen_64, with_floor=False, plugin="fail"):
             """Baseline and router in alternating pairs; with `with_floor`, the
             floor server (bare axum + decoding + a bare wasmtime call of the
-            trivial handler) between them in each round."""
+            route's `plugin`) between them in each round."""
             rounds = []
             for i in range(PAIRS):
                 with baseline(18090) as s:
                     b = measure(s, 18090, f"{key}-b{i}")
                 f = None
                 if with_floor:
-                    with floor(18091) as s:
+                    with floor(18091, plugin=plugin) as s:
                         f = measure(s, 18091, f"{key}-f{i}")
                 with router(18080, config=router_config_path) as s:
                     r = measure(s, 18080, f"{key}-r{i}")
@@ -211,7 +212,9 @@ def main():
                     "failed": sum(f["failed"] for _, _, f in rounds),
                 }
 
-        alternate("single", config)
+        # The enricher's floor calls the enricher and lifts the event it emits
+        # (then drops it, where the router routes it again).
+        alternate("single", config, with_floor=True, plugin="enricher")
         alternate("single_trivial", trivial, with_floor=True)
         # The same route under wrk (1 thread, 32 connections): fewer requests
         # in flight, so fewer answers per wake-up of the server.
