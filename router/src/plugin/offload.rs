@@ -363,10 +363,17 @@ mod tests {
     async fn calls_on_the_guest_threads_keep_the_habit_while_they_are_long() {
         let habit = Habit::default();
         // Long 0.2 s ago: still remembered, but not for a whole second more.
-        let marked = clock() + REMEMBERED.as_millis() as u64 - 200;
-        habit.0.store(marked, Ordering::Relaxed);
+        // Marked just before each call, so that a slow machine cannot let it
+        // lapse in between.
+        let mark = || {
+            let marked = clock() + REMEMBERED.as_millis() as u64 - 200;
+            habit.0.store(marked, Ordering::Relaxed);
+            marked
+        };
+        let marked = mark();
         run(Box::pin(async {}), &habit, || ()).await;
         assert_eq!(habit.0.load(Ordering::Relaxed), marked, "a short call");
+        let marked = mark();
         run(
             Box::pin(async {
                 let from = thread_cpu_time().expect("a CPU clock");
