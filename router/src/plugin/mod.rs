@@ -7,7 +7,8 @@
 //! under an epoch deadline checked at every tick; a call that keeps its thread
 //! busy between two ticks moves to the guest threads (`offload`), where it
 //! yields at every tick, so a guest that loops cannot hold the workers that
-//! drive HTTP. An instance serves one
+//! drive HTTP; a plugin whose calls were long lately starts its calls there.
+//! An instance serves one
 //! event at a time, and an instance that trapped is dropped, never reused.
 //!
 //! - `engine`: the engine, its epoch ticker, and `PluginHost`, which compiles,
