@@ -53,6 +53,10 @@ pub mod whatif;
 /// sink without a running router.
 pub use delivery::deadletter::{DeadLetter, DeadLetterError, DeadLetterSink};
 
+/// A redirect answer's `Location` for an error message, for the CLI, which
+/// does not follow redirects either.
+pub use forward::redirect_location;
+
 /// OpenTelemetry export of the router's spans (feature `otel`), for the binary's
 /// log set-up.
 #[cfg(feature = "otel")]

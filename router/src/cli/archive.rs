@@ -134,7 +134,7 @@ impl Admin {
         Self {
             base: args.url.trim_end_matches('/').to_owned(),
             token: args.token.clone(),
-            client: reqwest::Client::new(),
+            client: super::http_client(),
         }
     }
 

@@ -95,7 +95,7 @@ fn source(args: &DlqArgs) -> anyhow::Result<Source> {
         return Ok(Source::Router {
             base: args.url.trim_end_matches('/').to_owned(),
             token: args.token.clone(),
-            client: reqwest::Client::new(),
+            client: super::http_client(),
         });
     };
     let config = router::config::Config::load(path)

@@ -300,6 +300,19 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The HTTP client of the commands that talk to a router: redirects are never
+/// followed, so an answer pointing elsewhere is reported, not obeyed with the
+/// user's events or token.
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        // Fails only when the TLS backend cannot start, where
+        // `reqwest::Client::new()` would panic as well; a default client would
+        // follow redirects.
+        .unwrap_or_else(|e| panic!("cannot build an HTTP client: {e}"))
+}
+
 /// Sends `request` (to the admin API at `base`, with `token` if any) and
 /// returns its JSON answer; every failure is an error that says what went
 /// wrong and what to do. `hint` follows the advice when nothing answers.
@@ -325,6 +338,13 @@ pub(crate) async fn admin_call(
         ),
     };
     let status = response.status();
+    if status.is_redirection() {
+        bail!(
+            "{base} answered {status} redirecting to {}; the CLI does not follow redirects\n  \
+             give the router's admin address itself with --url (or ROUTER_ADMIN_URL)",
+            router::redirect_location(response.headers())
+        );
+    }
     let bytes = response
         .bytes()
         .await

@@ -83,6 +83,18 @@ pub enum SendError {
         /// Why.
         reason: String,
     },
+    /// The answer was a redirect, which is not followed.
+    #[error(
+        "{url} answered {status} redirecting to {location}; redirects are not followed\n  give the router's ingest address itself with --url"
+    )]
+    Redirect {
+        /// Where the events went.
+        url: String,
+        /// The answer's status.
+        status: u16,
+        /// Where it pointed, escaped.
+        location: String,
+    },
 }
 
 /// Builds the events from the arguments.
@@ -138,7 +150,7 @@ pub fn events(args: &SendArgs) -> Result<Vec<Event>, SendError> {
 /// Sends the events; returns the answer's status and body.
 pub async fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
     let events = events(args)?;
-    let client = reqwest::Client::new();
+    let client = super::http_client();
     // A person at a terminal wants to see where the event went.
     let mut request = client
         .post(&args.url)
@@ -169,6 +181,13 @@ pub async fn send(args: &SendArgs) -> Result<(u16, String), SendError> {
         reason: super::unreachable(&e),
     })?;
     let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        return Err(SendError::Redirect {
+            url: args.url.clone(),
+            status,
+            location: router::redirect_location(response.headers()),
+        });
+    }
     let body = response.text().await.unwrap_or_default();
     Ok((status, body))
 }

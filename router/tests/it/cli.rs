@@ -355,6 +355,40 @@ async fn every_subcommand_help_has_an_example_and_no_repeated_log_format_text() 
     );
 }
 
+/// The CLI does not follow redirects either: an answer pointing elsewhere is an
+/// error that names it, and nothing reaches where it pointed.
+#[tokio::test]
+async fn client_commands_do_not_follow_redirects() {
+    let elsewhere = Sink::start().await;
+    let (url, hits) = redirector(elsewhere.url()).await;
+    let events = format!("{url}events");
+    let out = router(&["send", "--type", "t", "--url", &events], None).await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{events} answered 307"))
+            && stderr.contains(&elsewhere.url())
+            && stderr.contains("redirects are not followed"),
+        "{stderr}"
+    );
+    let admin = url.trim_end_matches('/');
+    let out = router(&["dlq", "list", "--url", admin], None).await;
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("answered 307")
+            && stderr.contains(&elsewhere.url())
+            && stderr.contains("the CLI does not follow redirects"),
+        "{stderr}"
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        elsewhere.received().is_empty(),
+        "a redirect was followed: {} request(s) reached its target",
+        elsewhere.received().len()
+    );
+}
+
 #[tokio::test]
 async fn client_errors_name_the_cause_and_the_next_step() {
     let nobody = closed_url();

@@ -503,3 +503,26 @@ pub fn run(command: &mut std::process::Command) -> String {
     );
     stdout
 }
+
+/// A sink that answers every request `307 Temporary Redirect` to `location`,
+/// and counts them.
+pub async fn redirector(location: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = axum::Router::new().fallback(move || {
+        let (hits, location) = (Arc::clone(&counted), location.clone());
+        async move {
+            hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (format!("http://{addr}/"), hits)
+}

@@ -7,31 +7,7 @@
 use crate::common::*;
 use axum::http::StatusCode;
 use std::os::unix::fs::PermissionsExt as _;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// A sink that answers every request `307 Temporary Redirect` to `location`,
-/// and counts them.
-async fn redirector(location: String) -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&hits);
-    let app = axum::Router::new().fallback(move || {
-        let (hits, location) = (Arc::clone(&counted), location.clone());
-        async move {
-            hits.fetch_add(1, Ordering::SeqCst);
-            (
-                StatusCode::TEMPORARY_REDIRECT,
-                [(axum::http::header::LOCATION, location)],
-            )
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    (format!("http://{addr}/"), hits)
-}
+use std::sync::atomic::Ordering;
 
 fn route_errors(body: &serde_json::Value) -> String {
     body["events"][0]["routes"][0]["errors"].to_string()
