@@ -127,8 +127,8 @@ class Spinners:
 STALLED_AFTER = float(SECONDS) + 20
 
 
-def latency(ty):
-    argv = ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", f"127.0.0.1:{PORT}", "--mode", "rate",
+def latency(ty, port=PORT):
+    argv = ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", f"127.0.0.1:{port}", "--mode", "rate",
             "--rate", RATE, "--connections", "8", "--duration", SECONDS, "--type", ty,
             "--run", f"iso-{ty}-{time.monotonic_ns()}"]
     try:
@@ -196,6 +196,34 @@ def measure(binary, config_path, cpus, cores, with_cpu):
     return out
 
 
+FLOOR_PORT = 18182
+
+# A thread that never blocks, as a busy guest thread is: at the guest threads'
+# niceness (router/src/plugin/offload.rs, GUEST_NICE), and at the lowest
+# priority Linux has (SCHED_IDLE), to show that no priority removes the floor.
+BUSY_LOOPS = {"nice10": ["nice", "-n", "10", "python3", "-c", "while True: pass"],
+              "idle": ["chrt", "-i", "0", "python3", "-c", "while True: pass"]}
+
+
+def measure_floor(cpus, cores):
+    """The kernel's (and the host's) share of the neighbour's latency: bare axum
+    on the router's cores, beside as many busy loops as the router has guest
+    threads (one per core, all busy when 2 x cores guests spin), nothing else.
+    No design that runs guests on the same cores can do better than this."""
+    argv = [os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{FLOOR_PORT}"]
+    out = {}
+    with Server(argv, f"http://127.0.0.1:{FLOOR_PORT}/events", cpus=cpus):
+        for name, loop in (("none", None), *BUSY_LOOPS.items()):
+            loops = [subprocess.Popen(["taskset", "-c", cpus, *loop]) for _ in range(cores if loop else 0)]
+            try:
+                out[name] = latency("t", FLOOR_PORT)
+            finally:
+                for p in loops:
+                    p.kill()
+                    p.wait()
+    return out
+
+
 def med(values):
     return statistics.median(values)
 
@@ -215,6 +243,12 @@ def summarize(runs, cores):
         s[f"io_ms_per_s_{spinning}"] = med([r[spinning]["io_ms_per_s"] for r in runs])
     s["failed"] = sum(r[sp][route]["failed"] for r in runs for sp in (0, busy) for route in ("neighbour", "forward"))
     s["unexpected"] = [u for r in runs for u in r[busy]["unexpected"]][:3]
+    floors = [r["floor"] for r in runs if "floor" in r]
+    if floors:
+        for name in ("none", *BUSY_LOOPS):
+            for q in ("p50", "p99", "max"):
+                s[f"floor_{name}_{q}"] = med([f[name][q] for f in floors])
+            s[f"floor_{name}_p99_ratio"] = med([f[name]["p99"] / max(f["none"]["p99"], 1) for f in floors])
     if all("trivial" in r for r in runs):
         s["trivial_cpu_us"] = med([r["trivial"]["cpu_us"] for r in runs])
         s["trivial_rps"] = med([r["trivial"]["rps"] for r in runs])
@@ -256,6 +290,15 @@ def markdown(results):
                 f"| {names.get(cpus, cpus)}{build} | {busy} | CPU of the I/O threads (HTTP workers), "
                 f"ms per second, nothing else sent | {s['io_ms_per_s_0']:.2f} "
                 f"| {s[f'io_ms_per_s_{busy}']:.2f} | | |")
+        s = setup["new"]
+        for name, label in (("nice10", "nice +10"), ("idle", "SCHED_IDLE")):
+            if f"floor_{name}_p99_ratio" not in s:
+                continue
+            rows.append(
+                f"| {names.get(cpus, cpus)} | floor | bare axum beside {s['busy_guests'] // 2} {label} busy "
+                f"loop(s), one per guest thread | {us(s['floor_none_p50'])} / {us(s['floor_none_p99'])} us "
+                f"| {us(s[f'floor_{name}_p50'])} / {us(s[f'floor_{name}_p99'])} us "
+                f"(max {us(s[f'floor_{name}_max'])}) | {ratio(s[f'floor_{name}_p99_ratio'])} | the machine's part |")
         if "trivial_cpu_ratio" in setup:
             r = setup["trivial_cpu_ratio"]
             rows.append(
@@ -273,7 +316,10 @@ from the scheduled send time) goes to a neighbour plugin (emits nothing) or to a
 route without a handler (forward to bare axum). Before the open loop, the CPU
 time of the router's I/O threads is read over {IO_WINDOW} s with nothing but the
 spinning guests sent: what finding out that calls are long costs them. Median
-over {results['pairs']} runs; the load tool on core 1. Design and the options measured: docs/isolation.md.
+over {results['pairs']} runs; the load tool on core 1. The floor rows are the machine's part,
+measured in every pair: the same open loop to bare axum on the router's cores
+beside one busy loop per guest thread (what a busy guest thread is to the
+scheduler: at nice +10 as the guest threads are, and at SCHED_IDLE), nothing else. Design and the options measured: docs/isolation.md.
 
 | router on | busy guests | route | p50 / p99, no busy guest | p50 / p99, busy guests | p99 busy / idle | target |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -314,6 +360,11 @@ def main():
                           f"{r[2 * cores]['forward']['p99']} us"
                           + (f", trivial {r['trivial']['cpu_us']:.1f} us CPU" if "trivial" in r else ""),
                           file=sys.stderr)
+                # The floor in every pair, beside the runs it explains.
+                floor = measure_floor(cpus, cores)
+                runs["new"][-1]["floor"] = floor
+                print(f"cpus {cpus} pair {i} floor: p99 {floor['none']['p99']} -> nice +10 "
+                      f"{floor['nice10']['p99']}, SCHED_IDLE {floor['idle']['p99']} us", file=sys.stderr)
                 if args.old and cores == 1:
                     cpu_ratios.append(runs["new"][-1]["trivial"]["cpu_us"] / runs["old"][-1]["trivial"]["cpu_us"])
             setup = {name: summarize(rs, cores) for name, rs in runs.items()}

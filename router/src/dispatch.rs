@@ -549,6 +549,9 @@ impl Dispatcher {
             .unwrap_or(&event.id)
             .to_owned();
         join_all(children.into_iter().map(|mut child| {
+            // Room for the extensions set here, made once: the guest's list
+            // was lifted at its exact length, so the first push would move it.
+            child.extensions.reserve(3);
             child.set_extension(CAUSATION_ID, event.id.clone());
             child.set_extension(CORRELATION_ID, correlation.clone());
             if let Some(replay) = event.extension(REPLAY_ID) {
