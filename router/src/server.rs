@@ -5,7 +5,7 @@
 //! It takes the listeners and the shutdown signal as arguments (like tokio's
 //! mini-redis), so tests can start it on port 0 and stop it when they like.
 
-use crate::config::{AdminToken, Config, MetricsListener};
+use crate::config::{AdminToken, Config, MIN_HEADER_LIMIT, MetricsListener};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
@@ -22,6 +22,8 @@ pub struct Server {
     state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
+    /// `server.header_limit`: what one connection buffers of a request's head.
+    header_limit: usize,
     shutdown_timeout: Duration,
     admin_token: Option<AdminToken>,
     metrics: MetricsListener,
@@ -93,6 +95,7 @@ impl Server {
                 budget: crate::http::ByteBudget::new(server.max_buffered_bytes.0),
             },
             header_timeout: server.header_timeout.0,
+            header_limit: usize::try_from(server.header_limit.0).unwrap_or(usize::MAX),
             shutdown_timeout: server.shutdown_timeout.0,
             admin_token: config.admin.token.clone(),
             metrics: config.admin.metrics,
@@ -132,6 +135,13 @@ impl Server {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
+            // hyper's default lets each connection buffer about 400 KiB of
+            // headers (400 MiB over 1024 connections). The buffer's cap alone
+            // is checked only between reads, so a head that arrives in one
+            // read could pass it: the head's own limit makes the 431 exact.
+            // hyper panics below its minimum, which the configuration refuses.
+            .max_buf_size(self.header_limit.max(MIN_HEADER_LIMIT as usize))
+            .max_header_size(self.header_limit)
             .keep_alive(true);
         let connections = Connections {
             builder,

@@ -53,7 +53,7 @@ pub use queue::{QueueConfig, QueueKind};
 pub use reload::ReloadConfig;
 pub use route::RouteConfig;
 pub use schema::SchemaConfig;
-pub use server::{MIN_BODY_LIMIT, Report, ServerConfig, TlsConfig};
+pub use server::{MIN_BODY_LIMIT, MIN_HEADER_LIMIT, Report, ServerConfig, TlsConfig};
 pub use transform::StepSpec;
 pub use units::{ByteSize, Duration};
 

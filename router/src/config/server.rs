@@ -20,6 +20,9 @@ pub struct ServerConfig {
     pub batch_concurrency: NonZeroUsize,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
+    /// Most bytes of a request's line and headers; a larger head gets 431. A
+    /// connection's buffer grows to twice this at most while it reads them.
+    pub header_limit: ByteSize,
     /// How long a client may take to send its request body.
     pub body_timeout: Duration,
     /// How many times an event may be re-emitted along a chain of handlers.
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             batch_limit: 1000,
             batch_concurrency: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
             header_timeout: secs(10),
+            header_limit: ByteSize(64 * 1024),
             body_timeout: secs(30),
             hop_limit: 8,
             forward_timeout: secs(10),
@@ -94,6 +98,9 @@ impl Default for ServerConfig {
 
 /// The smallest body limit allowed: the spec's 64 KiB floor for intermediaries.
 pub const MIN_BODY_LIMIT: u64 = 64 * 1024;
+
+/// The smallest header limit allowed: the least read buffer hyper takes.
+pub const MIN_HEADER_LIMIT: u64 = 8 * 1024;
 
 impl ServerConfig {
     /// Checks the limits that the types alone do not.
@@ -115,6 +122,25 @@ impl ServerConfig {
                 format!(
                     "{} bytes is below server.body_limit ({} bytes): a body of the largest size could never be read",
                     self.max_buffered_bytes.0, self.body_limit.0
+                ),
+            ));
+        }
+        if self.header_limit.0 < MIN_HEADER_LIMIT {
+            errors.push(source.error(
+                None,
+                "server.header_limit",
+                format!(
+                    "{} bytes is below the 8 KiB that one connection's read buffer needs",
+                    self.header_limit.0
+                ),
+            ));
+        } else if self.header_limit.0 < (self.id_limit + self.source_limit) as u64 {
+            errors.push(source.error(
+                None,
+                "server.header_limit",
+                format!(
+                    "{} bytes cannot hold an id and a source at their limits ({} + {} bytes): such an event could never arrive in binary mode",
+                    self.header_limit.0, self.id_limit, self.source_limit
                 ),
             ));
         }

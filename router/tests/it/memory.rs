@@ -297,6 +297,38 @@ async fn ids_and_sources_over_their_limits_get_400_naming_the_attribute() {
     assert_eq!(body["attribute"], "id", "{body}");
 }
 
+/// A request head (line and headers) over `server.header_limit` gets 431 and
+/// its connection is closed; one under it is served. hyper's default let each
+/// connection buffer and accept about 400 KiB of headers.
+#[tokio::test]
+async fn a_request_head_over_the_header_limit_gets_431() {
+    let head = |pad: usize| {
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nx-pad: {}\r\nce-specversion: 1.0\r\nce-id: pad\r\nce-source: /mem\r\nce-type: t\r\ncontent-length: 0\r\n\r\n",
+            "p".repeat(pad)
+        )
+    };
+    // The default, 64 KiB.
+    let router = TestRouter::start("").await;
+    assert_eq!(
+        one_request(router.addr, head(60_000).as_bytes()).await,
+        "HTTP/1.1 200"
+    );
+    assert_eq!(
+        one_request(router.addr, head(100_000).as_bytes()).await,
+        "HTTP/1.1 431"
+    );
+    let router = TestRouter::start("[server]\nheader_limit = \"16KiB\"").await;
+    assert_eq!(
+        one_request(router.addr, head(12_000).as_bytes()).await,
+        "HTTP/1.1 200"
+    );
+    assert_eq!(
+        one_request(router.addr, head(20_000).as_bytes()).await,
+        "HTTP/1.1 431"
+    );
+}
+
 /// Finding 5: the Redis dedup store keeps a fixed-size digest of the pair, not
 /// the id: a 1000-byte id is remembered under a 32-hex-digit key, and still
 /// detected as a duplicate.
@@ -495,6 +527,62 @@ async fn the_slow_body_attack_grows_the_router_by_its_buffer_budget_at_most() {
         status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
         "{status} {body}"
     );
+}
+
+/// The header flood: 256 connections each send 300 KB of request headers and
+/// never end them. Each connection's buffer grows to twice `server.header_limit`
+/// (64 KiB) at most before its 431: resident memory grows by less than 40 MiB,
+/// where hyper's default buffer (about 400 KiB per connection) held all 75 MB.
+#[tokio::test]
+async fn the_header_flood_grows_the_router_by_its_header_limit_at_most() {
+    let (_dir, served, before) = served("").await;
+    let addr: std::net::SocketAddr = served.addr.parse().expect("address");
+    let mut writers = Vec::new();
+    for i in 0..256 {
+        writers.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            let mut head = format!("POST /events HTTP/1.1\r\nHost: x\r\nce-id: flood-{i}\r\n");
+            for _ in 0..300 {
+                head.push_str(&format!("x-pad: {}\r\n", "p".repeat(990)));
+            }
+            // Refused part-way, the rest of the write fails: the stream is
+            // kept either way, so nothing is closed by the client.
+            let _ = stream.write_all(head.as_bytes()).await;
+            Some(stream)
+        }));
+    }
+    let mut held = Vec::new();
+    for writer in writers {
+        if let Some(stream) = tokio::time::timeout(PATIENCE, writer)
+            .await
+            .expect("every client finished writing or was refused")
+            .expect("writer task")
+        {
+            held.push(stream);
+        }
+    }
+    // Every byte a client wrote has been read by the router (or its connection
+    // is gone): what it holds now is what it buffered.
+    let deadline = Instant::now() + PATIENCE;
+    while queued_bytes(addr.port()) > 0 {
+        assert!(Instant::now() < deadline, "the router never read the heads");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let grown =
+        crate::sandbox::proc_status_bytes(served.child.id(), "VmRSS:").saturating_sub(before);
+    assert!(
+        grown < 40 * MIB,
+        "RSS grew by {} MiB with {} heads held",
+        grown / MIB,
+        held.len()
+    );
+    let (status, body) = post_binary(
+        &format!("http://{addr}/events"),
+        &ce_headers("alive", "t"),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 /// The dedup attack (finding 5): 100 events with 900 KB ids under a one-hour
