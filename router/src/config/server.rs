@@ -134,7 +134,7 @@ impl ServerConfig {
                     self.header_limit.0
                 ),
             ));
-        } else if self.header_limit.0 < (self.id_limit + self.source_limit) as u64 {
+        } else if self.header_limit.0 < self.id_limit.saturating_add(self.source_limit) as u64 {
             errors.push(source.error(
                 None,
                 "server.header_limit",
