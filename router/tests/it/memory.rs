@@ -469,6 +469,40 @@ async fn served(toml: &str) -> (tempfile::TempDir, crate::process::Served, u64) 
     (dir, served, rss)
 }
 
+/// 256 clients, each made by `client(i)`, write what they write at once; once
+/// the router has read every byte they wrote (or dropped their connections),
+/// how much its resident memory grew and how many connections the clients
+/// still hold (kept open until then).
+async fn flood<F, Fut>(served: &crate::process::Served, client: F) -> (u64, usize)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Option<tokio::net::TcpStream>> + Send + 'static,
+{
+    let before = crate::sandbox::proc_status_bytes(served.child.id(), "VmRSS:");
+    let addr: std::net::SocketAddr = served.addr.parse().expect("address");
+    let writers: Vec<_> = (0..256).map(|i| tokio::spawn(client(i))).collect();
+    let mut held = Vec::new();
+    for writer in writers {
+        if let Some(stream) = tokio::time::timeout(PATIENCE, writer)
+            .await
+            .expect("every client finished writing or was refused")
+            .expect("writer task")
+        {
+            held.push(stream);
+        }
+    }
+    // Every byte a client wrote has been read by the router (or its connection
+    // is gone): what it holds now is what it buffered.
+    let deadline = Instant::now() + PATIENCE;
+    while queued_bytes(addr.port()) > 0 {
+        assert!(Instant::now() < deadline, "the router never read it all");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let grown =
+        crate::sandbox::proc_status_bytes(served.child.id(), "VmRSS:").saturating_sub(before);
+    (grown, held.len())
+}
+
 /// The slow-body attack (finding 4): 256 connections each declare a 1 MiB body,
 /// send all of it but the last byte, and stall. The router holds at most
 /// `max_buffered_bytes` of them (16 MiB here; the others are refused with 503
@@ -476,45 +510,20 @@ async fn served(toml: &str) -> (tempfile::TempDir, crate::process::Served, u64) 
 /// where buffering every body grew it by more than 256 MiB.
 #[tokio::test]
 async fn the_slow_body_attack_grows_the_router_by_its_buffer_budget_at_most() {
-    let (_dir, served, before) = served("[server]\nmax_buffered_bytes = \"16MiB\"\n").await;
+    let (_dir, served, _) = served("[server]\nmax_buffered_bytes = \"16MiB\"\n").await;
     let addr: std::net::SocketAddr = served.addr.parse().expect("address");
-    let mut writers = Vec::new();
-    for i in 0..256 {
-        writers.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-            let head = binary_head(&format!("slow-{i}"), &format!("content-length: {MIB}\r\n"));
-            stream.write_all(head.as_bytes()).await.ok()?;
-            stream.write_all(&vec![b'a'; MIB as usize - 1]).await.ok()?;
-            Some(stream)
-        }));
-    }
-    let mut stalled = Vec::new();
-    for writer in writers {
-        if let Some(stream) = tokio::time::timeout(PATIENCE, writer)
-            .await
-            .expect("every client finished writing or was refused")
-            .expect("writer task")
-        {
-            stalled.push(stream);
-        }
-    }
-    // Every byte a client wrote has been read by the router (or its connection
-    // is gone): what it holds now is what it buffered.
-    let deadline = Instant::now() + PATIENCE;
-    while queued_bytes(addr.port()) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the router never read the bodies"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let grown =
-        crate::sandbox::proc_status_bytes(served.child.id(), "VmRSS:").saturating_sub(before);
+    let (grown, stalled) = flood(&served, |i| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let head = binary_head(&format!("slow-{i}"), &format!("content-length: {MIB}\r\n"));
+        stream.write_all(head.as_bytes()).await.ok()?;
+        stream.write_all(&vec![b'a'; MIB as usize - 1]).await.ok()?;
+        Some(stream)
+    })
+    .await;
     assert!(
         grown < 64 * MIB,
-        "RSS grew by {} MiB with {} bodies stalled",
-        grown / MIB,
-        stalled.len()
+        "RSS grew by {} MiB with {stalled} bodies stalled",
+        grown / MIB
     );
     // Still serving.
     let (status, body) = post_binary(
@@ -535,46 +544,24 @@ async fn the_slow_body_attack_grows_the_router_by_its_buffer_budget_at_most() {
 /// where hyper's default buffer (about 400 KiB per connection) held all 75 MB.
 #[tokio::test]
 async fn the_header_flood_grows_the_router_by_its_header_limit_at_most() {
-    let (_dir, served, before) = served("").await;
+    let (_dir, served, _) = served("").await;
     let addr: std::net::SocketAddr = served.addr.parse().expect("address");
-    let mut writers = Vec::new();
-    for i in 0..256 {
-        writers.push(tokio::spawn(async move {
-            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-            let mut head = format!("POST /events HTTP/1.1\r\nHost: x\r\nce-id: flood-{i}\r\n");
-            for _ in 0..300 {
-                head.push_str(&format!("x-pad: {}\r\n", "p".repeat(990)));
-            }
-            // Refused part-way, the rest of the write fails: the stream is
-            // kept either way, so nothing is closed by the client.
-            let _ = stream.write_all(head.as_bytes()).await;
-            Some(stream)
-        }));
-    }
-    let mut held = Vec::new();
-    for writer in writers {
-        if let Some(stream) = tokio::time::timeout(PATIENCE, writer)
-            .await
-            .expect("every client finished writing or was refused")
-            .expect("writer task")
-        {
-            held.push(stream);
+    let (grown, held) = flood(&served, |i| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut head = format!("POST /events HTTP/1.1\r\nHost: x\r\nce-id: flood-{i}\r\n");
+        for _ in 0..300 {
+            head.push_str(&format!("x-pad: {}\r\n", "p".repeat(990)));
         }
-    }
-    // Every byte a client wrote has been read by the router (or its connection
-    // is gone): what it holds now is what it buffered.
-    let deadline = Instant::now() + PATIENCE;
-    while queued_bytes(addr.port()) > 0 {
-        assert!(Instant::now() < deadline, "the router never read the heads");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let grown =
-        crate::sandbox::proc_status_bytes(served.child.id(), "VmRSS:").saturating_sub(before);
+        // Refused part-way, the rest of the write fails: the stream is kept
+        // either way, so nothing is closed by the client.
+        let _ = stream.write_all(head.as_bytes()).await;
+        Some(stream)
+    })
+    .await;
     assert!(
         grown < 40 * MIB,
-        "RSS grew by {} MiB with {} heads held",
-        grown / MIB,
-        held.len()
+        "RSS grew by {} MiB with {held} heads held",
+        grown / MIB
     );
     let (status, body) = post_binary(
         &format!("http://{addr}/events"),
