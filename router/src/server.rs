@@ -22,7 +22,7 @@ pub struct Server {
     state: AppState,
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
-    /// `server.header_limit`: what one connection buffers of a request's head.
+    /// `server.header_limit`: the longest request line and headers taken.
     header_limit: usize,
     shutdown_timeout: Duration,
     admin_token: Option<AdminToken>,
