@@ -103,6 +103,23 @@ impl EventReport {
         }
     }
 
+    /// [`Self::new`] for an event that was shared with the calls. They are
+    /// over, so it is usually the caller's alone again and its attributes move
+    /// into the report; a call moved to the guest threads may still be letting
+    /// go of it, and then they are copied.
+    fn shared(event: Arc<Event>, routes: Vec<RouteReport>) -> Self {
+        match Arc::try_unwrap(event) {
+            Ok(event) => Self::new(event, routes),
+            Err(shared) => Self {
+                id: shared.id.clone(),
+                source: shared.source.clone(),
+                ty: shared.ty.clone(),
+                routes,
+                duplicate: false,
+            },
+        }
+    }
+
     /// The worst failure on any route of this event or of the events it caused.
     pub fn failure(&self) -> Option<Failure> {
         self.routes
@@ -211,44 +228,48 @@ impl Dispatcher {
     /// [`Self::dispatch_to`] on `runtime`, a snapshot the caller holds: a
     /// request's events all go through the snapshot the request was admitted
     /// by, and none of them takes a reference of its own to the shared one.
-    pub async fn dispatch_with(
-        &self,
-        runtime: &Runtime,
+    ///
+    /// The event goes behind an `Arc` before the future is made: held by
+    /// value, it would take a slot in this future and in each one it awaits,
+    /// and each future is moved whole into its parent (and the request's
+    /// into hyper's) on every request.
+    pub fn dispatch_with<'a>(
+        &'a self,
+        runtime: &'a Runtime,
         event: Event,
-        only: Option<&str>,
-    ) -> EventReport {
-        let dedup = match runtime.settings.dedup.window {
-            Some(window) => {
-                let key = dedup_key("", &event);
-                let seen = runtime.settings.dedup.seen(&key).await;
-                Some((key, window, seen))
-            }
-            None => None,
-        };
-        if let Some((_, _, true)) = dedup {
-            crate::metrics::metrics().events_duplicate.inc();
-            return EventReport {
-                id: event.id,
-                source: event.source,
-                ty: event.ty,
-                routes: Vec::new(),
-                duplicate: true,
+        only: Option<&'a str>,
+    ) -> impl Future<Output = EventReport> + 'a {
+        let event = Arc::new(event);
+        async move {
+            let dedup = match runtime.settings.dedup.window {
+                Some(window) => {
+                    let key = dedup_key("", &event);
+                    let seen = runtime.settings.dedup.seen(&key).await;
+                    Some((key, window, seen))
+                }
+                None => None,
             };
+            if let Some((_, _, true)) = dedup {
+                crate::metrics::metrics().events_duplicate.inc();
+                let mut report = EventReport::shared(event, Vec::new());
+                report.duplicate = true;
+                return report;
+            }
+            let routes = match only {
+                None => runtime.matching(&event).collect(),
+                Some(name) => runtime
+                    .matching(&event)
+                    .filter(|r| r.name == name)
+                    .collect(),
+            };
+            let report = self.dispatch_on(runtime, event, routes, 0).await;
+            if let Some((key, window, _)) = dedup
+                && report.failure().is_none()
+            {
+                runtime.settings.dedup.remember(&key, window).await;
+            }
+            report
         }
-        let routes = match only {
-            None => runtime.matching(&event).collect(),
-            Some(name) => runtime
-                .matching(&event)
-                .filter(|r| r.name == name)
-                .collect(),
-        };
-        let report = self.dispatch_on(runtime, event, routes, 0).await;
-        if let Some((key, window, _)) = dedup
-            && report.failure().is_none()
-        {
-            runtime.settings.dedup.remember(&key, window).await;
-        }
-        report
     }
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
@@ -271,17 +292,19 @@ impl Dispatcher {
         routes: Vec<&'a Route>,
         depth: u32,
     ) -> BoxFuture<'a, EventReport> {
-        Box::pin(self.dispatch_on(runtime, event, routes, depth))
+        Box::pin(self.dispatch_on(runtime, Arc::new(event), routes, depth))
     }
 
     /// Delivers `event` to `routes` (those it matched) at once, and reports.
-    async fn dispatch_on(
-        &self,
-        runtime: &Runtime,
-        event: Event,
-        routes: Vec<&Route>,
+    /// The event is shared with the handler calls, which may move to the
+    /// guest threads and so must own what they use.
+    fn dispatch_on<'a>(
+        &'a self,
+        runtime: &'a Runtime,
+        event: Arc<Event>,
+        routes: Vec<&'a Route>,
         depth: u32,
-    ) -> EventReport {
+    ) -> impl Future<Output = EventReport> + 'a {
         let span = tracing::debug_span!(
             "event",
             id = %event.id,
@@ -290,9 +313,6 @@ impl Dispatcher {
             depth,
         );
         async move {
-            // Shared with the handler calls, which may move to the guest
-            // threads and so must own what they use.
-            let event = Arc::new(event);
             // One matched route is the common case: awaited in place, it saves
             // `join_all`'s allocation and the moves of a large future.
             let routes = match routes.as_slice() {
@@ -307,21 +327,9 @@ impl Dispatcher {
                     .await
                 }
             };
-            // The calls are over: the event is this future's alone again
-            // (a call moved to the guest threads may still be letting go).
-            match Arc::try_unwrap(event) {
-                Ok(event) => EventReport::new(event, routes),
-                Err(shared) => EventReport {
-                    id: shared.id.clone(),
-                    source: shared.source.clone(),
-                    ty: shared.ty.clone(),
-                    routes,
-                    duplicate: false,
-                },
-            }
+            EventReport::shared(event, routes)
         }
         .instrument(span)
-        .await
     }
 
     /// Delivers `event` to the targets of one route, each retried by the route's
