@@ -126,9 +126,16 @@ async fn more_signatures_than_the_cap_are_refused_naming_it() {
 
 /// Finding 1: thousands of `v1,` entries over a large body used to compute one
 /// HMAC over the body per entry, on a runtime worker, freezing the listener.
+/// The router takes heads of up to 1 MiB here: the default `header_limit`
+/// (64 KiB) would refuse these 340 KB headers with 431 before the gate saw
+/// them, and the gate must hold on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_answer_while_huge_signature_headers_arrive() {
-    let (router, _sink) = router_with_sink(&webhook_credential("")).await;
+    let (router, _sink) = router_with_sink(&format!(
+        "[server]\nheader_limit = \"1MiB\"\n{}",
+        webhook_credential("")
+    ))
+    .await;
     let entry = format!("v1,{}", BASE64.encode([7u8; 32]));
     let header = vec![entry; 7_000].join(" ");
     let body = vec![b'x'; (1 << 20) - 1024];
