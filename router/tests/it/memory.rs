@@ -297,9 +297,9 @@ async fn ids_and_sources_over_their_limits_get_400_naming_the_attribute() {
     assert_eq!(body["attribute"], "id", "{body}");
 }
 
-/// A request head (line and headers) over `server.header_limit` gets 431 and
-/// its connection is closed; one under it is served. hyper's default let each
-/// connection buffer and accept about 400 KiB of headers.
+/// A request head (line and headers) over `server.header_limit` gets 431; one
+/// under it is served. hyper's default let each connection buffer and accept
+/// about 400 KiB of headers.
 #[tokio::test]
 async fn a_request_head_over_the_header_limit_gets_431() {
     let head = |pad: usize| {
