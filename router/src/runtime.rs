@@ -181,13 +181,19 @@ impl Backends {
     }
 }
 
+/// The hasher of the route indexes, looked up twice per event (it and what it
+/// emits): SipHash cost more than the rest of matching. A sender chooses the
+/// keys looked up but never the keys stored, and the seed is random per
+/// process, so a faster hash gives it no collisions to aim at.
+type FastHash = foldhash::fast::RandomState;
+
 /// An immutable snapshot of everything routing needs.
 pub struct Runtime {
     routes: Vec<Route>,
     /// Routes whose filter pins one exact `type`, by that type.
-    by_type: HashMap<String, Vec<usize>>,
+    by_type: HashMap<String, Vec<usize>, FastHash>,
     /// Routes whose filter requires a `type` prefix, by that prefix.
-    by_prefix: HashMap<String, Vec<usize>>,
+    by_prefix: HashMap<String, Vec<usize>, FastHash>,
     /// The lengths of those prefixes, so a lookup tries each length once.
     prefix_lengths: Vec<usize>,
     /// Every other route, in declaration order.
@@ -375,8 +381,8 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).sorted());
         }
-        let mut by_type: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_prefix: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_type: HashMap<String, Vec<usize>, FastHash> = HashMap::default();
+        let mut by_prefix: HashMap<String, Vec<usize>, FastHash> = HashMap::default();
         let mut unindexed = Vec::new();
         for (i, r) in routes.iter().enumerate() {
             let filter = r.filter.as_ref();
@@ -450,28 +456,29 @@ impl Runtime {
     ) -> impl Iterator<Item = &'a Route> + use<'a, 'e> {
         let indexed = self
             .by_type
-            .get(&event.ty)
+            .get(event.ty.as_str())
             .map(Vec::as_slice)
             .unwrap_or_default();
-        let mut candidates: Vec<usize> = merge_sorted(indexed, &self.unindexed).collect();
-        if !self.prefix_lengths.is_empty() {
-            let ty = event.ty.as_str();
-            for &len in &self.prefix_lengths {
-                if let Some(routes) = ty.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                    candidates.extend_from_slice(routes);
-                }
+        // Without prefix routes (the common case) nothing is collected: the
+        // two sorted lists are merged as they are read.
+        let mut prefixed: Vec<usize> = Vec::new();
+        let ty = event.ty.as_str();
+        for &len in &self.prefix_lengths {
+            if let Some(routes) = ty.get(..len).and_then(|p| self.by_prefix.get(p)) {
+                prefixed.extend_from_slice(routes);
             }
-            candidates.sort_unstable();
         }
+        prefixed.sort_unstable();
+        let candidates = merge_sorted(
+            merge_sorted(indexed.iter().copied(), self.unindexed.iter().copied()),
+            prefixed,
+        );
         let subject = crate::policy::data::Subject::new(event);
-        candidates
-            .into_iter()
-            .map(|i| &self.routes[i])
-            .filter(move |r| {
-                r.filter
-                    .as_ref()
-                    .is_none_or(|f| f.matches_subject(&subject))
-            })
+        candidates.map(|i| &self.routes[i]).filter(move |r| {
+            r.filter
+                .as_ref()
+                .is_none_or(|f| f.matches_subject(&subject))
+        })
     }
 
     /// The snapshot's number: 1 for the first load, one more for each reload.
@@ -939,25 +946,15 @@ async fn load_plugins(config: &Config, promotions: &Promotions) -> (Loaded, Vec<
 }
 
 /// Merges two ascending index lists into one ascending sequence.
-fn merge_sorted<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
-    let (mut i, mut j) = (0, 0);
-    std::iter::from_fn(move || {
-        let next = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) if x < y => {
-                i += 1;
-                x
-            }
-            (_, Some(&y)) => {
-                j += 1;
-                y
-            }
-            (Some(&x), None) => {
-                i += 1;
-                x
-            }
-            (None, None) => return None,
-        };
-        Some(next)
+fn merge_sorted(
+    a: impl IntoIterator<Item = usize>,
+    b: impl IntoIterator<Item = usize>,
+) -> impl Iterator<Item = usize> {
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x < y => a.next(),
+        (_, Some(_)) => b.next(),
+        (_, None) => a.next(),
     })
 }
 
@@ -1063,8 +1060,8 @@ mod tests {
 
     #[test]
     fn merge_keeps_declaration_order() {
-        let merged: Vec<_> = merge_sorted(&[0, 3, 4], &[1, 2, 5]).collect();
+        let merged: Vec<_> = merge_sorted([0, 3, 4], [1, 2, 5]).collect();
         assert_eq!(merged, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(merge_sorted(&[], &[2]).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(merge_sorted([], [2]).collect::<Vec<_>>(), vec![2]);
     }
 }

@@ -76,10 +76,13 @@ pub struct RequestTrace<'a> {
 impl<'a> RequestTrace<'a> {
     /// The trace context in `headers`, if any.
     pub fn of(headers: &'a http::HeaderMap) -> Self {
+        // Names made once: a lookup by `&str` parses the name first.
+        static PARENT: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+        static STATE: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
         let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
         Self {
-            traceparent: get(TRACEPARENT),
-            tracestate: get(TRACESTATE),
+            traceparent: get(&PARENT),
+            tracestate: get(&STATE),
         }
     }
 

@@ -82,19 +82,21 @@ pub fn decode_binary(headers: &HeaderMap, body: Bytes) -> Result<Event, EventErr
     let mut specversion = None;
     let mut event = Event::new(String::new(), String::new(), String::new());
     let (mut id, mut source, mut ty) = (None, None, None);
-    for name in headers.keys() {
+    // Each name once with its value: when no name repeats (there are as many
+    // values as names) the values are read in the same pass, without a lookup
+    // per header.
+    let repeated = headers.len() != headers.keys_len();
+    for (name, value) in headers {
         let Some(attr) = name.as_str().strip_prefix("ce-") else {
             continue;
         };
-        let mut values = headers.get_all(name).iter();
-        let raw = values.next().map(HeaderValue::as_bytes).unwrap_or_default();
-        if values.next().is_some() {
+        if repeated && headers.get_all(name).iter().nth(1).is_some() {
             return Err(EventError::invalid(
                 name.as_str(),
                 "the header appears more than once",
             ));
         }
-        let value = percent_decode_header(name.as_str(), raw)?;
+        let value = percent_decode_header(name.as_str(), value.as_bytes())?;
         match attr {
             "specversion" => specversion = Some(SpecVersion::parse(&value)?),
             "id" => id = Some(value),

@@ -6,6 +6,7 @@ mod admin;
 mod budget;
 mod dashboard;
 mod error;
+mod report;
 
 pub use admin::app as admin_app;
 pub use budget::{ByteBudget, Reservation};
@@ -25,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use http_body_util::BodyExt;
+use report::IngestResponse;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,14 +179,6 @@ async fn handshake(State(state): State<AppState>, headers: HeaderMap) -> Respons
     }
 }
 
-/// The answer to an ingest request: one report per event, in request order.
-#[derive(Serialize)]
-struct IngestResponse {
-    events: Vec<EventReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-}
-
 /// `POST /events` through axum's router, where the client's address, if any,
 /// comes as a `ConnectInfo` extension.
 async fn ingest(State(state): State<AppState>, request: axum::extract::Request) -> Response {
@@ -285,9 +279,11 @@ fn wanted_report(parts: &axum::http::request::Parts, default: Report) -> (Report
             _ => {}
         }
     }
+    // Made once: a lookup by `&str` parses the name first.
+    static PREFER: axum::http::HeaderName = axum::http::HeaderName::from_static("prefer");
     let preferences = parts
         .headers
-        .get_all("prefer")
+        .get_all(&PREFER)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -538,36 +534,17 @@ fn respond(reports: Vec<EventReport>, (report, asked): (Report, bool)) -> Respon
     response
 }
 
-/// `status` with the full report, written into one buffer sized for it up
-/// front: axum's `Json` starts from 128 bytes and grows, a copy or two for
-/// the report of an event that emitted one.
+/// `status` with the full report.
 fn report_json(status: StatusCode, report: &IngestResponse) -> Response {
-    // About what one event's report takes (its id, source, type and one
-    // route), and as much again for each event it emitted.
-    let emitted: usize = report
-        .events
-        .iter()
-        .flat_map(|e| &e.routes)
-        .map(|r| r.emitted.len())
-        .sum();
-    let mut body = Vec::with_capacity(64 + 192 * (report.events.len() + emitted));
-    match serde_json::to_writer(&mut body, report) {
-        Ok(()) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
-        // A report holds strings and numbers only: this cannot happen.
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot write the report: {e}"),
-        )
-            .into_response(),
-    }
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        report.to_json(),
+    )
+        .into_response()
 }
 
 /// The minimal answer to a request whose every event was delivered (or had
