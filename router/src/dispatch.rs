@@ -556,12 +556,12 @@ impl Dispatcher {
             .extension(CORRELATION_ID)
             .unwrap_or(&event.id)
             .to_owned();
-        join_all(children.into_iter().map(|mut child| {
+        let route_child = |mut child: Event, correlation: String| {
             // Room for the extensions set here, made once: the guest's list
             // was lifted at its exact length, so the first push would move it.
             child.extensions.reserve(3);
             child.set_extension(CAUSATION_ID, event.id.clone());
-            child.set_extension(CORRELATION_ID, correlation.clone());
+            child.set_extension(CORRELATION_ID, correlation);
             if let Some(replay) = event.extension(REPLAY_ID) {
                 child.set_extension(REPLAY_ID, replay.to_owned());
             }
@@ -577,8 +577,22 @@ impl Dispatcher {
                 return Either::Left(ready(EventReport::new(child, Vec::new())));
             }
             Either::Right(self.dispatch_boxed(runtime, child, routes, depth + 1))
-        }))
-        .await
+        };
+        // One emitted event (the common case) is awaited in place and takes
+        // the correlation id: no `join_all` list, no copy of the id.
+        let mut children = children.into_iter();
+        match (children.next(), children.len()) {
+            (None, _) => Vec::new(),
+            (Some(only), 0) => vec![route_child(only, correlation).await],
+            (Some(first), _) => {
+                join_all(
+                    std::iter::once(first)
+                        .chain(children)
+                        .map(|child| route_child(child, correlation.clone())),
+                )
+                .await
+            }
+        }
     }
 
     /// A route failed for good: dead-letters the event if a sink is configured,

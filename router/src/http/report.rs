@@ -2,7 +2,7 @@
 //!
 //! Written by hand rather than by `serde_json`, which escapes every string it
 //! writes (each key included) a byte at a time: that was most of the cost of a
-//! full report, and a twentieth of the router's instructions per event. The
+//! full report, and 3 % of the router's instructions per event. The
 //! shape is the one the `Serialize` derives of [`EventReport`] and
 //! [`RouteReport`] give, byte for byte; the tests hold the two together.
 
