@@ -726,8 +726,13 @@ impl Verdict {
 impl RouteReport {
     /// The report of `route` with `outcome`, nothing else to say yet.
     fn of(route: &Route, outcome: Outcome) -> Self {
+        Self::named(route.name.clone(), outcome)
+    }
+
+    /// [`Self::of`] by the route's name.
+    pub(crate) fn named(route: String, outcome: Outcome) -> Self {
         Self {
-            route: route.name.clone(),
+            route,
             outcome,
             attempts: None,
             errors: Vec::new(),

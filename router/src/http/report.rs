@@ -136,15 +136,7 @@ mod tests {
     }
 
     fn route(name: &str, outcome: Outcome) -> RouteReport {
-        RouteReport {
-            route: name.into(),
-            outcome,
-            attempts: None,
-            errors: Vec::new(),
-            retryable: None,
-            emitted: Vec::new(),
-            dead_letter: None,
-        }
+        RouteReport::named(name.into(), outcome)
     }
 
     fn same_as_serde(response: &IngestResponse) {
