@@ -14,17 +14,43 @@ soak_path = os.path.join(out, "soak.json")
 soak = json.load(open(soak_path)) if os.path.exists(soak_path) else None
 
 
+NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes")
+
+
+def notes(section):
+    """The hand-written, dated analyses of earlier runs kept under a section
+    (`bench/notes/SECTION.md`): a run rewrites the figures, never them."""
+    path = os.path.join(NOTES, f"{section}.md")
+    if not os.path.exists(path):
+        return ""
+    return ("\n*From earlier runs (written by hand, dated; the figures above are this run's):*\n\n"
+            + open(path).read().strip() + "\n\n")
+
+
+def with_notes(text, section):
+    """A generated section followed by its notes, or nothing when the run did
+    not produce the section."""
+    return text.rstrip("\n") + "\n" + notes(section) if text else ""
+
+
 def soak_row():
     if soak is None:
         return ""
     return (f"| RSS over a {soak['seconds'] // 60}-minute soak at {soak['rate']} req/s (`bench/soak.py`): "
             f"start / end (max) | {soak['rss_start_mib']:.1f} / {soak['rss_end_mib']:.1f} MiB "
             f"({soak['rss_max_mib']:.1f}) | | end / start {soak['growth']:.2f} | no growth |\n")
-pipeline = open(os.path.join(out, "pipeline.txt")).read()
-instances = open(os.path.join(out, "instances.txt")).read()
-reload = open(os.path.join(out, "reload.txt")).read()
-ecommerce_path = os.path.join(out, "ecommerce.txt")
-ecommerce = open(ecommerce_path).read() if os.path.exists(ecommerce_path) else ""
+
+
+def text(name):
+    """A benchmark's saved output, or "" when this run did not make it."""
+    path = os.path.join(out, name)
+    return open(path).read() if os.path.exists(path) else ""
+
+
+pipeline = text("pipeline.txt")
+instances = text("instances.txt")
+reload = text("reload.txt")
+ecommerce = text("ecommerce.txt")
 isolation_path = os.path.join(out, "isolation.json")
 shadow_path = os.path.join(out, "shadow.json")
 redis_path = os.path.join(out, "redis.json")
@@ -229,6 +255,23 @@ def trivial_rows():
     return rows
 
 
+def minimal_rows():
+    """The same closed loops with `Prefer: return=minimal`: what the full
+    report (the router's default answer) costs."""
+    rows = ""
+    for key, full, handler in (("single_minimal", "single", "enricher"),
+                               ("single_trivial_minimal", "single_trivial", "trivial handler")):
+        m, f = e2e.get(key), e2e.get(full)
+        if m is None or f is None:
+            continue
+        rows += (f"| the same, {handler}, the client asking for the minimal report (`Prefer: return=minimal`), "
+                 f"load tool, 64 connections: req/s / CPU per event | {m['router_rps']:.0f} / {m['router_cpu_us']:.1f} us "
+                 f"| {m['baseline_rps']:.0f} / {m['baseline_cpu_us']:.1f} us (bare axum) "
+                 f"| {m['ratio']:.2f} ({m['ratio_min']:.2f}-{m['ratio_max']:.2f}) / "
+                 f"{m['cpu_ratio']:.2f} (full report: {f['cpu_ratio']:.2f}) | |\n")
+    return rows
+
+
 def enricher_floor_rows():
     f = s.get("floor")
     if f is None:
@@ -332,32 +375,10 @@ def stall_row():
             f"/ {both['stalled_fraction'] * 100:.2f} % (largest {both['largest_ms']:.1f} ms) | | | |\n")
 
 
-wasm = crit("handler/dispatch_wasm_reuse_limits_default")
-print(f"""# Benchmarks
-
-Measured on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},
-commit `{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}`.
-Reproduce with `bash bench/run.sh` (servers pinned to core 0, the load generator to
-core 1; baseline and router alternate). The machine is shared and noisy: read the
-ratios and CPU times, which are steadier than raw throughput.
-
-## End to end over HTTP (loopback)
-
-| figure | router | baseline | ratio (median, min-max) | target |
-| --- | --- | --- | --- | --- |
-| one event per request, 64 connections, enricher (emits one event), req/s | {s['router_rps']:.0f} | {s['baseline_rps']:.0f} (bare axum) | {s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | >= 0.70 |
-| server CPU per event, one event per request | {s['router_cpu_us']:.1f} us | {s['baseline_cpu_us']:.1f} us | {s.get('cpu_ratio', s['router_cpu_us'] / s['baseline_cpu_us']):.2f} | <= 1.5 |
-{enricher_floor_rows()}{trivial_rows()}| batches of 100 events, trivial handler, events/s, router on core 0 (load tool on core 1) | {b['events_per_s']:.0f} | | | |
-| batches of 100 events, trivial handler, events/s, router on both cores (load tool on core 1) | {b2['events_per_s']:.0f} | | | >= 350,000 |
-{batch_floor_row()}| server CPU per event, batched (core 0 / both cores) | {b['cpu_us']:.2f} / {b2['cpu_us']:.2f} us | | | |
-{batch_enricher_row()}| open loop at {o['rate']} req/s (half the trivial route's max), median of {o.get('runs', 1)} alternating runs: p50 / p90 | {o['router']['p50']} / {o['router']['p90']} us | {o['baseline']['p50']} / {o['baseline']['p90']} us | | |
-| open loop, p99 / p99.9 | {o['router']['p99']} / {o['router']['p999']} us | {o['baseline']['p99']} / {o['baseline']['p999']} us | | p99 < 1 ms, p99.9 < 5 ms |
-| open loop, p99 of each run | {', '.join(str(x) for x in o.get('router_p99s', []))} us | {', '.join(str(x) for x in o.get('baseline_p99s', []))} us | | |
-{over_1ms_row()}{stall_row()}| failed requests in all runs | {s['failed'] + b['failed'] + b2['failed'] + o['failed'] + e2e.get('single_trivial', {}).get('failed', 0) + e2e.get('single_trivial_wrk', {}).get('failed', 0) + e2e.get('batch_enricher', {}).get('failed', 0) + floor_failed()} | | | 0 |
-| idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
-{soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
-{floor_text()}
-## In process (criterion, medians)
+def in_process_section():
+    if not pipeline:
+        return ""
+    return f"""## In process (criterion, medians)
 
 | figure | value | baseline | ratio |
 | --- | --- | --- | --- |
@@ -374,8 +395,13 @@ ratios and CPU times, which are steadier than raw throughput.
 | dispatcher + fresh instance, enricher | {crit('handler/dispatch_wasm_fresh_limits_default') / 1000:.1f} us | reused {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_fresh_limits_default') / wasm:.1f}x |
 | limits on (defaults) vs loose, reused instance | {wasm / 1000:.2f} us | {crit('handler/dispatch_wasm_reuse_limits_loose') / 1000:.2f} us | {wasm / crit('handler/dispatch_wasm_reuse_limits_loose'):.2f} |
 
-{isolation_section()}{archive_section()}{shadow_section()}{durable_section()}{cluster_section()}
-{startup_section()}{languages_section()}## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
+"""
+
+
+def examples_section():
+    if not ecommerce:
+        return ""
+    return f"""## Examples: the e-commerce seed's latency (`examples/ecommerce-catalog`)
 
 The seed asks for under 100 ms end to end. Stock and price events at a fixed rate
 through durable mode (Redis), the catalog plugin, and a forward to the storefront
@@ -385,10 +411,45 @@ webhook; the baseline is a direct POST to the same webhook.
 {ecommerce.strip()}
 ```
 
-## Sandbox and reload
+"""
+
+
+def sandbox_section():
+    if not (instances or reload):
+        return ""
+    return f"""## Sandbox and reload
 
 ```
 {instances.strip()}
 {reload.strip()}
 ```
-""")
+"""
+
+
+wasm = crit("handler/dispatch_wasm_reuse_limits_default")
+print(f"""# Benchmarks
+
+Measured on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},
+commit `{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}`.
+Reproduce with `bash bench/run.sh` (servers pinned to core 0, the load generator to
+core 1; baseline and router alternate). The machine is shared and noisy: read the
+ratios and CPU times, which are steadier than raw throughput.
+
+## End to end over HTTP (loopback)
+
+| figure | router | baseline | ratio (median, min-max) | target |
+| --- | --- | --- | --- | --- |
+| one event per request, 64 connections, enricher (emits one event), req/s | {s['router_rps']:.0f} | {s['baseline_rps']:.0f} (bare axum) | {s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | >= 0.70 |
+| server CPU per event, one event per request | {s['router_cpu_us']:.1f} us | {s['baseline_cpu_us']:.1f} us | {s.get('cpu_ratio', s['router_cpu_us'] / s['baseline_cpu_us']):.2f} | <= 1.5 |
+{enricher_floor_rows()}{trivial_rows()}{minimal_rows()}| batches of 100 events, trivial handler, events/s, router on core 0 (load tool on core 1) | {b['events_per_s']:.0f} | | | |
+| batches of 100 events, trivial handler, events/s, router on both cores (load tool on core 1) | {b2['events_per_s']:.0f} | | | >= 350,000 |
+{batch_floor_row()}| server CPU per event, batched (core 0 / both cores) | {b['cpu_us']:.2f} / {b2['cpu_us']:.2f} us | | | |
+{batch_enricher_row()}| open loop at {o['rate']} req/s (half the trivial route's max), median of {o.get('runs', 1)} alternating runs: p50 / p90 | {o['router']['p50']} / {o['router']['p90']} us | {o['baseline']['p50']} / {o['baseline']['p90']} us | | |
+| open loop, p99 / p99.9 | {o['router']['p99']} / {o['router']['p999']} us | {o['baseline']['p99']} / {o['baseline']['p999']} us | | p99 < 1 ms, p99.9 < 5 ms |
+| open loop, p99 of each run | {', '.join(str(x) for x in o.get('router_p99s', []))} us | {', '.join(str(x) for x in o.get('baseline_p99s', []))} us | | |
+{over_1ms_row()}{stall_row()}| failed requests in all runs | {s['failed'] + b['failed'] + b2['failed'] + o['failed'] + e2e.get('single_trivial', {}).get('failed', 0) + e2e.get('single_trivial_wrk', {}).get('failed', 0) + e2e.get('batch_enricher', {}).get('failed', 0) + e2e.get('single_minimal', {}).get('failed', 0) + e2e.get('single_trivial_minimal', {}).get('failed', 0) + floor_failed()} | | | 0 |
+| idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
+{soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
+{floor_text()}{notes("e2e")}
+{in_process_section()}{with_notes(isolation_section(), "isolation")}{with_notes(archive_section(), "archive")}{with_notes(shadow_section(), "shadow")}{with_notes(durable_section(), "durable")}{with_notes(cluster_section(), "cluster")}
+{with_notes(startup_section(), "startup")}{with_notes(languages_section(), "languages")}{examples_section()}{sandbox_section()}""")

@@ -165,9 +165,14 @@ def main():
         # (a) one event per request, closed loop, alternating baseline and router:
         # with the enricher (emits an event, routed again), then with the
         # trivial handler of the target.
-        def loadgen_64(s, port, run):
+        def loadgen_64(s, port, run, *extra):
             return measured(s, f"127.0.0.1:{port}", "--mode", "max", "--connections", "64", "--duration", "5",
-                            "--run", run)
+                            "--run", run, *extra)
+
+        def loadgen_64_minimal(s, port, run):
+            # What the full report costs: the client asks for the minimal
+            # answer (`{"accepted":1}`); axum ignores the header.
+            return loadgen_64(s, port, run, "--prefer", "return=minimal")
 
         def wrk_32(s, port, run):
             return wrk_measured(s, port)
@@ -219,6 +224,9 @@ def main():
         # The same route under wrk (1 thread, 32 connections): fewer requests
         # in flight, so fewer answers per wake-up of the server.
         alternate("single_trivial_wrk", trivial, wrk_32, with_floor=True)
+        # Both handlers again, the client asking for the minimal report.
+        alternate("single_minimal", config, loadgen_64_minimal)
+        alternate("single_trivial_minimal", trivial, loadgen_64_minimal)
 
         # (b) batches of 100 events through the trivial handler's route (the
         # target's "same route"): the router on core 0 alone (as above), then on

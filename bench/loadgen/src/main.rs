@@ -70,6 +70,10 @@ struct Args {
     /// A tag for the events' ids (`{run}-{sequence}`).
     #[arg(long, default_value = "run")]
     run: String,
+    /// A `Prefer` header for every request (RFC 7240), for example
+    /// `return=minimal`: what the answer's report costs the server.
+    #[arg(long)]
+    prefer: Option<String>,
 }
 
 #[derive(Default)]
@@ -89,7 +93,10 @@ fn event_data(args: &Args) -> String {
 }
 
 fn request(args: &Args, data: &str, counts: &Counts) -> Request<Full<Bytes>> {
-    let builder = Request::post("/events").header("host", "bench");
+    let mut builder = Request::post("/events").header("host", "bench");
+    if let Some(prefer) = &args.prefer {
+        builder = builder.header("prefer", prefer);
+    }
     if args.batch <= 1 {
         let seq = counts.sequence.fetch_add(1, Ordering::Relaxed);
         builder

@@ -251,20 +251,22 @@ impl Plugin {
     ) -> Result<Vec<Event>, CallError> {
         // The call owns what it uses, so that it can move to the guest threads.
         let (plugin, event) = (Arc::clone(self), Arc::clone(event));
-        offload::run(
-            Box::pin(async move {
-                let extensions = wit_extensions(&event);
-                let input = to_wit(&event, &extensions);
-                match plugin.guarded(Call::Handle(input)).await? {
-                    Output::Events(events) => plugin.check_output(events),
-                    Output::Maybe(_) => {
-                        Err(plugin.trap("a handler call returned a transform result".into()))
-                    }
+        // Boxed in a statement of its own: as a temporary of the awaited
+        // expression, the unboxed call (2 KiB) would keep a slot in this
+        // future and in every one that awaits it, each copied per event.
+        let call = Box::pin(async move {
+            let extensions = wit_extensions(&event);
+            let input = to_wit(&event, &extensions);
+            match plugin.guarded(Call::Handle(input)).await? {
+                Output::Events(events) => plugin.check_output(events),
+                Output::Maybe(_) => {
+                    Err(plugin.trap("a handler call returned a transform result".into()))
                 }
-            }),
-            &self.habit,
-            || Err(self.trap("the call was dropped by the guest threads".into())),
-        )
+            }
+        });
+        offload::run(call, &self.habit, || {
+            Err(self.trap("the call was dropped by the guest threads".into()))
+        })
         .await
     }
 
@@ -272,21 +274,21 @@ impl Plugin {
     /// drop it.
     pub async fn transform(self: &Arc<Self>, event: &Event) -> Result<Option<Event>, CallError> {
         let (plugin, event) = (Arc::clone(self), event.clone());
-        offload::run(
-            Box::pin(async move {
-                let extensions = wit_extensions(&event);
-                let input = to_wit(&event, &extensions);
-                match plugin.guarded(Call::Transform(input)).await? {
-                    Output::Maybe(None) => Ok(None),
-                    Output::Maybe(Some(e)) => Ok(plugin.check_output(vec![*e])?.pop()),
-                    Output::Events(_) => {
-                        Err(plugin.trap("a transform call returned handler events".into()))
-                    }
+        // Boxed in a statement of its own, as in `handle_shared`.
+        let call = Box::pin(async move {
+            let extensions = wit_extensions(&event);
+            let input = to_wit(&event, &extensions);
+            match plugin.guarded(Call::Transform(input)).await? {
+                Output::Maybe(None) => Ok(None),
+                Output::Maybe(Some(e)) => Ok(plugin.check_output(vec![*e])?.pop()),
+                Output::Events(_) => {
+                    Err(plugin.trap("a transform call returned handler events".into()))
                 }
-            }),
-            &self.habit,
-            || Err(self.trap("the call was dropped by the guest threads".into())),
-        )
+            }
+        });
+        offload::run(call, &self.habit, || {
+            Err(self.trap("the call was dropped by the guest threads".into()))
+        })
         .await
     }
 
