@@ -26,16 +26,21 @@ def main():
         config = router_config(tmp)
         with Server([os.path.join(BIN, "router"), "serve", "--admin-listen", "127.0.0.1:0", "--no-watch", "--config", config,
                      "--listen", "127.0.0.1:18085"], "http://127.0.0.1:18085/healthz") as server:
+            # The load tool's report goes to a file: its list of slow windows
+            # over ten minutes can outgrow a pipe's buffer, and a pipe read only
+            # after the tool exits would then hold both (it did, 2026-12-04).
+            report = open(os.path.join(tmp, "loadgen.json"), "w+")
             load = subprocess.Popen(
                 ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", "127.0.0.1:18085", "--mode", "rate",
                  "--rate", str(RATE), "--connections", "16", "--duration", str(SECONDS), "--run", "soak"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                stdout=report, stderr=subprocess.DEVNULL, text=True)
             curve = []
             started = time.time()
             while load.poll() is None:
                 curve.append((round(time.time() - started), round(rss_mib(server.proc.pid), 1)))
                 time.sleep(EVERY)
-            result = json.loads(load.stdout.read())
+            report.seek(0)
+            result = json.load(report)
     # The first sample is taken before the load warms the instances and buffers up.
     start = curve[1][1] if len(curve) > 1 else curve[0][1]
     end = curve[-1][1]
