@@ -2,8 +2,8 @@
 # Runs the whole benchmark suite and writes BENCHMARKS.md at the repository root.
 # Needs taskset (util-linux), python3, redis-server, redis-benchmark, wrk, Node.js
 # with npm, and componentize-py (pip install componentize-py==0.25.1, for
-# bench/startup.py). Takes
-# about 35 minutes after the build (10 of them the memory soak; SOAK_SECONDS shortens it).
+# bench/startup.py). Takes about 45 minutes on 2 cores: 10 to build (release
+# builds link with LTO), 10 of the memory soak (SOAK_SECONDS shortens it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"

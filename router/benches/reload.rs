@@ -41,11 +41,20 @@ async fn run() {
         .unwrap_or_else(|e| panic!("{e}"));
     let server = Server::new(&cfg, runtime);
     server.watch().expect("watch");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(server.run(listener, std::future::pending()));
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (ingest, admin) = (bind().await.expect("bind"), bind().await.expect("bind"));
+    let (addr, admin_addr) = (
+        ingest.local_addr().expect("addr"),
+        admin.local_addr().expect("addr"),
+    );
+    // The admin API has a listener of its own: the ingest one never serves it.
+    tokio::spawn(server.run(
+        router::server::Listeners {
+            ingest,
+            admin: Some(admin),
+        },
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/events");
 
@@ -83,7 +92,7 @@ async fn run() {
 
     // 2. Throughput during 20 back-to-back reloads against throughput without,
     //    same load, alternated five times; the quiet window is as long as the busy one.
-    let admin = format!("http://{addr}/admin/reload");
+    let admin = format!("http://{admin_addr}/admin/reload");
     let mut ratios = Vec::new();
     let (mut failed, mut lost, mut reloads) = (0, 0, 0);
     for _ in 0..5 {
@@ -154,7 +163,7 @@ async fn load(
     if let Some(admin) = reload {
         for _ in 0..20 {
             let r = client.post(admin).send().await.expect("reload");
-            assert!(r.status().is_success(), "reload failed");
+            assert!(r.status().is_success(), "reload failed: {}", r.status());
             reloads += 1;
         }
     }
