@@ -23,14 +23,14 @@ def notes(section):
     path = os.path.join(NOTES, f"{section}.md")
     if not os.path.exists(path):
         return ""
-    return ("\n*From earlier runs (written by hand, dated; the figures above are this run's):*\n\n"
+    return ("\n*Notes written by hand, each dated (the figures above are this run's):*\n\n"
             + open(path).read().strip() + "\n\n")
 
 
 def with_notes(text, section):
     """A generated section followed by its notes, or nothing when the run did
     not produce the section."""
-    return text.rstrip("\n") + "\n" + notes(section) if text else ""
+    return text.rstrip("\n") + "\n" + (notes(section) or "\n") if text else ""
 
 
 def soak_row():
