@@ -29,18 +29,18 @@ def main():
             # The load tool's report goes to a file: its list of slow windows
             # over ten minutes can outgrow a pipe's buffer, and a pipe read only
             # after the tool exits would then hold both (it did, 2026-12-04).
-            report = open(os.path.join(tmp, "loadgen.json"), "w+")
-            load = subprocess.Popen(
-                ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", "127.0.0.1:18085", "--mode", "rate",
-                 "--rate", str(RATE), "--connections", "16", "--duration", str(SECONDS), "--run", "soak"],
-                stdout=report, stderr=subprocess.DEVNULL, text=True)
-            curve = []
-            started = time.time()
-            while load.poll() is None:
-                curve.append((round(time.time() - started), round(rss_mib(server.proc.pid), 1)))
-                time.sleep(EVERY)
-            report.seek(0)
-            result = json.load(report)
+            with open(os.path.join(tmp, "loadgen.json"), "w+") as report:
+                load = subprocess.Popen(
+                    ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", "127.0.0.1:18085", "--mode", "rate",
+                     "--rate", str(RATE), "--connections", "16", "--duration", str(SECONDS), "--run", "soak"],
+                    stdout=report, stderr=subprocess.DEVNULL, text=True)
+                curve = []
+                started = time.time()
+                while load.poll() is None:
+                    curve.append((round(time.time() - started), round(rss_mib(server.proc.pid), 1)))
+                    time.sleep(EVERY)
+                report.seek(0)
+                result = json.load(report)
     # The first sample is taken before the load warms the instances and buffers up.
     start = curve[1][1] if len(curve) > 1 else curve[0][1]
     end = curve[-1][1]
