@@ -23,10 +23,10 @@ per-request CPU of the trivial handler route is compared in the same pairs.
 """
 
 import argparse
-import http.client
 import json
 import math
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -87,6 +87,26 @@ handler = "trivial"
     return path
 
 
+def read_response(conn):
+    """The status and body of one HTTP/1.1 answer with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("the router closed the connection")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in lines[1:]
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise ConnectionError("the router closed the connection")
+        body += chunk
+    return int(lines[0].split()[1]), body
+
+
 class Spinners:
     """`n` clients, each keeping one spinning guest in the router at all times."""
 
@@ -100,18 +120,21 @@ class Spinners:
             t.start()
 
     def spin(self, i):
-        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        # Raw bytes on a socket: http.client spent about 0.5 ms of the load
+        # tool's core per answer, which delayed the load tool and the router.
+        conn = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         n = 0
         while not self.stop.is_set():
             n += 1
-            conn.request("POST", "/events", body=b"loop", headers={
-                "ce-specversion": "1.0", "ce-id": f"spin-{i}-{n}", "ce-source": "/bench", "ce-type": "spin"})
-            response = conn.getresponse()
-            body = response.read()
+            conn.sendall(f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nce-specversion: 1.0\r\n"
+                         f"ce-id: spin-{i}-{n}\r\nce-source: /bench\r\nce-type: spin\r\n"
+                         f"Content-Length: 4\r\n\r\nloop".encode())
+            status, body = read_response(conn)
             with self.lock:
                 self.answered += 1
-                if response.status != 502 and len(self.unexpected) < 3:
-                    self.unexpected.append(f"{response.status}: {body[:200]!r}")
+                if status != 502 and len(self.unexpected) < 3:
+                    self.unexpected.append(f"{status}: {body[:200]!r}")
 
     def __enter__(self):
         return self
@@ -128,8 +151,10 @@ STALLED_AFTER = float(SECONDS) + 20
 
 
 def latency(ty, port=PORT):
+    # The timer pacer: with the router on both cores, a spinning load tool
+    # would take the core it shares with the router (see bench/loadgen).
     argv = ["taskset", "-c", "1", os.path.join(BIN, "loadgen"), "--addr", f"127.0.0.1:{port}", "--mode", "rate",
-            "--rate", RATE, "--connections", "8", "--duration", SECONDS, "--type", ty,
+            "--pacer", "timer", "--rate", RATE, "--connections", "8", "--duration", SECONDS, "--type", ty,
             "--run", f"iso-{ty}-{time.monotonic_ns()}"]
     try:
         out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=STALLED_AFTER)
@@ -199,8 +224,8 @@ def measure(binary, config_path, cpus, cores, with_cpu):
 FLOOR_PORT = 18182
 
 # A thread that never blocks, as a busy guest thread is: at the guest threads'
-# niceness (router/src/plugin/offload.rs, GUEST_NICE), and at the lowest
-# priority Linux has (SCHED_IDLE), to show that no priority removes the floor.
+# policy (SCHED_IDLE, router/src/plugin/offload.rs), and at nice +10, their
+# fallback where SCHED_IDLE is refused.
 BUSY_LOOPS = {"nice10": ["nice", "-n", "10", "python3", "-c", "while True: pass"],
               "idle": ["chrt", "-i", "0", "python3", "-c", "while True: pass"]}
 
@@ -291,7 +316,7 @@ def markdown(results):
                 f"ms per second, nothing else sent | {s['io_ms_per_s_0']:.2f} "
                 f"| {s[f'io_ms_per_s_{busy}']:.2f} | | |")
         s = setup["new"]
-        for name, label in (("nice10", "nice +10"), ("idle", "SCHED_IDLE")):
+        for name, label in (("idle", "SCHED_IDLE"), ("nice10", "nice +10")):
             if f"floor_{name}_p99_ratio" not in s:
                 continue
             rows.append(
@@ -316,10 +341,12 @@ from the scheduled send time) goes to a neighbour plugin (emits nothing) or to a
 route without a handler (forward to bare axum). Before the open loop, the CPU
 time of the router's I/O threads is read over {IO_WINDOW} s with nothing but the
 spinning guests sent: what finding out that calls are long costs them. Median
-over {results['pairs']} runs; the load tool on core 1. The floor rows are the machine's part,
+over {results['pairs']} runs; the load tool on core 1, sleeping between send times (`--pacer
+timer`: a spinning one would take the core it shares with the router on both cores), and
+the spinning clients there too. The floor rows are the machine's part,
 measured in every pair: the same open loop to bare axum on the router's cores
 beside one busy loop per guest thread (what a busy guest thread is to the
-scheduler: at nice +10 as the guest threads are, and at SCHED_IDLE), nothing else. Design and the options measured: docs/isolation.md.
+scheduler: at SCHED_IDLE as the guest threads are, and at nice +10, their fallback), nothing else. Design and the options measured: docs/isolation.md.
 
 | router on | busy guests | route | p50 / p99, no busy guest | p50 / p99, busy guests | p99 busy / idle | target |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -337,6 +364,8 @@ def main():
     if args.markdown:
         print(markdown(json.load(open(args.markdown))), end="")
         return
+    # The spinning clients on the load tool's core, not on the router's.
+    os.sched_setaffinity(0, {1})
     new = os.environ.get("ISOLATION_ROUTER", os.path.join(BIN, "router"))
     binaries = [("old", args.old), ("new", new)] if args.old else [("new", new)]
     results = {"old_label": args.old_label, "rate": int(RATE), "seconds": float(SECONDS), "spin_timeout": SPIN_TIMEOUT, "pairs": PAIRS,

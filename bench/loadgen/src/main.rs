@@ -13,6 +13,9 @@
 //! pacer thread of its own woke late whenever it shared the load tool's core
 //! with the runtime's worker, which put the sender's delays into the
 //! measured tail. The price is one busy core, the load tool's own.
+//! Where the load tool shares its core with the server (`--pacer timer`), that
+//! busy core would be the server's loss: there the runtime sleeps between send
+//! times and a timerfd (nanosecond expiry, unlike tokio's timer) wakes it.
 //! Results go to stdout as one JSON object. Its `slow_windows` list the 100 ms
 //! windows of scheduled send time whose slowest request took over 1 ms: one
 //! stall of the server (or of the host) shows as a run of windows, spread
@@ -40,6 +43,15 @@ enum Mode {
     Rate,
 }
 
+/// How the open loop waits for its send times (see the module comment).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pacer {
+    /// Spins: the most precise, at the price of a busy core.
+    Spin,
+    /// Sleeps until a timerfd expires: leaves the core to others.
+    Timer,
+}
+
 /// Load generator options.
 #[derive(Parser)]
 struct Args {
@@ -52,6 +64,9 @@ struct Args {
     /// Requests per second in open-loop mode.
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
+    /// How the open loop waits for its send times.
+    #[arg(long, value_enum, default_value = "spin")]
+    pacer: Pacer,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 64)]
     connections: u64,
@@ -158,6 +173,56 @@ async fn pace(rate: u64, started: Instant, deadline: Instant, times: Sender) {
             next += interval;
         }
         tokio::task::yield_now().await;
+    }
+}
+
+/// [`pace`] without spinning: the runtime sleeps in epoll until a periodic
+/// timerfd expires, then hands out every time due by then.
+#[allow(unsafe_code)]
+async fn pace_by_timer(rate: u64, started: Instant, deadline: Instant, times: Sender) {
+    use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let timespec = |d: Duration| Timespec::try_from(d).expect("a timespec");
+    let timer = rustix::time::timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )
+    .expect("timerfd");
+    // A zero first expiry would disarm the timer.
+    let first = started
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_nanos(1));
+    let period = Itimerspec {
+        it_interval: timespec(interval),
+        it_value: timespec(first),
+    };
+    rustix::time::timerfd_settime(&timer, TimerfdTimerFlags::empty(), &period)
+        .expect("timerfd_settime");
+    // SAFETY: the AsyncFd owns the timerfd, which so stays open while
+    // registered.
+    let timer = unsafe { tokio::io::unix::AsyncFd::register(timer) }
+        .map_err(|e| e.into_parts().1)
+        .expect("timerfd in the runtime");
+    let mut next = started;
+    while next < deadline {
+        let mut ready = timer.readable().await.expect("timerfd readable");
+        // The count of expiries since the last read; the clock says what is due.
+        let mut expiries = [0u8; 8];
+        match rustix::io::read(ready.get_inner(), &mut expiries) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                ready.clear_ready();
+                continue;
+            }
+            Err(e) => panic!("timerfd read: {e}"),
+        }
+        let now = Instant::now();
+        while next <= now && next < deadline {
+            if times.send(next).is_err() {
+                return;
+            }
+            next += interval;
+        }
     }
 }
 
@@ -299,7 +364,10 @@ async fn run(args: Arc<Args>) {
     let deadline = started + Duration::from_secs_f64(args.duration);
     let schedule = (args.mode == Mode::Rate).then(|| {
         let (times, schedule) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(pace(args.rate, started, deadline, times));
+        match args.pacer {
+            Pacer::Spin => tokio::spawn(pace(args.rate, started, deadline, times)),
+            Pacer::Timer => tokio::spawn(pace_by_timer(args.rate, started, deadline, times)),
+        };
         Arc::new(tokio::sync::Mutex::new(schedule))
     });
     let tasks: Vec<_> = senders

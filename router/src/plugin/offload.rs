@@ -5,9 +5,10 @@
 //! than the call. A call that keeps its thread busy for half of an epoch tick
 //! ([`EPOCH_TICK`](super::EPOCH_TICK)) or more has shown that it is long: it
 //! yields, and moves, whole, to the guest threads, a runtime of its own whose
-//! threads run at a lower CPU priority (nice [`GUEST_NICE`]). The kernel then
-//! gives the I/O workers (ingest, admin, forwards, the short calls of every
-//! plugin) the CPU whenever they want it, and busy guests share what is left.
+//! threads run at the lowest CPU priority Linux has (`SCHED_IDLE`, see
+//! [`guest_thread_start`]). The kernel then gives the I/O workers (ingest,
+//! admin, forwards, the short calls of every plugin) the CPU whenever they want
+//! it, and busy guests share what is left.
 //!
 //! "Busy" is measured in the thread's CPU time, not by the clock: a short call
 //! that the kernel merely preempted on a loaded machine, or that happened to
@@ -38,8 +39,8 @@ use tokio::runtime::{Handle, Runtime};
 use tracing::Instrument;
 use wasmtime::UpdateDeadline;
 
-/// The niceness of the guest threads: a nice-0 thread that wakes outweighs one
-/// at 10 by ten to one, so a waking I/O worker preempts a busy guest at once.
+/// The niceness of the guest threads where `SCHED_IDLE` is refused (a seccomp
+/// filter, another kernel): a nice-0 thread outweighs one at 10 by ten to one.
 const GUEST_NICE: i32 = 10;
 
 /// The CPU time in one tick that makes a call long.
@@ -238,7 +239,8 @@ impl<T> Drop for AbortOnDrop<T> {
 }
 
 /// The runtime of the guest threads, started at the first long call: one
-/// thread per core, each at nice [`GUEST_NICE`]. `None` when it cannot start.
+/// thread per core, each at the lowest priority (see [`guest_thread_start`]).
+/// `None` when it cannot start.
 fn guest_threads() -> Option<&'static Handle> {
     static GUESTS: OnceLock<Option<Runtime>> = OnceLock::new();
     GUESTS
@@ -259,20 +261,43 @@ fn guest_threads() -> Option<&'static Handle> {
         .map(Runtime::handle)
 }
 
-/// Marks the calling thread as a guest thread and lowers its CPU priority. On
-/// Linux the nice value belongs to the thread, not the process, so the I/O
-/// workers keep theirs.
+/// Marks the calling thread as a guest thread and puts it under `SCHED_IDLE`,
+/// or at nice [`GUEST_NICE`] where that is refused. On Linux both belong to the
+/// thread, not the process, so the I/O workers keep theirs.
+///
+/// Why `SCHED_IDLE` rather than a nice value: a nice-0 thread woken on a core
+/// where a nice +10 thread runs does not always preempt it. The scheduler may
+/// let the running thread finish its slice, so a request waited for the next
+/// scheduler tick (4 ms at 250 Hz) behind a busy guest (measured with `perf
+/// sched`: I/O workers runnable for 4-7 ms beside nice +10 guests, and a
+/// neighbour plugin's p99 3-15x its idle figure). A waking thread of any other
+/// policy preempts a `SCHED_IDLE` one by rule (docs/isolation.md).
 fn guest_thread_start() {
     GUEST_THREAD.set(true);
     #[cfg(target_os = "linux")]
-    {
+    if let Err(e) = idle_policy() {
         use rustix::process::{getpriority_process, setpriority_process};
         // Relative to the process's own niceness, so a router started with
         // `nice` keeps the same gap between its threads.
         let nice = getpriority_process(None).unwrap_or(0);
-        if let Err(e) = setpriority_process(None, (nice + GUEST_NICE).min(19)) {
-            tracing::warn!(error = %e, "cannot lower the priority of a guest thread");
+        if let Err(nice_error) = setpriority_process(None, (nice + GUEST_NICE).min(19)) {
+            tracing::warn!(error = %e, %nice_error, "cannot lower the priority of a guest thread");
         }
+    }
+}
+
+/// Puts the calling thread under `SCHED_IDLE`, which any thread may ask for
+/// itself without privileges.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn idle_policy() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid `sched_param` that outlives the call; pid 0 is
+    // the calling thread, whose policy alone changes.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
@@ -280,16 +305,23 @@ fn guest_thread_start() {
 mod tests {
     use super::*;
 
+    /// The calling thread's scheduling policy.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn policy() -> i32 {
+        // SAFETY: no arguments but the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn guest_threads_run_below_the_priority_of_the_others() {
         let guests = guest_threads().expect("guest threads");
-        let mine = rustix::process::getpriority_process(None).expect("priority");
         let theirs = guests
-            .block_on(guests.spawn(async { rustix::process::getpriority_process(None) }))
-            .expect("task")
-            .expect("priority");
-        assert_eq!(theirs, (mine + GUEST_NICE).min(19), "this thread: {mine}");
+            .block_on(guests.spawn(async { policy() }))
+            .expect("task");
+        assert_eq!(theirs, libc::SCHED_IDLE);
+        assert_eq!(policy(), libc::SCHED_OTHER, "this thread keeps its policy");
     }
 
     #[tokio::test]
