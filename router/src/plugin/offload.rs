@@ -271,7 +271,10 @@ fn guest_threads() -> Option<&'static Handle> {
 /// scheduler tick (4 ms at 250 Hz) behind a busy guest (measured with `perf
 /// sched`: I/O workers runnable for 4-7 ms beside nice +10 guests, and a
 /// neighbour plugin's p99 3-15x its idle figure). A waking thread of any other
-/// policy preempts a `SCHED_IDLE` one by rule (docs/isolation.md).
+/// policy preempts a `SCHED_IDLE` one by rule: at once when it wakes on the
+/// guest's core, at that core's next interrupt when woken from another (the
+/// epoch tick at the latest) on the virtual machines measured
+/// (docs/isolation.md).
 fn guest_thread_start() {
     GUEST_THREAD.set(true);
     #[cfg(target_os = "linux")]
