@@ -163,17 +163,24 @@ async fn pace(rate: u64, started: Instant, deadline: Instant, times: Sender) {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let mut next = started;
     while next < deadline {
-        // Everything due by now, at once: a late turn does not shift the
-        // schedule.
-        let now = Instant::now();
-        while next <= now && next < deadline {
-            if times.send(next).is_err() {
-                return;
-            }
-            next += interval;
+        if !hand_out_due(&mut next, interval, deadline, &times) {
+            return;
         }
         tokio::task::yield_now().await;
     }
+}
+
+/// Sends every scheduled time due by now, at once, so that a late turn does
+/// not shift the schedule; whether the connections still take them.
+fn hand_out_due(next: &mut Instant, interval: Duration, deadline: Instant, times: &Sender) -> bool {
+    let now = Instant::now();
+    while *next <= now && *next < deadline {
+        if times.send(*next).is_err() {
+            return false;
+        }
+        *next += interval;
+    }
+    true
 }
 
 /// [`pace`] without spinning: the runtime sleeps in epoll until a periodic
@@ -216,12 +223,8 @@ async fn pace_by_timer(rate: u64, started: Instant, deadline: Instant, times: Se
             }
             Err(e) => panic!("timerfd read: {e}"),
         }
-        let now = Instant::now();
-        while next <= now && next < deadline {
-            if times.send(next).is_err() {
-                return;
-            }
-            next += interval;
+        if !hand_out_due(&mut next, interval, deadline, &times) {
+            return;
         }
     }
 }
