@@ -169,25 +169,29 @@ IO_WINDOW = 5
 
 
 def io_threads_cpu(pid):
-    """CPU seconds so far of the router's threads other than the guest threads
-    and the epoch ticker: the tokio workers that drive HTTP (ns resolution)."""
-    total = 0
+    """CPU nanoseconds so far of each of the router's threads other than the
+    guest threads and the epoch ticker: the tokio workers that drive HTTP."""
+    times = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             if open(f"/proc/{pid}/task/{tid}/comm").read().startswith("wasm-"):
                 continue
-            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+            times[tid] = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
         except (FileNotFoundError, ProcessLookupError):
             continue  # a thread that ended meanwhile
-    return total / 1e9
+    return times
 
 
 def io_busy(server):
     """Milliseconds per second the I/O threads ran while nothing but the busy
-    guests (if any) reached the router: what starting long calls costs them."""
+    guests (if any) reached the router: what starting long calls costs them.
+    Per thread, so that one ending meanwhile (a blocking-pool thread) does not
+    take its earlier time out of the sum."""
     before = io_threads_cpu(server.proc.pid)
     time.sleep(IO_WINDOW)
-    return (io_threads_cpu(server.proc.pid) - before) * 1e3 / IO_WINDOW
+    after = io_threads_cpu(server.proc.pid)
+    ran = sum(ns - before.get(tid, 0) for tid, ns in after.items())
+    return ran / 1e6 / IO_WINDOW
 
 
 def trivial_cpu(server):
@@ -221,7 +225,7 @@ def measure(binary, config_path, cpus, cores, with_cpu):
     return out
 
 
-FLOOR_PORT = 18182
+FLOOR_PORT, FORWARD_FLOOR_PORT = 18182, 18183
 
 # A thread that never blocks, as a busy guest thread is: at the guest threads'
 # policy (SCHED_IDLE, router/src/plugin/offload.rs), and at nice +10, their
@@ -231,19 +235,33 @@ BUSY_LOOPS = {"nice10": ["nice", "-n", "10", "python3", "-c", "while True: pass"
 
 
 def measure_floor(cpus, cores):
-    """The kernel's (and the host's) share of the neighbour's latency: bare axum
-    on the router's cores, beside as many busy loops as the router has guest
-    threads (one per core, all busy when 2 x cores guests spin), nothing else.
-    No design that runs guests on the same cores can do better than this."""
-    argv = [os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{FLOOR_PORT}"]
+    """The kernel's (and the host's) share of the latencies: bare axum on the
+    router's cores, beside as many busy loops as the router has guest threads
+    (one per core, all busy when 2 x cores guests spin), nothing else; for the
+    forward route, bare axum posting each body on to the same sink. No design
+    that runs guests on the same cores can do better than this."""
+    baseline = os.path.join(BIN, "baseline-server")
+    out = floor_latencies([baseline, "--listen", f"127.0.0.1:{FLOOR_PORT}"], FLOOR_PORT, cpus, cores,
+                          BUSY_LOOPS)
+    forward = floor_latencies([baseline, "--listen", f"127.0.0.1:{FORWARD_FLOOR_PORT}",
+                               "--forward", f"http://127.0.0.1:{SINK_PORT}/events"],
+                              FORWARD_FLOOR_PORT, cpus, cores, ("idle",))
+    out.update({f"forward_{name}": r for name, r in forward.items()})
+    return out
+
+
+def floor_latencies(argv, port, cpus, cores, loops):
+    """The open loop's latency to the server of `argv` alone ("none") and beside
+    `cores` busy loops of each kind in `loops`."""
     out = {}
-    with Server(argv, f"http://127.0.0.1:{FLOOR_PORT}/events", cpus=cpus):
-        for name, loop in (("none", None), *BUSY_LOOPS.items()):
-            loops = [subprocess.Popen(["taskset", "-c", cpus, *loop]) for _ in range(cores if loop else 0)]
+    with Server(argv, f"http://127.0.0.1:{port}/events", cpus=cpus):
+        for name in ("none", *loops):
+            busy = [subprocess.Popen(["taskset", "-c", cpus, *BUSY_LOOPS[name]]) for _ in range(cores)] \
+                if name != "none" else []
             try:
-                out[name] = latency("t", FLOOR_PORT)
+                out[name] = latency("t", port)
             finally:
-                for p in loops:
+                for p in busy:
                     p.kill()
                     p.wait()
     return out
@@ -270,10 +288,14 @@ def summarize(runs, cores):
     s["unexpected"] = [u for r in runs for u in r[busy]["unexpected"]][:3]
     floors = [r["floor"] for r in runs if "floor" in r]
     if floors:
-        for name in ("none", *BUSY_LOOPS):
+        # Each floor against the same server without busy loops.
+        for name, base in (("none", "none"), *((n, "none") for n in BUSY_LOOPS),
+                           ("forward_none", "forward_none"), ("forward_idle", "forward_none")):
+            if not all(name in f for f in floors):
+                continue
             for q in ("p50", "p99", "max"):
                 s[f"floor_{name}_{q}"] = med([f[name][q] for f in floors])
-            s[f"floor_{name}_p99_ratio"] = med([f[name]["p99"] / max(f["none"]["p99"], 1) for f in floors])
+            s[f"floor_{name}_p99_ratio"] = med([f[name]["p99"] / max(f[base]["p99"], 1) for f in floors])
     if all("trivial" in r for r in runs):
         s["trivial_cpu_us"] = med([r["trivial"]["cpu_us"] for r in runs])
         s["trivial_rps"] = med([r["trivial"]["rps"] for r in runs])
@@ -316,12 +338,15 @@ def markdown(results):
                 f"ms per second, nothing else sent | {s['io_ms_per_s_0']:.2f} "
                 f"| {s[f'io_ms_per_s_{busy}']:.2f} | | |")
         s = setup["new"]
-        for name, label in (("idle", "SCHED_IDLE"), ("nice10", "nice +10")):
+        for name, base, label in (("idle", "none", "bare axum beside {} SCHED_IDLE"),
+                                  ("nice10", "none", "bare axum beside {} nice +10"),
+                                  ("forward_idle", "forward_none",
+                                   "bare axum forwarding to the sink, beside {} SCHED_IDLE")):
             if f"floor_{name}_p99_ratio" not in s:
                 continue
             rows.append(
-                f"| {names.get(cpus, cpus)} | floor | bare axum beside {s['busy_guests'] // 2} {label} busy "
-                f"loop(s), one per guest thread | {us(s['floor_none_p50'])} / {us(s['floor_none_p99'])} us "
+                f"| {names.get(cpus, cpus)} | floor | {label.format(s['busy_guests'] // 2)} busy "
+                f"loop(s), one per guest thread | {us(s[f'floor_{base}_p50'])} / {us(s[f'floor_{base}_p99'])} us "
                 f"| {us(s[f'floor_{name}_p50'])} / {us(s[f'floor_{name}_p99'])} us "
                 f"(max {us(s[f'floor_{name}_max'])}) | {ratio(s[f'floor_{name}_p99_ratio'])} | the machine's part |")
         if "trivial_cpu_ratio" in setup:
@@ -345,7 +370,8 @@ over {results['pairs']} runs; the load tool on core 1, sleeping between send tim
 timer`: a spinning one would take the core it shares with the router on both cores), and
 the spinning clients there too. The floor rows are the machine's part,
 measured in every pair: the same open loop to bare axum on the router's cores
-beside one busy loop per guest thread (what a busy guest thread is to the
+(for the forward route, bare axum posting each body on to the same sink) beside
+one busy loop per guest thread (what a busy guest thread is to the
 scheduler: at SCHED_IDLE as the guest threads are, and at nice +10, their fallback), nothing else. Design and the options measured: docs/isolation.md.
 
 | router on | busy guests | route | p50 / p99, no busy guest | p50 / p99, busy guests | p99 busy / idle | target |
@@ -393,7 +419,9 @@ def main():
                 floor = measure_floor(cpus, cores)
                 runs["new"][-1]["floor"] = floor
                 print(f"cpus {cpus} pair {i} floor: p99 {floor['none']['p99']} -> nice +10 "
-                      f"{floor['nice10']['p99']}, SCHED_IDLE {floor['idle']['p99']} us", file=sys.stderr)
+                      f"{floor['nice10']['p99']}, SCHED_IDLE {floor['idle']['p99']} us; forwarding "
+                      f"{floor['forward_none']['p99']} -> SCHED_IDLE {floor['forward_idle']['p99']} us",
+                      file=sys.stderr)
                 if args.old and cores == 1:
                     cpu_ratios.append(runs["new"][-1]["trivial"]["cpu_us"] / runs["old"][-1]["trivial"]["cpu_us"])
             setup = {name: summarize(rs, cores) for name, rs in runs.items()}
