@@ -430,9 +430,14 @@ def sandbox_section():
 
 
 wasm = crit("handler/dispatch_wasm_reuse_limits_default")
+# The run's span: bench/run.sh notes when it began, and the report comes last.
+started_path = os.path.join(out, "started")
+started = open(started_path).read().strip() if os.path.exists(started_path) else None
+span = (f"{started}-{time.strftime('%H:%M', time.gmtime())} UTC" if started
+        else time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
 print(f"""# Benchmarks
 
-Measured on {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())},
+Measured on {os.cpu_count()} cores, {span},
 commit `{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}`.
 Reproduce with `bash bench/run.sh` (servers pinned to core 0, the load generator to
 core 1; baseline and router alternate). The machine is shared and noisy: read the
