@@ -19,11 +19,12 @@
 //! snapshot and swaps it when files change; [`server::Server`] serves it all.
 //!
 //! Dependencies point down, and `tests/it/layering.rs` keeps them so:
-//! `event`, `config` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
+//! `event`, `config`, `clock` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
 //! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
 //! `replay` -> [`whatif`] -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
 
+pub(crate) mod clock;
 pub mod config;
 pub(crate) mod delivery;
 mod digest;

@@ -5,12 +5,13 @@
 //! It takes the listeners and the shutdown signal as arguments (like tokio's
 //! mini-redis), so tests can start it on port 0 and stop it when they like.
 
+use crate::clock::ConnectionTimer;
 use crate::config::{AdminToken, Config, MIN_HEADER_LIMIT, MetricsListener};
 use crate::dispatch::Dispatcher;
 use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::sync::Arc;
@@ -132,8 +133,8 @@ impl Server {
         let state = Arc::new(self.state.clone());
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
+        // Each connection is given a timer of its own (`accept_loop`).
         builder
-            .timer(TokioTimer::new())
             .header_read_timeout(self.header_timeout)
             // hyper's default lets each connection buffer about 400 KiB of
             // headers (400 MiB over 1024 connections). The buffer's cap alone
@@ -279,10 +280,11 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let service = connection_service(surface.ingest.as_ref(), &surface.router, peer);
+        // The header-read timeout's timer, one per connection (`clock`).
+        let mut builder = connections.builder.clone();
+        builder.timer(ConnectionTimer::new());
         let Some(tls) = connections.tls.clone() else {
-            let connection = connections
-                .builder
-                .serve_connection(TokioIo::new(stream), service);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = connections.graceful.watch(connection);
             tokio::spawn(async move {
                 let _permit = permit;
@@ -292,11 +294,8 @@ async fn accept_loop(
             });
             continue;
         };
-        let (builder, watcher, handshake_timeout) = (
-            connections.builder.clone(),
-            connections.graceful.watcher(),
-            connections.header_timeout,
-        );
+        let (watcher, handshake_timeout) =
+            (connections.graceful.watcher(), connections.header_timeout);
         tokio::spawn(async move {
             let _permit = permit;
             // A client that never finishes the handshake is dropped like one that

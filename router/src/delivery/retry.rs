@@ -2,6 +2,7 @@
 //! jitter, a maximum number of attempts and a maximum age (whichever comes first),
 //! and a target's `Retry-After` honoured up to a maximum.
 
+use crate::clock::coarse_now;
 use crate::config::{BackoffKind, RetryPolicy};
 use prometheus_client::metrics::counter::Counter;
 use std::future::Future;
@@ -106,7 +107,9 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let started = Instant::now();
+    // Coarse: an age of seconds or more, and a time in a dead letter; read
+    // for every delivery.
+    let started = coarse_now();
     let mut attempts = Attempts {
         count: 0,
         first: started,
@@ -116,7 +119,7 @@ where
     loop {
         attempts.count += 1;
         if attempts.count > 1 {
-            attempts.last = Instant::now();
+            attempts.last = coarse_now();
         }
         let error = match attempt().await {
             Ok(value) => return (Ok(value), attempts),
@@ -128,7 +131,7 @@ where
             Some(GaveUp::MaxAttempts)
         } else {
             let wait = delay(policy, attempts.count, error.retry_after());
-            if started.elapsed() + wait > policy.max_age {
+            if coarse_now().saturating_duration_since(started) + wait > policy.max_age {
                 Some(GaveUp::MaxAge)
             } else {
                 retried.inc();

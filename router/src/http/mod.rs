@@ -634,16 +634,18 @@ async fn collect_body(
     mut buffered: Reservation,
 ) -> Result<(Bytes, Reservation), IngestError> {
     let limits = &state.limits;
-    let deadline = tokio::time::Instant::now() + limits.body_timeout;
+    // Set when a frame is first awaited: a small body has come with its
+    // headers, and its frames are read without a clock read or a timer.
+    let mut deadline = None;
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut received: u64 = 0;
     let mut reserved = buffered.bytes();
     loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(IngestError::BodyTimeout),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
+        let frame = match within(body.frame(), &mut deadline, limits.body_timeout).await {
+            None => return Err(IngestError::BodyTimeout),
+            Some(None) => break,
+            Some(Some(Err(e))) => return Err(IngestError::Body(e.to_string())),
+            Some(Some(Ok(frame))) => frame,
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing the router reads
@@ -675,6 +677,24 @@ async fn collect_body(
         }
     };
     Ok((body, buffered))
+}
+
+/// `future`'s output, or `None` once `deadline` has passed. The deadline is
+/// `limit` after the first call that has to wait, and is kept for the calls
+/// after it; a future ready at once makes neither it nor a timer (a clock
+/// read, a clone of the runtime's handle and a timer entry).
+async fn within<F: Future>(
+    future: F,
+    deadline: &mut Option<tokio::time::Instant>,
+    limit: Duration,
+) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(output) = first {
+        return Some(output);
+    }
+    let at = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + limit);
+    tokio::time::timeout_at(at, future).await.ok()
 }
 
 /// Reads and throws away the rest of a refused body in the background (a

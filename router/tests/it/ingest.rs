@@ -464,6 +464,57 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// The header-read timeout holds for each request of a kept-alive connection,
+/// from the answer to the one before: a client that sends one request whole
+/// and then stops in the middle of the next head is disconnected a timeout
+/// after that answer, not a timeout after the connection opened.
+#[tokio::test]
+async fn a_kept_alive_client_that_stops_in_its_second_head_is_disconnected_in_time() {
+    let timeout = std::time::Duration::from_secs(3);
+    let (router, _sink) = router_to_sink("[server]\nheader_timeout = \"3s\"").await;
+    let mut stream = tokio::net::TcpStream::connect(router.addr)
+        .await
+        .expect("connect");
+    // The first head's deadline is the connection's opening plus the timeout;
+    // the second's comes a second later.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    stream
+        .write_all(
+            b"POST /events HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: first\r\nce-source: /s\r\nce-type: t\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(PATIENCE, async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("an answer before the patience runs out");
+    let answered = std::time::Instant::now();
+    let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+    assert_eq!(status, "HTTP/1.1 200");
+    stream
+        .write_all(b"POST /events HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let read = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut Vec::new())).await;
+    assert!(
+        read.is_ok(),
+        "the router kept a connection stopped in its second head"
+    );
+    // Closed at the first head's deadline, it would be 2 s after the answer.
+    let closed = answered.elapsed();
+    assert!(
+        closed >= timeout - std::time::Duration::from_millis(400),
+        "closed {closed:?} after the answer, before the timeout of the second head"
+    );
+}
+
 /// The answer to a delivered request is the full report unless the client or
 /// the server asks for the minimal one; a failure is always reported in full.
 #[tokio::test]
