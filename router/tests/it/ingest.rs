@@ -386,6 +386,23 @@ async fn body_and_batch_limits_answer_413() {
     assert_eq!(ids, ["big-ok", "after-413"]);
 }
 
+/// What `stream` gives until it holds `end`, within the patience: the start of
+/// an answer on a connection the client keeps open.
+async fn read_until(stream: &mut tokio::net::TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(PATIENCE, async {
+        while !answer.windows(end.len()).any(|w| w == end) {
+            let n = stream.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("an answer before the patience runs out");
+    answer
+}
+
 /// A client that sends its headers but not the whole body within
 /// `body_timeout` gets 408, and the event reaches no route.
 #[tokio::test]
@@ -400,19 +417,9 @@ async fn a_body_that_does_not_arrive_in_time_answers_408() {
         )
         .await
         .expect("write");
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 1024];
     // The answer comes without the rest of the body; the connection stays open
     // on the client's side, so read until the status line is complete.
-    tokio::time::timeout(PATIENCE, async {
-        while !answer.windows(2).any(|w| w == b"\r\n") {
-            let n = stream.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed without an answer");
-            answer.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("an answer before the patience runs out");
+    let answer = read_until(&mut stream, b"\r\n").await;
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 
@@ -485,17 +492,7 @@ async fn a_kept_alive_client_that_stops_in_its_second_head_is_disconnected_in_ti
         )
         .await
         .expect("write");
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(PATIENCE, async {
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await.expect("read");
-            assert!(n > 0, "closed without an answer");
-            answer.extend_from_slice(&buf[..n]);
-        }
-    })
-    .await
-    .expect("an answer before the patience runs out");
+    let answer = read_until(&mut stream, b"\r\n\r\n").await;
     let answered = std::time::Instant::now();
     let status = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
     assert_eq!(status, "HTTP/1.1 200");
