@@ -206,3 +206,18 @@ fn partition_of(key: &str, partitions: u32) -> u32 {
     }
     hash % partitions.max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::partition_of;
+
+    /// Routers of different builds share partitions: the function is FNV-1a
+    /// (the published test vectors), whatever the version.
+    #[test]
+    fn the_partition_of_a_key_is_fnv_1a() {
+        assert_eq!(partition_of("", u32::MAX), 0x811c_9dc5);
+        assert_eq!(partition_of("a", u32::MAX), 0xe40c_292c);
+        assert_eq!(partition_of("foobar", u32::MAX), 0xbf9c_f968);
+        assert_eq!(partition_of("foobar", 12), 0xbf9c_f968 % 12);
+    }
+}

@@ -421,6 +421,12 @@ struct Outcome {
     /// The lost events that the queue's streams still hold once drained: the
     /// router's to deliver, not Redis's loss.
     still_queued: Vec<String>,
+    /// The streams whose master was disrupted: the only ones a failover with
+    /// `replicas = 0` may lose entries of.
+    victim_streams: BTreeSet<String>,
+    /// Events that arrived again after a later event of their key: a
+    /// redelivery (at least once), not a break of the key's order.
+    late_redeliveries: usize,
 }
 
 /// Where the disruption stood when an event was accepted.
@@ -463,11 +469,14 @@ impl Outcome {
             .collect();
         let lost = self.lost();
         format!(
-            "{}; cluster epoch {} -> {} (one failover adds one); {} of the lost still queued; first lost {:?}",
+            "{}; cluster epoch {} -> {} (one failover adds one); {} of the lost still queued, {} not of the disrupted master's streams {:?}; {} late redeliveries; first lost {:?}",
             phases.join(", "),
             self.epochs.0,
             self.epochs.1,
             self.still_queued.len(),
+            self.lost_elsewhere().len(),
+            self.victim_streams,
+            self.late_redeliveries,
             &lost[..lost.len().min(5)]
         )
     }
@@ -477,6 +486,28 @@ impl Outcome {
     fn one_failover(&self) -> bool {
         self.epochs.1 == self.epochs.0 + 1
     }
+
+    /// The lost events whose stream was not on the disrupted master: no
+    /// failover of it can explain their loss.
+    fn lost_elsewhere(&self) -> Vec<&String> {
+        self.lost()
+            .into_iter()
+            .filter(|id| !self.victim_streams.contains(&stream_of(id)))
+            .collect()
+    }
+}
+
+/// The stream the router appends an event of the test to: its partition key's
+/// (the `key-NNN` part of its id) partition, by FNV-1a as the queue's docs say
+/// every router computes it.
+fn stream_of(id: &str) -> String {
+    let (key, _) = id.rsplit_once('-').expect("key-seq");
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in key.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("t:cluster:p{}", hash % PARTITIONS)
 }
 
 /// What happens to the cluster after 3,000 events.
@@ -493,7 +524,7 @@ enum Disruption {
 /// Two routers on a fresh cluster with `replicas`; 10,000 events of 100
 /// partition keys posted in batches, alternating between the routers; the
 /// `disruption` after 3,000. Waits until the queue is drained and checks that
-/// each key's events arrived in order.
+/// each key's events arrived in order (the first time each came).
 async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
     let mut cluster = RedisCluster::start(3).await;
     let sink = Sink::start().await;
@@ -526,6 +557,20 @@ async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
     // an operator would restart it), so that `replicas = 1` can be met again.
     let victim = cluster.master_of("t:cluster:p0").await;
     let epoch_before = cluster.current_epoch().await;
+    let streams: Vec<String> = (0..PARTITIONS)
+        .map(|n| format!("t:cluster:p{n}"))
+        .chain([
+            "t:cluster".to_owned(),
+            "t:cluster:s1".to_owned(),
+            "t:cluster:s2".to_owned(),
+        ])
+        .collect();
+    let mut victim_streams = BTreeSet::new();
+    for stream in &streams {
+        if cluster.master_of(stream).await == victim {
+            victim_streams.insert(stream.clone());
+        }
+    }
     // Where the disruption stands, for the producer to label what it sends.
     let phase = std::cell::Cell::new(Phase::BeforeTheKill);
     let (kill, killing) = tokio::sync::oneshot::channel::<tokio::sync::oneshot::Sender<Instant>>();
@@ -645,13 +690,22 @@ async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
     until("the sink is idle", || async { sink.waiting() == 0 }).await;
 
     let arrivals: Vec<String> = sink.received().iter().filter_map(|r| r.ce("id")).collect();
+    // Each key's events arrive in order the first time. An event may come
+    // again later (a lease that ran out on a starved machine, a consumer
+    // group's state that a failover set back): at least once, not out of order.
+    let mut delivered: BTreeSet<String> = BTreeSet::new();
     let mut last: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut late_redeliveries = 0;
     for id in &arrivals {
         let (key, seq) = id.rsplit_once('-').expect("key-seq");
+        if !delivered.insert(id.clone()) {
+            late_redeliveries += usize::from(last.get(key).is_some_and(|l| seq < *l));
+            continue;
+        }
         if let Some(previous) = last.get(key) {
             assert!(
-                seq >= *previous,
-                "{key}: {seq} arrived after {previous}: out of order"
+                seq > *previous,
+                "{key}: {seq} arrived for the first time after {previous}: out of order"
             );
         }
         last.insert(key, seq);
@@ -659,15 +713,6 @@ async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
     for served in &routers {
         signal(&served.child, "-TERM");
     }
-    let delivered: BTreeSet<String> = arrivals.iter().cloned().collect();
-    let streams: Vec<String> = (0..PARTITIONS)
-        .map(|n| format!("t:cluster:p{n}"))
-        .chain([
-            "t:cluster".to_owned(),
-            "t:cluster:s1".to_owned(),
-            "t:cluster:s2".to_owned(),
-        ])
-        .collect();
     let contents = cluster.stream_contents(&streams).await;
     let still_queued = phases
         .keys()
@@ -682,6 +727,8 @@ async fn under_load(replicas: u32, disruption: Disruption) -> Outcome {
         unanswered,
         phases,
         epochs: (epoch_before, cluster.current_epoch().await),
+        victim_streams,
+        late_redeliveries,
     }
 }
 
@@ -765,14 +812,14 @@ async fn a_master_killed_under_load_without_replica_acknowledgement_reports_its_
         "accepted events were left in the queue: {}",
         outcome.losses()
     );
-    // What is lost can only be what the dead master held: a small part of the
-    // load, never most of it, and nothing accepted once it was back. That holds
-    // for the test's failover alone: a node the others count out on a starved
-    // machine is replaced too, and what it had not replicated is lost as well.
+    // What is lost can only be what the dead master held: events of its
+    // streams, and nothing accepted once it was back. That holds for the test's
+    // failover alone: a node the others count out on a starved machine is
+    // replaced too, and what it had not replicated is lost as well.
     if outcome.one_failover() {
         assert!(
-            lost < outcome.accepted() / 3,
-            "{lost} of {} lost: {}",
+            outcome.lost_elsewhere().is_empty(),
+            "{lost} of {} lost, some on masters that were never disrupted: {}",
             outcome.accepted(),
             outcome.losses()
         );
