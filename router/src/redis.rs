@@ -54,6 +54,47 @@ impl CommandError {
     }
 }
 
+/// A Lua script that Redis is asked to run by its SHA-1 (`EVALSHA`), so that its
+/// text is neither sent nor hashed by the server on every call. A server that
+/// does not hold it (restarted, a replica that took over, `SCRIPT FLUSH`)
+/// answers `NOSCRIPT` without running anything: the caller then sends the call
+/// whole ([`Script::command`] with `whole`), which also keeps the script there.
+#[derive(Debug)]
+pub struct Script {
+    text: &'static str,
+    sha1: String,
+}
+
+impl Script {
+    /// The script whose source is `text`.
+    pub fn new(text: &'static str) -> Self {
+        Self {
+            text,
+            sha1: ::redis::Script::new(text).get_hash().to_owned(),
+        }
+    }
+
+    /// `EVALSHA <sha1>`, or `EVAL <text>` when `whole`: the caller adds the
+    /// number of keys, the keys and the arguments.
+    pub fn command(&self, whole: bool) -> ::redis::Cmd {
+        if whole {
+            let mut command = ::redis::cmd("EVAL");
+            command.arg(self.text);
+            command
+        } else {
+            let mut command = ::redis::cmd("EVALSHA");
+            command.arg(&self.sha1);
+            command
+        }
+    }
+
+    /// Whether `error` is the server saying it does not hold the script (and
+    /// so ran nothing).
+    pub fn is_unknown(error: &CommandError) -> bool {
+        error.code() == Some("NOSCRIPT")
+    }
+}
+
 /// A lazily connected Redis server and the timeout of its commands. Clones share
 /// the connection.
 #[derive(Clone)]

@@ -17,6 +17,8 @@
 use super::{EnqueueError, QueueError, RedisQueue};
 use crate::event::Event;
 use crate::event::json::encode_structured;
+use crate::redis::Script;
+use std::sync::LazyLock;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Appends `ARGV[i + 1]` to stream `KEYS[i]` for every key, all or none: none
@@ -28,6 +30,10 @@ const APPEND_UNLESS_LATE: &str = "local t = redis.call('TIME') \
     local ids = {} \
     for i, key in ipairs(KEYS) do ids[i] = redis.call('XADD', key, '*', 'event', ARGV[i + 1]) end \
     return {now, ids}";
+
+/// [`APPEND_UNLESS_LATE`], called by its SHA-1: an event's append then sends
+/// 40 bytes of script name instead of its text, which Redis would hash again.
+static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_UNLESS_LATE));
 
 /// This process's clock, in ms since the epoch.
 fn unix_ms() -> i64 {
@@ -70,17 +76,20 @@ impl RedisQueue {
         } else {
             groups.push((0..events.len()).collect());
         }
+        let (streams, encoded) = (&streams, &encoded);
         let appends = groups.iter().map(|group| {
-            let mut script = redis::cmd("EVAL");
-            script.arg(APPEND_UNLESS_LATE).arg(group.len());
-            for &i in group {
-                script.arg(&streams[i]);
-            }
-            script.arg(deadline);
-            for &i in group {
-                script.arg(&encoded[i]);
-            }
-            self.append(script)
+            self.append(move |whole| {
+                let mut script = APPEND.command(whole);
+                script.arg(group.len());
+                for &i in group {
+                    script.arg(&streams[i]);
+                }
+                script.arg(deadline);
+                for &i in group {
+                    script.arg(&encoded[i]);
+                }
+                script
+            })
         });
         let answers = futures_util::future::join_all(appends).await;
         let mut ids = vec![String::new(); events.len()];
@@ -127,10 +136,22 @@ impl RedisQueue {
             .max(1)
     }
 
-    /// Runs one append script (followed, with `replicas`, by `WAIT` on the same
+    /// Runs one append script, made by `script` (by its SHA-1, and whole only
+    /// when the master does not hold it yet: it ran nothing then, and the
+    /// deadline in the call still holds for the second try).
+    async fn append(&self, script: impl Fn(bool) -> redis::Cmd) -> Result<Vec<String>, Append> {
+        match self.append_once(script(false)).await {
+            Err(Append::Failed(e)) if Script::is_unknown(&e) => {
+                self.append_once(script(true)).await
+            }
+            answer => answer,
+        }
+    }
+
+    /// Runs `script` (followed, with `replicas`, by `WAIT` on the same
     /// connection, which the cluster client sends to the script's master), and
     /// keeps Redis's clock offset up to date.
-    async fn append(&self, script: redis::Cmd) -> Result<Vec<String>, Append> {
+    async fn append_once(&self, script: redis::Cmd) -> Result<Vec<String>, Append> {
         let answer: Result<(i64, Vec<String>), QueueError> = if self.replicas == 0 {
             self.redis.run(&script).await
         } else {

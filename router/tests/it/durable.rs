@@ -279,6 +279,57 @@ async fn an_ingest_only_router_appends_and_leaves_the_routing_to_consumers() {
     .await;
 }
 
+/// How many times Redis ran `EVAL` and `EVALSHA` (`INFO commandstats`).
+async fn script_calls(redis: &RedisServer) -> (u64, u64) {
+    let stats: String = redis.query(redis::cmd("INFO").arg("commandstats")).await;
+    let calls = |name: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .and_then(|rest| rest.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (calls("eval"), calls("evalsha"))
+}
+
+/// Each append calls its script by its SHA-1 rather than sending its text; a
+/// Redis that lost the script (restarted, `SCRIPT FLUSH`) says so, nothing is
+/// appended by that call, and the append is sent whole: still accepted once.
+#[tokio::test]
+async fn appends_call_their_script_by_its_sha1_and_send_it_again_when_redis_lost_it() {
+    let redis = RedisServer::start().await;
+    let ingest = TestRouter::start(&durable(&redis, "t:sha", "consume = false")).await;
+    wait_ready(&ingest).await;
+    let post_twenty = |round: usize| {
+        let url = ingest.events_url();
+        async move {
+            for i in 0..20 {
+                let id = format!("sha-{round}-{i}");
+                let (status, body) = post_binary(&url, &ce_headers(&id, "test.sha"), "{}").await;
+                assert_eq!(status, StatusCode::ACCEPTED, "round {round}: {body}");
+            }
+        }
+    };
+    post_twenty(0).await;
+    let before = script_calls(&redis).await;
+    post_twenty(1).await;
+    let after = script_calls(&redis).await;
+    assert!(
+        after.1 - before.1 >= 20,
+        "20 appends, {} by SHA-1",
+        after.1 - before.1
+    );
+    assert!(
+        after.0 - before.0 < 20,
+        "20 appends sent the script whole {} times",
+        after.0 - before.0
+    );
+    let _: String = redis.query(redis::cmd("SCRIPT").arg("FLUSH")).await;
+    post_twenty(2).await;
+    let length: u64 = redis.query(redis::cmd("XLEN").arg("t:sha")).await;
+    assert_eq!(length, 60, "each accepted event appended once");
+}
+
 #[tokio::test]
 async fn a_redis_outage_answers_503_loses_nothing_and_heals() {
     let mut redis = RedisServer::start().await;
