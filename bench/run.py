@@ -183,14 +183,25 @@ def main():
             route's `plugin`) between them in each round."""
             rounds = []
             for i in range(PAIRS):
-                with baseline(18090) as s:
-                    b = measure(s, 18090, f"{key}-b{i}")
+                def run_baseline():
+                    with baseline(18090) as s:
+                        return measure(s, 18090, f"{key}-b{i}")
+
+                def run_router():
+                    with router(18080, config=router_config_path) as s:
+                        return measure(s, 18080, f"{key}-r{i}")
+
+                # Every other round runs the router first: when the host
+                # speeds up or slows down across a round, the server measured
+                # last is not always the same one.
+                r = run_router() if i % 2 else None
+                b = run_baseline()
                 f = None
                 if with_floor:
                     with floor(18091, plugin=plugin) as s:
                         f = measure(s, 18091, f"{key}-f{i}")
-                with router(18080, config=router_config_path) as s:
-                    r = measure(s, 18080, f"{key}-r{i}")
+                if r is None:
+                    r = run_router()
                 rounds.append((b, r, f))
                 floor_rps = f" floor {f['requests_per_s']:.0f} req/s," if f else ""
                 print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s,{floor_rps} router {r['requests_per_s']:.0f} req/s",
@@ -204,6 +215,10 @@ def main():
                 "router_cpu_us": med([r["cpu_us_per_event"] for _, r, _ in rounds]),
                 "cpu_ratio": med([r["cpu_us_per_event"] / b["cpu_us_per_event"] for b, r, _ in rounds]),
                 "failed": sum(r["failed"] for _, r, _ in rounds),
+                # The same axum, round after round: how much the host moved
+                # during this figure, against which its ratios are read.
+                "baseline_cpu_us_min": min(b["cpu_us_per_event"] for b, _, _ in rounds),
+                "baseline_cpu_us_max": max(b["cpu_us_per_event"] for b, _, _ in rounds),
             }
             if with_floor:
                 results[key]["floor"] = {
