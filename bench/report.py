@@ -379,6 +379,22 @@ def over_1ms_row():
             f"| {r * 100:.2f} % / {rw:.0f} | {b * 100:.2f} % / {bw:.0f} | | p99 < 1 ms: under 1 % |\n")
 
 
+def rounds_text():
+    if "rounds" not in s:
+        return ""
+    return (" The one-event-per-request\nfigures below keep bare axum, the router and the floor up "
+            f"together and measure them in\nturn, {s['rounds']} rounds of {s['round_seconds']} s each: "
+            "the ratios are the medians of the\nper-round ratios, each from measurements seconds apart.")
+
+
+def open_busy_row():
+    if "router_busy" not in o:
+        return ""
+    return (f"| open loop, core 0 busy (CPU per request x requests per second) / CPU per request "
+            f"| {o['router_busy'] * 100:.0f} % / {o['router_cpu_us']:.1f} us "
+            f"| {o['baseline_busy'] * 100:.0f} % / {o['baseline_cpu_us']:.1f} us | | |\n")
+
+
 def stall_row():
     one, both = o.get("stalls_one_core"), o.get("stalls_both_cores")
     if one is None:
@@ -451,7 +467,7 @@ Measured on {os.cpu_count()} cores, {span},
 commit `{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}`.
 Reproduce with `bash bench/run.sh` (servers pinned to core 0, the load generator to
 core 1; baseline and router alternate). The machine is shared and noisy: read the
-ratios and CPU times, which are steadier than raw throughput.
+ratios and CPU times, which are steadier than raw throughput.{rounds_text()}
 
 ## End to end over HTTP (loopback)
 
@@ -465,7 +481,7 @@ ratios and CPU times, which are steadier than raw throughput.
 {batch_enricher_row()}| open loop at {o['rate']} req/s (half the trivial route's max), median of {o.get('runs', 1)} alternating runs: p50 / p90 | {o['router']['p50']} / {o['router']['p90']} us | {o['baseline']['p50']} / {o['baseline']['p90']} us | | |
 | open loop, p99 / p99.9 | {o['router']['p99']} / {o['router']['p999']} us | {o['baseline']['p99']} / {o['baseline']['p999']} us | | p99 < 1 ms, p99.9 < 5 ms |
 | open loop, p99 of each run | {', '.join(str(x) for x in o.get('router_p99s', []))} us | {', '.join(str(x) for x in o.get('baseline_p99s', []))} us | | |
-{over_1ms_row()}{stall_row()}| failed requests in all runs | {failed()} | | | 0 |
+{over_1ms_row()}{open_busy_row()}{stall_row()}| failed requests in all runs | {failed()} | | | 0 |
 | idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
 {soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
 {floor_text()}{notes("e2e")}

@@ -23,6 +23,10 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release")
 PLUGINS = os.path.join(ROOT, "target", "wasm-plugins", "wasm32-wasip2", "release")
 PAIRS = int(os.environ.get("BENCH_PAIRS", "5"))
+# The single-event figures (`alternate`): many short rounds, the servers up
+# throughout (see there).
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
+ROUND_SECONDS = int(os.environ.get("BENCH_ROUND_SECONDS", "1"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -166,8 +170,8 @@ def main():
         # with the enricher (emits an event, routed again), then with the
         # trivial handler of the target.
         def loadgen_64(s, port, run, *extra):
-            return measured(s, f"127.0.0.1:{port}", "--mode", "max", "--connections", "64", "--duration", "5",
-                            "--run", run, *extra)
+            return measured(s, f"127.0.0.1:{port}", "--mode", "max", "--connections", "64",
+                            "--duration", str(ROUND_SECONDS), "--run", run, *extra)
 
         def loadgen_64_minimal(s, port, run):
             # What the full report costs: the client asks for the minimal
@@ -175,36 +179,36 @@ def main():
             return loadgen_64(s, port, run, "--prefer", "return=minimal")
 
         def wrk_32(s, port, run):
-            return wrk_measured(s, port)
+            return wrk_measured(s, port, duration=ROUND_SECONDS)
 
         def alternate(key, router_config_path, measure=loadgen_64, with_floor=False, plugin="fail"):
-            """Baseline and router in alternating pairs; with `with_floor`, the
-            floor server (bare axum + decoding + a bare wasmtime call of the
-            route's `plugin`) between them in each round."""
+            """Baseline and router (with `with_floor`, the floor server too: bare
+            axum + decoding + a bare wasmtime call of the route's `plugin`) in
+            ROUNDS short alternating rounds. The servers are started once and
+            all stay up, each on its own port and all pinned to core 0, so that
+            the ones compared are measured seconds apart: the host's speed
+            drifts over tens of seconds (the same router binary measured 11.0,
+            14.0 and 11.0 us per request in three runs back to back), and five
+            rounds of a server started afresh each time left a figure's median
+            10 % off."""
+            servers = [("b", baseline(18090), 18090), ("r", router(18080, config=router_config_path), 18080)]
+            if with_floor:
+                servers.append(("f", floor(18091, plugin=plugin), 18091))
             rounds = []
-            for i in range(PAIRS):
-                def run_baseline():
-                    with baseline(18090) as s:
-                        return measure(s, 18090, f"{key}-b{i}")
-
-                def run_router():
-                    with router(18080, config=router_config_path) as s:
-                        return measure(s, 18080, f"{key}-r{i}")
-
-                # Every other round runs the router first: when the host
-                # speeds up or slows down across a round, the server measured
-                # last is not always the same one.
-                r = run_router() if i % 2 else None
-                b = run_baseline()
-                f = None
-                if with_floor:
-                    with floor(18091, plugin=plugin) as s:
-                        f = measure(s, 18091, f"{key}-f{i}")
-                if r is None:
-                    r = run_router()
-                rounds.append((b, r, f))
+            try:
+                for i in range(ROUNDS):
+                    # Every other round measures them in the reverse order:
+                    # when the host speeds up or slows down across a round,
+                    # the server measured last is not always the same one.
+                    order = servers if i % 2 == 0 else servers[::-1]
+                    got = {name: measure(s, port, f"{key}-{name}{i}") for name, s, port in order}
+                    rounds.append((got["b"], got["r"], got.get("f")))
+            finally:
+                for _, s, _ in servers:
+                    s.__exit__()
+            for i, (b, r, f) in enumerate(rounds):
                 floor_rps = f" floor {f['requests_per_s']:.0f} req/s," if f else ""
-                print(f"{key} pair {i}: baseline {b['requests_per_s']:.0f} req/s,{floor_rps} router {r['requests_per_s']:.0f} req/s",
+                print(f"{key} round {i}: baseline {b['requests_per_s']:.0f} req/s,{floor_rps} router {r['requests_per_s']:.0f} req/s",
                       file=sys.stderr)
             ratios = [r["requests_per_s"] / b["requests_per_s"] for b, r, _ in rounds]
             results[key] = {
@@ -215,6 +219,7 @@ def main():
                 "router_cpu_us": med([r["cpu_us_per_event"] for _, r, _ in rounds]),
                 "cpu_ratio": med([r["cpu_us_per_event"] / b["cpu_us_per_event"] for b, r, _ in rounds]),
                 "failed": sum(r["failed"] for _, r, _ in rounds),
+                "rounds": len(rounds), "round_seconds": ROUND_SECONDS,
                 # The same axum, round after round: how much the host moved
                 # during this figure, against which its ratios are read.
                 "baseline_cpu_us_min": min(b["cpu_us_per_event"] for b, _, _ in rounds),
@@ -303,6 +308,15 @@ def main():
                            "achieved": med([o["requests_per_s"] for o, _ in opens]),
                            "over_1ms": [over_1ms(0), over_1ms(1)], "slow_windows": [slow_windows(0), slow_windows(1)],
                            "failed": sum(o["failed"] + ob["failed"] for o, ob in opens),
+                           # How busy each server kept core 0 at this rate (CPU
+                           # per request times requests per second): an open
+                           # loop answers fewer requests per wake-up than the
+                           # closed loop the rate was taken from, so each costs
+                           # more, and a server near its capacity queues.
+                           "router_busy": med([o["cpu_us_per_event"] * o["requests_per_s"] / 1e6 for o, _ in opens]),
+                           "baseline_busy": med([ob["cpu_us_per_event"] * ob["requests_per_s"] / 1e6 for _, ob in opens]),
+                           "router_cpu_us": med([o["cpu_us_per_event"] for o, _ in opens]),
+                           "baseline_cpu_us": med([ob["cpu_us_per_event"] for _, ob in opens]),
                            "stalls_one_core": stalls(["0"]), "stalls_both_cores": stalls(["0", "1"])}
 
         # (d) idle memory and start-up on the demo configuration. Its components
