@@ -191,11 +191,14 @@ def main():
             14.0 and 11.0 us per request in three runs back to back), and five
             rounds of a server started afresh each time left a figure's median
             10 % off."""
-            servers = [("b", baseline(18090), 18090), ("r", router(18080, config=router_config_path), 18080)]
-            if with_floor:
-                servers.append(("f", floor(18091, plugin=plugin), 18091))
-            rounds = []
+            servers, rounds = [], []
             try:
+                # Appended as each starts, so that one that fails to start
+                # leaves none of the others running.
+                servers.append(("b", baseline(18090), 18090))
+                servers.append(("r", router(18080, config=router_config_path), 18080))
+                if with_floor:
+                    servers.append(("f", floor(18091, plugin=plugin), 18091))
                 for i in range(ROUNDS):
                     # Every other round measures them in the reverse order:
                     # when the host speeds up or slows down across a round,
