@@ -262,7 +262,23 @@ def trivial_rows():
                      f"(`floor-server`), req/s / CPU per event | {f['rps']:.0f} / {f['cpu_us']:.1f} us | bare axum "
                      f"| {f['rps_ratio']:.2f} / {f['cpu_ratio']:.2f} | |\n"
                      f"| router CPU per event over the floor's, {setup} | | | {f['router_over_floor_cpu']:.2f} | |\n")
+        rows += split_row(t, f"trivial handler, {setup}")
     return rows
+
+
+def split_row(t, what):
+    """Figure `t`'s CPU per event in user space and in the kernel, and the load
+    tool's sleeps per request, for the router, bare axum and the floor: the
+    kernel's share grows with the sleeps, each ended by a wake-up in the
+    server's write."""
+    split = t.get("split")
+    if not split or "router" not in split or "baseline" not in split:
+        return ""
+    cell = lambda x: (f"{x['user_us_per_event']:.1f} / {x['system_us_per_event']:.1f} us, "
+                      f"{x['client_sleeps_per_request']:.3f}")
+    floor = f"floor: {cell(split['floor'])}" if "floor" in split else ""
+    return (f"| {what}: CPU per event in user space / in the kernel, and the load tool's sleeps per request "
+            f"| {cell(split['router'])} | {cell(split['baseline'])} | {floor} | |\n")
 
 
 def minimal_rows():
@@ -289,7 +305,8 @@ def enricher_floor_rows():
     return (f"| the floor under it: bare axum + decoding + a reused instance of the enricher in bare wasmtime, its "
             f"event lifted and dropped (`floor-server`), req/s / CPU per event | {f['rps']:.0f} / {f['cpu_us']:.1f} us "
             f"| bare axum | {f['rps_ratio']:.2f} / {f['cpu_ratio']:.2f} | |\n"
-            f"| router CPU per event over the floor's, enricher | | | {f['router_over_floor_cpu']:.2f} | |\n")
+            f"| router CPU per event over the floor's, enricher | | | {f['router_over_floor_cpu']:.2f} | |\n"
+            + split_row(s, "enricher, load tool, 64 connections"))
 
 
 def failed():

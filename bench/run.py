@@ -10,6 +10,7 @@ comes from the server's /proc/PID/stat (far steadier here than throughput).
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,9 +31,34 @@ ROUND_SECONDS = int(os.environ.get("BENCH_ROUND_SECONDS", "1"))
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
+def cpu_split(pid):
+    """The CPU seconds of process `pid` so far, in user space and in the kernel."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid):
+    return sum(cpu_split(pid))
+
+
+def client_sleeps():
+    """The voluntary context switches of the children waited for so far: around
+    one load tool's run, how often it went to sleep waiting for the server.
+    Each sleep costs the server a wake-up in the write that ends it, which is
+    the kernel's time, charged to the server (an inter-processor interrupt, an
+    exit to the hypervisor on these virtual machines)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_nvcsw
+
+
+def with_split(result, server, before, sleeps_before, events):
+    """`result` with the server's user and kernel CPU per event since `before`
+    (a `cpu_split`), and the load tool's sleeps per request since `sleeps_before`."""
+    user, system = cpu_split(server.proc.pid)
+    result["cpu_us_per_event"] = (user + system - sum(before)) * 1e6 / max(events, 1)
+    result["user_us_per_event"] = (user - before[0]) * 1e6 / max(events, 1)
+    result["system_us_per_event"] = (system - before[1]) * 1e6 / max(events, 1)
+    result["client_sleeps_per_request"] = (client_sleeps() - sleeps_before) / max(events, 1)
+    return result
 
 
 def rss_mib(pid):
@@ -78,10 +104,9 @@ def loadgen(addr, *extra):
 
 
 def measured(server, addr, *extra):
-    before = cpu_seconds(server.proc.pid)
+    before, sleeps = cpu_split(server.proc.pid), client_sleeps()
     result = loadgen(addr, *extra)
-    result["cpu_us_per_event"] = (cpu_seconds(server.proc.pid) - before) * 1e6 / max(result["acked_events"], 1)
-    return result
+    return with_split(result, server, before, sleeps, result["acked_events"])
 
 
 def router_config(directory, plugin="enricher"):
@@ -126,16 +151,14 @@ WRK_SCRIPT = os.path.join(ROOT, "bench", "wrk-binary.lua")
 def wrk_measured(server, port, connections=32, duration=5):
     """The second set-up: wrk, 1 thread, `connections` connections, pinned to core
     1, one binary-mode event per request (bench/wrk-binary.lua)."""
-    before = cpu_seconds(server.proc.pid)
+    before, sleeps = cpu_split(server.proc.pid), client_sleeps()
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s",
                           "-s", WRK_SCRIPT, f"http://127.0.0.1:{port}/events"],
                          check=True, capture_output=True, text=True).stdout
-    cpu = cpu_seconds(server.proc.pid) - before
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "cpu_us_per_event": cpu * 1e6 / max(requests, 1),
-            "failed": int(non2xx.group(1)) if non2xx else 0}
+    return with_split({"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+                       "failed": int(non2xx.group(1)) if non2xx else 0}, server, before, sleeps, requests)
 
 
 def stalls(cpus, seconds=5):
@@ -227,6 +250,13 @@ def main():
                 # during this figure, against which its ratios are read.
                 "baseline_cpu_us_min": min(b["cpu_us_per_event"] for b, _, _ in rounds),
                 "baseline_cpu_us_max": max(b["cpu_us_per_event"] for b, _, _ in rounds),
+                # Where each server's CPU per event goes (user space, kernel),
+                # and how often the load tool slept per request: the wake-up
+                # that ends a sleep is kernel time in the server's write.
+                "split": {name: {k: med([x[k] for x in side])
+                                 for k in ("user_us_per_event", "system_us_per_event", "client_sleeps_per_request")}
+                          for name, side in (("baseline", [b for b, _, _ in rounds]), ("router", [r for _, r, _ in rounds]),
+                                             ("floor", [f for _, _, f in rounds])) if all(x is not None for x in side)},
             }
             if with_floor:
                 results[key]["floor"] = {
