@@ -421,6 +421,37 @@ def stall_row():
             f"/ {both['stalled_fraction'] * 100:.2f} % (largest {both['largest_ms']:.1f} ms) | | | |\n")
 
 
+instructions_path = os.path.join(out, "instructions.json")
+instructions = json.load(open(instructions_path)) if os.path.exists(instructions_path) else None
+
+
+def instructions_section():
+    """Instructions per request under callgrind (bench/instructions.py): the
+    user-space work of each server, exact where CPU time is noisy."""
+    if not instructions:
+        return ""
+    rows = ""
+    for name, handler in (("trivial", "trivial handler (emits nothing)"), ("enricher", "enricher (emits one event)")):
+        t = instructions.get(name)
+        if t is None:
+            continue
+        rows += (f"| one event per request, {handler} | {t['router']['per_request']:,.0f} "
+                 f"| {t['floor']['per_request']:,.0f} | {t['axum']['per_request']:,.0f} "
+                 f"| {t['router_over_floor']:.2f} | {t['floor_over_axum']:.2f} | {t['router_over_axum']:.2f} |\n")
+    return f"""## Instructions per request (callgrind)
+
+The user-space instructions of a request, counted by `valgrind --tool=callgrind`
+(`bench/instructions.py`): the same for the same binary and requests whatever the
+host is doing, so a change of a percent to the router's own work shows here when the
+CPU times above cannot tell it from noise. The kernel's share of a request (its writes,
+the client's wake-ups) is not counted, so these ratios are not section 2's.
+
+| figure | router | floor | bare axum | router / floor | floor / axum | router / axum |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+"""
+
+
 def in_process_section():
     if not pipeline:
         return ""
@@ -502,5 +533,5 @@ ratios and CPU times, which are steadier than raw throughput.{rounds_text()}
 | idle RSS, `router serve` on config/router.toml | {idle['rss_mib']:.1f} MiB | | | < 40 MiB |
 {soak_row()}| start-up to the first `GET /healthz`, demo configuration, warm compile cache (median of 3 starts) | {idle['startup_s'] * 1000:.0f} ms | | | < 500 ms with a warm cache |
 {floor_text()}{notes("e2e")}
-{in_process_section()}{with_notes(isolation_section(), "isolation")}{with_notes(archive_section(), "archive")}{with_notes(shadow_section(), "shadow")}{with_notes(durable_section(), "durable")}{with_notes(cluster_section(), "cluster")}
+{instructions_section()}{in_process_section()}{with_notes(isolation_section(), "isolation")}{with_notes(archive_section(), "archive")}{with_notes(shadow_section(), "shadow")}{with_notes(durable_section(), "durable")}{with_notes(cluster_section(), "cluster")}
 {with_notes(startup_section(), "startup")}{with_notes(languages_section(), "languages")}{examples_section()}{sandbox_section()}""")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole benchmark suite and writes BENCHMARKS.md at the repository root.
-# Needs taskset (util-linux), python3, redis-server, redis-benchmark, wrk, Node.js
-# with npm, and componentize-py (pip install componentize-py==0.25.1, for
-# bench/startup.py). Takes about 45 minutes on 2 cores: 10 to build (release
-# builds link with LTO), 10 of the memory soak (SOAK_SECONDS shortens it).
+# Needs taskset (util-linux), python3, redis-server, redis-benchmark, wrk,
+# valgrind, Node.js with npm, and componentize-py (pip install
+# componentize-py==0.25.1, for bench/startup.py). Takes about 45 minutes on 2
+# cores: 10 to build (release builds link with LTO), 10 of the memory soak
+# (SOAK_SECONDS shortens it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -15,6 +16,8 @@ cargo build --release -p loadgen -p baseline-server -p router --features router/
 # The floor server: bare axum, decoding and a bare wasmtime call (bench/run.py).
 cargo build --release -p router --features router/examples --example floor-server
 python3 bench/run.py > "$target/bench/e2e.json"
+# The same servers' user-space instructions per request, under callgrind.
+python3 bench/instructions.py > "$target/bench/instructions.json"
 python3 bench/redis.py > "$target/bench/redis.json"
 python3 bench/cluster.py > "$target/bench/cluster.json"
 python3 bench/soak.py > "$target/bench/soak.json"

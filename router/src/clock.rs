@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Now, to within a scheduler tick: for deadlines and ages of seconds (a retry
@@ -51,7 +51,14 @@ fn coarse() -> Duration {
 #[derive(Clone, Default)]
 pub struct ConnectionTimer {
     /// The connection's tokio timer, made when first awaited.
-    timer: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+    timer: Arc<Mutex<Option<Armed>>>,
+}
+
+/// A connection's tokio timer and the waker its last poll left with it.
+struct Armed {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Who the timer wakes when it goes off.
+    waker: Option<Waker>,
 }
 
 impl ConnectionTimer {
@@ -88,7 +95,7 @@ impl hyper::rt::Timer for ConnectionTimer {
 /// One of hyper's sleeps on a [`ConnectionTimer`]: done at `at`.
 struct Deadline {
     at: Instant,
-    timer: Arc<Mutex<Option<Pin<Box<tokio::time::Sleep>>>>>,
+    timer: Arc<Mutex<Option<Armed>>>,
 }
 
 impl hyper::rt::Sleep for Deadline {}
@@ -98,8 +105,28 @@ impl Future for Deadline {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let at = tokio::time::Instant::from_std(self.at);
-        let mut timer = crate::sync::lock(&self.timer);
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        let mut armed = crate::sync::lock(&self.timer);
+        let armed = armed.get_or_insert_with(|| Armed {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            waker: None,
+        });
+        // hyper polls its sleep on every poll of the connection while it reads
+        // a head, twice a request. A timer that goes off no later than `at`,
+        // has not gone off yet and wakes this very task needs nothing: it
+        // will wake the task, and this poll finds out then. Polling it anyway
+        // (its entry's state, the waker's registration, the task's budget) was
+        // a hundred instructions a time.
+        if armed.sleep.deadline() <= at
+            && !armed.sleep.is_elapsed()
+            && armed
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        armed.waker = Some(cx.waker().clone());
+        let timer = &mut armed.sleep;
         // The timer never goes off after `at`: it is moved back to it when
         // later (a deadline reset earlier), and forward to it when it has gone
         // off before it (the deadline of an earlier head).

@@ -19,7 +19,7 @@
 //! snapshot and swaps it when files change; [`server::Server`] serves it all.
 //!
 //! Dependencies point down, and `tests/it/layering.rs` keeps them so:
-//! `event`, `config`, `clock` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
+//! `event`, `config`, `clock`, `graceful` -> `redis`, `kv`, `gate`, `plugin`, `policy`, `forward` ->
 //! `delivery` -> `runtime` -> `dispatch` -> `queue`, `reload`, [`explain`] ->
 //! `replay` -> [`whatif`] -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
@@ -33,6 +33,7 @@ pub mod event;
 pub mod explain;
 pub(crate) mod forward;
 pub(crate) mod gate;
+pub(crate) mod graceful;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod metrics;

@@ -8,11 +8,11 @@
 use crate::clock::ConnectionTimer;
 use crate::config::{AdminToken, Config, MIN_HEADER_LIMIT, MetricsListener};
 use crate::dispatch::Dispatcher;
+use crate::graceful::Shutdown;
 use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +131,7 @@ impl Server {
     pub async fn run(self, listeners: impl Into<Listeners>, shutdown: impl Future<Output = ()>) {
         let Listeners { ingest, admin } = listeners.into();
         let state = Arc::new(self.state.clone());
-        let graceful = GracefulShutdown::new();
+        let graceful = Shutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
         // Each connection is given a timer of its own (`accept_loop`).
         builder
@@ -232,7 +232,7 @@ struct Connections<'a> {
     builder: hyper::server::conn::http1::Builder,
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
-    graceful: &'a GracefulShutdown,
+    graceful: &'a Shutdown,
     /// `server.max_connections`, counted per listener: a flood of ingest
     /// connections does not lock the admin API out.
     max_connections: usize,

@@ -66,7 +66,7 @@ pub struct Floor {
 impl Floor {
     /// Compiles and links the component; the epoch ticks as in the router.
     pub fn new(path: &str) -> Self {
-        let engine = Engine::new(&engine_config()).expect("engine");
+        let engine = Engine::new(&engine_config().expect("engine config")).expect("engine");
         start_epoch_ticker(&engine).expect("epoch ticker");
         let component = Component::from_file(&engine, path).expect("component");
         let mut linker = Linker::new(&engine);

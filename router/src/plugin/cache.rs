@@ -203,7 +203,7 @@ mod tests {
     use super::*;
 
     fn engine() -> Engine {
-        Engine::new(&crate::plugin::engine_config()).expect("engine")
+        Engine::new(&crate::plugin::engine_config().expect("engine config")).expect("engine")
     }
 
     /// The smallest component there is: the header of an empty one.

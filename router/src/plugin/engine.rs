@@ -13,18 +13,48 @@ use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+/// The environment variable that turns wasmtime's pooling allocator off:
+/// `ROUTER_INSTANCE_ALLOCATOR=on-demand`. The pool reserves terabytes of
+/// address space up front, which a process under `ulimit -v` (or valgrind)
+/// cannot have; on demand, each instance maps its own memory, slower to start.
+pub const ALLOCATOR_VARIABLE: &str = "ROUTER_INSTANCE_ALLOCATOR";
+
 /// The wasmtime configuration every plugin runs under: epoch interruption, the
-/// stack limits, and the pooling allocator with copy-on-write memory images.
-/// Public so that the benchmarks measure bare wasmtime under the same settings,
-/// as the floor of the router's own figures.
-pub fn engine_config() -> Config {
-    const KEEP_RESIDENT: usize = 2 << 20;
+/// stack limits, and the pooling allocator with copy-on-write memory images
+/// (or, when [`ALLOCATOR_VARIABLE`] says `on-demand`, instances allocated one
+/// by one). Public so that the benchmarks measure bare wasmtime under the same
+/// settings, as the floor of the router's own figures.
+pub fn engine_config() -> Result<Config, EngineError> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     // Well below the fiber stack, so deep recursion in a guest is a trap rather
     // than a crash of the router.
     config.max_wasm_stack(512 * 1024);
     config.async_stack_size(1024 * 1024);
+    match std::env::var(ALLOCATOR_VARIABLE).as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("pooling") => {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        }
+        Ok("on-demand") => {
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+        }
+        Ok(other) => {
+            return Err(EngineError::Config(format!(
+                "{ALLOCATOR_VARIABLE}={other:?}: say `pooling` (the default) or `on-demand`"
+            )));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err(EngineError::Config(format!(
+                "{ALLOCATOR_VARIABLE} is not UTF-8: say `pooling` (the default) or `on-demand`"
+            )));
+        }
+    }
+    Ok(config)
+}
+
+/// The pool every instance is allocated from, unless turned off.
+fn pooling() -> PoolingAllocationConfig {
+    const KEEP_RESIDENT: usize = 2 << 20;
     let mut pooling = PoolingAllocationConfig::default();
     pooling.total_component_instances(1000);
     pooling.total_core_instances(1000);
@@ -39,8 +69,7 @@ pub fn engine_config() -> Config {
     pooling.pagemap_scan(wasmtime::Enabled::Auto);
     pooling.linear_memory_keep_resident(KEEP_RESIDENT);
     pooling.table_keep_resident(KEEP_RESIDENT / 16);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    config
+    pooling
 }
 
 /// Advances `engine`'s epoch every `EPOCH_TICK` (1 ms) on a thread of its own, which
@@ -79,7 +108,7 @@ impl PluginHost {
     fn new() -> Result<Self, EngineError> {
         let link = |e: wasmtime::Error| EngineError::Link(format!("{e:#}"));
         let engine =
-            Engine::new(&engine_config()).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+            Engine::new(&engine_config()?).map_err(|e| EngineError::Config(format!("{e:#}")))?;
         start_epoch_ticker(&engine).map_err(|e| EngineError::Ticker(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;

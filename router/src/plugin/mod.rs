@@ -42,7 +42,7 @@ pub(crate) use candidate::{Canary, CanarySettings, Candidates, Shadow, judge, ou
 pub use candidate::{Difference, SHADOW_OUTCOMES};
 pub use convert::{to_wit, wit_extensions};
 pub(crate) use engine::PluginHost;
-pub use engine::{engine_config, start_epoch_ticker};
+pub use engine::{ALLOCATOR_VARIABLE, engine_config, start_epoch_ticker};
 pub(crate) use error::{CallError, EngineError, LoadError};
 pub(crate) use pool::Plugin;
 pub use world::bindings;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// not import each other.
 const LAYERS: &[&[&str]] = &[
     &["retryable", "sync", "digest"],
-    &["event", "config", "clock"],
+    &["event", "config", "clock", "graceful"],
     &["metrics", "trace", "tls"],
     &["redis"],
     &["kv", "gate"],

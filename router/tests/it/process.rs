@@ -128,6 +128,37 @@ fn check_accepts_the_demo_configuration() {
     assert!(stdout.contains("ok (3 plugins, 5 routes)"), "{stdout}");
 }
 
+/// The plugins load with instances allocated on demand (for a process that
+/// cannot reserve the pool's address space), and an allocator the router does
+/// not know is a configuration error that names the variable.
+#[test]
+fn the_instance_allocator_is_chosen_by_the_environment() {
+    let check = |allocator: &str| {
+        Command::new(ROUTER)
+            .args(["check", "--config", "../config/router.toml"])
+            .env("ROUTER_INSTANCE_ALLOCATOR", allocator)
+            .output()
+            .expect("run router check")
+    };
+    let out = check("on-demand");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok (3 plugins, 5 routes)"), "{stdout}");
+    let out = check("heap");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            r#"ROUTER_INSTANCE_ALLOCATOR="heap": say `pooling` (the default) or `on-demand`"#
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_reports_every_error_and_fails() {
     let out = Command::new(ROUTER)
