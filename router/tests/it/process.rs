@@ -113,12 +113,17 @@ pub(crate) fn signal(child: &std::process::Child, signal: &str) {
     assert!(sent.success(), "kill {signal}");
 }
 
-#[test]
-fn check_accepts_the_demo_configuration() {
-    let out = Command::new(ROUTER)
+/// `router check` on the demo configuration, with `env` set.
+fn check_demo(env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(ROUTER)
         .args(["check", "--config", "../config/router.toml"])
+        .envs(env.iter().copied())
         .output()
-        .expect("run router check");
+        .expect("run router check")
+}
+
+/// Asserts that `out`, of [`check_demo`], accepted the demo configuration.
+fn assert_demo_accepted(out: &std::process::Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -128,33 +133,25 @@ fn check_accepts_the_demo_configuration() {
     assert!(stdout.contains("ok (3 plugins, 5 routes)"), "{stdout}");
 }
 
+#[test]
+fn check_accepts_the_demo_configuration() {
+    assert_demo_accepted(&check_demo(&[]));
+}
+
 /// The plugins load with instances allocated on demand (for a process that
 /// cannot reserve the pool's address space), and an allocator the router does
 /// not know is a configuration error that names the variable.
 #[test]
 fn the_instance_allocator_is_chosen_by_the_environment() {
-    let check = |allocator: &str| {
-        Command::new(ROUTER)
-            .args(["check", "--config", "../config/router.toml"])
-            .env("ROUTER_INSTANCE_ALLOCATOR", allocator)
-            .output()
-            .expect("run router check")
-    };
-    let out = check("on-demand");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("ok (3 plugins, 5 routes)"), "{stdout}");
-    let out = check("heap");
+    const VARIABLE: &str = "ROUTER_INSTANCE_ALLOCATOR";
+    assert_demo_accepted(&check_demo(&[(VARIABLE, "on-demand")]));
+    let out = check_demo(&[(VARIABLE, "heap")]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(
-            r#"ROUTER_INSTANCE_ALLOCATOR="heap": say `pooling` (the default) or `on-demand`"#
-        ),
+        stderr.contains(&format!(
+            "{VARIABLE}=\"heap\": say `pooling` (the default) or `on-demand`"
+        )),
         "{stderr}"
     );
 }
