@@ -79,7 +79,12 @@ def counted(argv, ready_path, out):
 def main():
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = lambda name: os.makedirs(os.path.join(tmp, name), exist_ok=True) or os.path.join(tmp, name)
+        def out(name):
+            """A directory of its own for one server's dumps and valgrind's log."""
+            path = os.path.join(tmp, name)
+            os.makedirs(path)
+            return path
+
         axum = counted([os.path.join(BIN, "baseline-server"), "--listen", f"127.0.0.1:{PORT}"],
                        "/events", out("axum"))
         for plugin, name in (("fail", "trivial"), ("enricher", "enricher")):
