@@ -15,8 +15,13 @@ use crate::runtime::{Route, Runtime};
 use arc_swap::ArcSwap;
 use futures_util::future::{BoxFuture, Either, OptionFuture, join_all, join3, ready};
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::sync::Arc;
 use tracing::Instrument as _;
+
+/// The routes an event matched. One is the common case, and is kept without
+/// an allocation.
+type Matched<'a> = SmallVec<[&'a Route; 1]>;
 
 /// Routes events through the current [`Runtime`].
 pub struct Dispatcher {
@@ -255,7 +260,7 @@ impl Dispatcher {
                 report.duplicate = true;
                 return report;
             }
-            let routes = match only {
+            let routes: Matched = match only {
                 None => runtime.matching(&event).collect(),
                 Some(name) => runtime
                     .matching(&event)
@@ -289,7 +294,7 @@ impl Dispatcher {
         &'a self,
         runtime: &'a Runtime,
         event: Event,
-        routes: Vec<&'a Route>,
+        routes: Matched<'a>,
         depth: u32,
     ) -> BoxFuture<'a, EventReport> {
         Box::pin(self.dispatch_on(runtime, Arc::new(event), routes, depth))
@@ -302,7 +307,7 @@ impl Dispatcher {
         &'a self,
         runtime: &'a Runtime,
         event: Arc<Event>,
-        routes: Vec<&'a Route>,
+        routes: Matched<'a>,
         depth: u32,
     ) -> impl Future<Output = EventReport> + 'a {
         let span = tracing::debug_span!(
@@ -566,7 +571,7 @@ impl Dispatcher {
                 child.set_extension(REPLAY_ID, replay.to_owned());
             }
             crate::trace::inherit(&mut child, event);
-            let routes: Vec<&Route> = runtime.matching(&child).collect();
+            let routes: Matched = runtime.matching(&child).collect();
             route
                 .counters
                 .emitted

@@ -72,7 +72,7 @@ async fn metrics_move_as_events_flow() {
 }
 
 #[tokio::test]
-async fn a_forwarded_event_carries_the_incoming_trace_id() {
+async fn a_forwarded_event_carries_the_incoming_trace_context() {
     let sink = Sink::start().await;
     let router = TestRouter::start(&format!(
         "[[route]]\nname = \"relay\"\nfilter = {{ exact = {{ type = \"t\" }} }}\nhandler = \"enricher\"\n\n[[route]]\nname = \"out\"\nforward = \"{}\"\n",
@@ -83,6 +83,7 @@ async fn a_forwarded_event_carries_the_incoming_trace_id() {
     let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
     let mut headers = ce_headers("traced", "t");
     headers.push(("traceparent", &traceparent));
+    headers.push(("tracestate", "congo=t61rcWkgMzE"));
     let (status, _) = post_binary(&router.events_url(), &headers, "").await;
     assert_eq!(status, StatusCode::OK);
     let got = sink.wait_for(2).await;
@@ -92,6 +93,7 @@ async fn a_forwarded_event_carries_the_incoming_trace_id() {
         assert_ne!(hop, traceparent, "each hop has its own span id");
         // The distributed tracing extension records the creation trace, unchanged.
         assert_eq!(r.headers["ce-traceparent"], traceparent.as_str());
+        assert_eq!(r.headers["ce-tracestate"], "congo=t61rcWkgMzE");
     }
 }
 
