@@ -18,6 +18,14 @@ the requests answered. Under valgrind wasmtime cannot reserve its pooling
 allocator's address space, so every server runs with
 `ROUTER_INSTANCE_ALLOCATOR=on-demand` (the floor and the router alike; a call
 on a reused instance allocates nothing either way).
+
+Callgrind also simulates the caches (`--cache-sim=yes`), with one geometry on
+every host (CACHES: the first-level caches of the Sapphire Rapids hosts these
+benchmarks run on, and their per-core L2 as the "last level"): the cache lines
+of data and of code a request misses in the first level, and in the L2. An
+instruction count says how much work a server does; the misses say why the same
+count can take longer: a miss in the first level that the L2 serves costs some
+15 cycles, more than most instructions, and no count of instructions shows it.
 """
 
 import glob
@@ -36,13 +44,18 @@ PORT = 18520
 # A server under callgrind runs some fifty times slower: 16 connections keep
 # it busy without piling up requests that time out.
 CONNECTIONS = "16"
+# size,associativity,line size: 48 KiB of data, 32 KiB of code, 2 MiB of L2.
+CACHES = ["--I1=32768,8,64", "--D1=49152,12,64", "--LL=2097152,16,64"]
+# The events callgrind counts with the cache simulation on, in its order.
+EVENTS = ["Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw"]
 
 
 def counted(argv, ready_path, out):
     """Instructions and requests of the server `argv` under callgrind."""
     prefix = os.path.join(out, "callgrind.out")
     env = dict(os.environ, RUST_LOG="warn", ROUTER_INSTANCE_ALLOCATOR="on-demand")
-    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", "--dump-instr=no"]
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={prefix}.%p", "--dump-instr=no",
+                "--cache-sim=yes", *CACHES]
     with open(os.path.join(out, "valgrind.log"), "w") as log:
         proc = subprocess.Popen(["taskset", "-c", "0", *valgrind, *argv], env=env,
                                 stdout=subprocess.DEVNULL, stderr=log)
@@ -66,14 +79,20 @@ def counted(argv, ready_path, out):
     if len(dumps) != 1:
         raise RuntimeError(f"expected one dump of the measured load in {out}, found {dumps}")
     text = open(dumps[0]).read()
-    total = re.search(r"^summary: (\d+)", text, re.M)
-    if total is None:
-        raise RuntimeError(f"no instruction total in {dumps[0]}")
+    events = re.search(r"^events: (.+)$", text, re.M)
+    summary = re.search(r"^summary: ([\d ]+)$", text, re.M)
+    if events is None or summary is None or events.group(1).split() != EVENTS:
+        raise RuntimeError(f"no totals of {EVENTS} in {dumps[0]}")
+    totals = dict(zip(EVENTS, map(int, summary.group(1).split())))
     requests = result["acked_events"]
     if requests == 0 or result.get("failed", 0):
         raise RuntimeError(f"the load under callgrind failed: {result}")
-    return {"instructions": int(total.group(1)), "requests": requests,
-            "per_request": int(total.group(1)) / requests}
+    per = lambda *names: sum(totals[n] for n in names) / requests
+    return {"instructions": totals["Ir"], "requests": requests, "per_request": per("Ir"),
+            # Cache lines missed a request: data (reads and writes) and code, in
+            # the first level and in the L2.
+            "d1_misses": per("D1mr", "D1mw"), "i1_misses": per("I1mr"),
+            "l2_misses": per("ILmr", "DLmr", "DLmw")}
 
 
 def main():

@@ -430,7 +430,7 @@ def instructions_section():
     user-space work of each server, exact where CPU time is noisy."""
     if not instructions:
         return ""
-    rows = ""
+    rows, misses = "", ""
     for name, handler in (("trivial", "trivial handler (emits nothing)"), ("enricher", "enricher (emits one event)")):
         t = instructions.get(name)
         if t is None:
@@ -438,6 +438,27 @@ def instructions_section():
         rows += (f"| one event per request, {handler} | {t['router']['per_request']:,.0f} "
                  f"| {t['floor']['per_request']:,.0f} | {t['axum']['per_request']:,.0f} "
                  f"| {t['router_over_floor']:.2f} | {t['floor_over_axum']:.2f} | {t['router_over_axum']:.2f} |\n")
+        # Runs of bench/instructions.py before the cache simulation have no misses.
+        if "d1_misses" not in t["router"]:
+            continue
+        for key, what in (("d1_misses", "data, first level"), ("i1_misses", "code, first level"),
+                          ("l2_misses", "data and code, L2")):
+            r, f, a = (t[s][key] for s in ("router", "floor", "axum"))
+            # L2 misses are a fraction of one a request.
+            d = 2 if key == "l2_misses" else 0
+            misses += (f"| {handler}: {what} | {r:,.{d}f} | {f:,.{d}f} | {a:,.{d}f} "
+                       f"| {r - f:+,.{d}f} | {f - a:+,.{d}f} |\n")
+    if misses:
+        misses = f"""
+Cache lines missed per request in callgrind's simulation of one cache geometry on
+every host (`bench/instructions.py`: 48 KiB of data and 32 KiB of code in the first
+level, a 2 MiB L2): a miss that the next level serves costs more than most
+instructions, and is where the same instructions take longer in one server than in
+another.
+
+| figure | router | floor | bare axum | router - floor | floor - axum |
+| --- | --- | --- | --- | --- | --- |
+{misses}"""
     return f"""## Instructions per request (callgrind)
 
 The user-space instructions of a request, counted by `valgrind --tool=callgrind`
@@ -448,7 +469,7 @@ the client's wake-ups) is not counted, so these ratios are not section 2's.
 
 | figure | router | floor | bare axum | router / floor | floor / axum | router / axum |
 | --- | --- | --- | --- | --- | --- | --- |
-{rows}
+{rows}{misses}
 """
 
 

@@ -219,7 +219,7 @@ impl Dispatcher {
     /// so the sender's retry of a failed one is not taken for a duplicate.
     pub async fn dispatch(&self, event: Event) -> EventReport {
         let runtime = self.runtime.load_full();
-        self.dispatch_with(&runtime, event, None).await
+        self.dispatch_with(&runtime, Arc::new(event), None).await
     }
 
     /// [`Self::dispatch`], to the routes it matches among those named `only`
@@ -227,54 +227,57 @@ impl Dispatcher {
     /// every route it matches.
     pub async fn dispatch_to(&self, event: Event, only: Option<&str>) -> EventReport {
         let runtime = self.runtime.load_full();
-        self.dispatch_with(&runtime, event, only).await
+        self.dispatch_with(&runtime, Arc::new(event), only).await
     }
 
     /// [`Self::dispatch_to`] on `runtime`, a snapshot the caller holds: a
     /// request's events all go through the snapshot the request was admitted
     /// by, and none of them takes a reference of its own to the shared one.
     ///
-    /// The event goes behind an `Arc` before the future is made: held by
-    /// value, it would take a slot in this future and in each one it awaits,
-    /// and each future is moved whole into its parent (and the request's
-    /// into hyper's) on every request.
-    pub fn dispatch_with<'a>(
-        &'a self,
-        runtime: &'a Runtime,
-        event: Event,
-        only: Option<&'a str>,
-    ) -> impl Future<Output = EventReport> + 'a {
-        let event = Arc::new(event);
-        async move {
-            let dedup = match runtime.settings.dedup.window {
-                Some(window) => {
-                    let key = dedup_key("", &event);
-                    let seen = runtime.settings.dedup.seen(&key).await;
-                    Some((key, window, seen))
-                }
-                None => None,
-            };
-            if let Some((_, _, true)) = dedup {
-                crate::metrics::metrics().events_duplicate.inc();
-                let mut report = EventReport::shared(event, Vec::new());
-                report.duplicate = true;
-                return report;
+    /// The event comes behind an `Arc`: held by value, it would take a slot
+    /// in this future and in each one it awaits, and each future is moved
+    /// whole into its parent on every request. Making the future only stores
+    /// what it captures and cannot fail, so a caller can make it straight into
+    /// a box (`boxed::pinned`).
+    pub async fn dispatch_with(
+        &self,
+        runtime: &Runtime,
+        event: Arc<Event>,
+        only: Option<&str>,
+    ) -> EventReport {
+        let dedup = match runtime.settings.dedup.window {
+            Some(window) => {
+                let key = dedup_key("", &event);
+                let seen = runtime.settings.dedup.seen(&key).await;
+                Some((key, window, seen))
             }
-            let routes: Matched = match only {
-                None => runtime.matching(&event).collect(),
-                Some(name) => runtime
-                    .matching(&event)
-                    .filter(|r| r.name == name)
-                    .collect(),
-            };
-            let report = self.dispatch_on(runtime, event, routes, 0).await;
-            if let Some((key, window, _)) = dedup
-                && report.failure().is_none()
-            {
-                runtime.settings.dedup.remember(&key, window).await;
-            }
-            report
+            None => None,
+        };
+        if let Some((_, _, true)) = dedup {
+            crate::metrics::metrics().events_duplicate.inc();
+            let mut report = EventReport::shared(event, Vec::new());
+            report.duplicate = true;
+            return report;
         }
+        let routes: Matched = match only {
+            None => runtime.matching(&event).collect(),
+            Some(name) => runtime
+                .matching(&event)
+                .filter(|r| r.name == name)
+                .collect(),
+        };
+        // Made in a box (`boxed::pinned`): awaited by value, the
+        // deliveries' future would be made on the stack and copied into
+        // this one's.
+        let span = event_span(&event, 0);
+        let deliveries = || self.dispatch_on(runtime, event, routes, 0).instrument(span);
+        let report = crate::boxed::pinned(deliveries).await;
+        if let Some((key, window, _)) = dedup
+            && report.failure().is_none()
+        {
+            runtime.settings.dedup.remember(&key, window).await;
+        }
+        report
     }
 
     /// Delivers `event` to the route named `route` only, skipping its filter (a
@@ -297,44 +300,41 @@ impl Dispatcher {
         routes: Matched<'a>,
         depth: u32,
     ) -> BoxFuture<'a, EventReport> {
-        Box::pin(self.dispatch_on(runtime, Arc::new(event), routes, depth))
+        let event = Arc::new(event);
+        let span = event_span(&event, depth);
+        crate::boxed::pinned(|| {
+            self.dispatch_on(runtime, event, routes, depth)
+                .instrument(span)
+        })
     }
 
     /// Delivers `event` to `routes` (those it matched) at once, and reports.
     /// The event is shared with the handler calls, which may move to the
-    /// guest threads and so must own what they use.
-    fn dispatch_on<'a>(
-        &'a self,
-        runtime: &'a Runtime,
+    /// guest threads and so must own what they use. The caller runs it in the
+    /// event's span ([`event_span`]): made here, the span would make this
+    /// function one that can fail, and its future could not be made in a box.
+    async fn dispatch_on(
+        &self,
+        runtime: &Runtime,
         event: Arc<Event>,
-        routes: Matched<'a>,
+        routes: Matched<'_>,
         depth: u32,
-    ) -> impl Future<Output = EventReport> + 'a {
-        let span = tracing::debug_span!(
-            "event",
-            id = %event.id,
-            r#type = %event.ty,
-            trace_id = crate::trace::trace_id(&event).unwrap_or_default(),
-            depth,
-        );
-        async move {
-            // One matched route is the common case: awaited in place, it saves
-            // `join_all`'s allocation and the moves of a large future.
-            let routes = match routes.as_slice() {
-                [] => Vec::new(),
-                [route] => vec![self.deliver(runtime, route, &event, depth).await],
-                _ => {
-                    join_all(
-                        routes
-                            .iter()
-                            .map(|route| self.deliver(runtime, route, &event, depth)),
-                    )
-                    .await
-                }
-            };
-            EventReport::shared(event, routes)
-        }
-        .instrument(span)
+    ) -> EventReport {
+        // One matched route is the common case: awaited in place, it saves
+        // `join_all`'s allocation and the moves of a large future.
+        let routes = match routes.as_slice() {
+            [] => Vec::new(),
+            [route] => vec![self.deliver(runtime, route, &event, depth).await],
+            _ => {
+                join_all(
+                    routes
+                        .iter()
+                        .map(|route| self.deliver(runtime, route, &event, depth)),
+                )
+                .await
+            }
+        };
+        EventReport::shared(event, routes)
     }
 
     /// Delivers `event` to the targets of one route, each retried by the route's
@@ -647,6 +647,17 @@ impl Dispatcher {
             dead_letter: None,
         }
     }
+}
+
+/// The span an event is routed in, at `depth` hops from the request.
+fn event_span(event: &Event, depth: u32) -> tracing::Span {
+    tracing::debug_span!(
+        "event",
+        id = %event.id,
+        r#type = %event.ty,
+        trace_id = crate::trace::trace_id(event).unwrap_or_default(),
+        depth,
+    )
 }
 
 /// The dedup key of `event` in `scope` (a route's name, `""` for the global

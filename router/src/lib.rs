@@ -24,6 +24,7 @@
 //! `replay` -> [`whatif`] -> `http` -> [`server`] -> the binary (`src/cli/`). The public surface is what
 //! the binary, tests and benchmarks need; the rest is crate-private.
 
+mod boxed;
 pub(crate) mod clock;
 pub mod config;
 pub(crate) mod delivery;

@@ -251,14 +251,25 @@ pub async fn ingest_request(
     let n = events.len() as i64;
     metrics.events_received.inc_by(n as u64);
     metrics.events_in_flight.inc_by(n);
-    let dispatch = |mut event: Event| {
+    let adopted = |mut event: Event| {
         trace.adopt(&mut event);
-        state.dispatcher.dispatch_with(&runtime, event, None)
+        std::sync::Arc::new(event)
     };
-    // One event (binary and structured mode) is awaited in place: `join_all`
-    // would box its future, a large allocation and copy per request.
+    let dispatch = |event: Event| {
+        state
+            .dispatcher
+            .dispatch_with(&runtime, adopted(event), None)
+    };
+    // One event (binary and structured mode) is awaited alone: `join_all`
+    // would box its future and copy it there. Its future is made in a box
+    // (`boxed`): awaited by value, it would be made on the stack and copied
+    // into this one's, and this one, larger by it, into hyper's.
     let reports = match <[Event; 1]>::try_from(events) {
-        Ok([event]) => vec![dispatch(event).await],
+        Ok([event]) => {
+            let event = adopted(event);
+            let dispatch = || state.dispatcher.dispatch_with(&runtime, event, None);
+            vec![crate::boxed::pinned(dispatch).await]
+        }
         Err(events) => dispatch_batch(events, state.limits.batch_concurrency, dispatch).await,
     };
     metrics.events_in_flight.dec_by(n);

@@ -253,8 +253,9 @@ impl Plugin {
         let (plugin, event) = (Arc::clone(self), Arc::clone(event));
         // Boxed in a statement of its own: as a temporary of the awaited
         // expression, the unboxed call (2 KiB) would keep a slot in this
-        // future and in every one that awaits it, each copied per event.
-        let call = Box::pin(async move {
+        // future and in every one that awaits it, each copied per event. Made
+        // in its box, not copied there (`boxed`).
+        let call = crate::boxed::pinned(move || async move {
             let extensions = wit_extensions(&event);
             let input = to_wit(&event, &extensions);
             match plugin.guarded(Call::Handle(input)).await? {
@@ -274,8 +275,8 @@ impl Plugin {
     /// drop it.
     pub async fn transform(self: &Arc<Self>, event: &Event) -> Result<Option<Event>, CallError> {
         let (plugin, event) = (Arc::clone(self), event.clone());
-        // Boxed in a statement of its own, as in `handle_shared`.
-        let call = Box::pin(async move {
+        // Boxed in a statement of its own, and in place, as in `handle_shared`.
+        let call = crate::boxed::pinned(move || async move {
             let extensions = wit_extensions(&event);
             let input = to_wit(&event, &extensions);
             match plugin.guarded(Call::Transform(input)).await? {

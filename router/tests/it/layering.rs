@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The crate's top-level modules, bottom layer first. Modules of one layer may
 /// not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["retryable", "sync", "digest"],
+    &["retryable", "sync", "digest", "boxed"],
     &["event", "config", "clock", "graceful"],
     &["metrics", "trace", "tls"],
     &["redis"],
