@@ -10,7 +10,7 @@
 //! made by a closure into memory already allocated is written in place
 //! instead: the heap is the closure's return slot, and only the captured
 //! values are stored. With the call and the request's two largest futures
-//! made so, the router missed 477 lines a request instead of 600, and ran 497
+//! made so, the router missed 500 lines a request instead of 600, and ran 270
 //! fewer instructions.
 
 use std::future::Future;
