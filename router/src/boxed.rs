@@ -10,8 +10,8 @@
 //! made by a closure into memory already allocated is written in place
 //! instead: the heap is the closure's return slot, and only the captured
 //! values are stored. With the call and the request's two largest futures
-//! made so, the router missed 500 lines a request instead of 600, and ran 270
-//! fewer instructions.
+//! made so (and `dispatch.rs`' two not `async fn`s), the router missed 478
+//! lines a request instead of 600, and ran 480 fewer instructions.
 
 use std::future::Future;
 use std::pin::Pin;
