@@ -8,11 +8,12 @@ use cli::{Cli, LogFormat};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than the system's malloc: an event allocates dozens of
+/// jemalloc rather than the system's malloc: an event allocates dozens of
 /// times on its way through (decoding, the guest call's lifting, the report),
-/// and glibc's malloc and free were a sixth of a request's instructions.
+/// and glibc's malloc and free were a sixth of a request's instructions. Why
+/// not mimalloc: the workspace's `Cargo.toml`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

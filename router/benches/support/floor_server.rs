@@ -25,7 +25,7 @@ use wasmtime::Store;
 /// The router's allocator (`router/src/main.rs`): the floor is the work the
 /// router must do, on the router's allocator. Bare axum keeps the system's.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The router's default `server.body_limit`.
 const BODY_LIMIT: usize = 1 << 20;
