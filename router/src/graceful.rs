@@ -34,15 +34,6 @@ impl Shutdown {
         }
     }
 
-    /// `connection`, shut down gracefully once [`Self::shutdown`] begins.
-    pub(crate) fn watch<I, S>(&self, connection: Connection<I, S>) -> Watched<I, S>
-    where
-        S: hyper::service::HttpService<hyper::body::Incoming>,
-        I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    {
-        self.watcher().watch(connection)
-    }
-
     /// Tells every watched connection to finish, and waits until all have.
     pub(crate) async fn shutdown(self) {
         let _ = self.notice.send(());
@@ -149,7 +140,7 @@ mod tests {
         let connection = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let served = tokio::spawn(shutdown.watch(connection));
+        let served = tokio::spawn(shutdown.watcher().watch(connection));
 
         client
             .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")

@@ -35,6 +35,7 @@ pub mod explain;
 pub(crate) mod forward;
 pub(crate) mod gate;
 pub(crate) mod graceful;
+mod head_timeout;
 pub(crate) mod http;
 pub(crate) mod kv;
 pub(crate) mod metrics;

@@ -5,10 +5,10 @@
 //! It takes the listeners and the shutdown signal as arguments (like tokio's
 //! mini-redis), so tests can start it on port 0 and stop it when they like.
 
-use crate::clock::ConnectionTimer;
 use crate::config::{AdminToken, Config, MIN_HEADER_LIMIT, MetricsListener};
 use crate::dispatch::Dispatcher;
 use crate::graceful::Shutdown;
+use crate::head_timeout::{HeadTimeout, Progress};
 use crate::http::{AppState, Limits, admin_app, ingest_app};
 use crate::reload::{ReloadSettings, Reloader};
 use crate::runtime::Runtime;
@@ -133,9 +133,9 @@ impl Server {
         let state = Arc::new(self.state.clone());
         let graceful = Shutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
-        // Each connection is given a timer of its own (`accept_loop`).
+        // hyper's header-read timeout is off (it has no timer): the listeners
+        // keep their own (`head_timeout`).
         builder
-            .header_read_timeout(self.header_timeout)
             // hyper's default lets each connection buffer about 400 KiB of
             // headers (400 MiB over 1024 connections). The buffer's cap alone
             // is checked only between reads, so a head that arrives in one
@@ -257,6 +257,7 @@ async fn accept_loop(
 ) {
     // Each connection's task holds a permit until the connection ends.
     let open = Arc::new(tokio::sync::Semaphore::new(connections.max_connections));
+    let head_timeout = HeadTimeout::new(connections.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -279,35 +280,39 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = connection_service(surface.ingest.as_ref(), &surface.router, peer);
-        // The header-read timeout's timer, one per connection (`clock`).
-        let mut builder = connections.builder.clone();
-        builder.timer(ConnectionTimer::new());
+        let builder = connections.builder.clone();
         let Some(tls) = connections.tls.clone() else {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let connection = connections.graceful.watch(connection);
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = connection.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let watcher = connections.graceful.watcher();
+            head_timeout.spawn(|progress| {
+                let service =
+                    connection_service(surface.ingest.as_ref(), &surface.router, peer, progress);
+                let connection =
+                    watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                async move {
+                    let _permit = permit;
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
                 }
             });
             continue;
         };
-        let (watcher, handshake_timeout) =
-            (connections.graceful.watcher(), connections.header_timeout);
-        tokio::spawn(async move {
-            let _permit = permit;
-            // A client that never finishes the handshake is dropped like one that
-            // never finishes its headers.
-            let stream = match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let watcher = connections.graceful.watcher();
+        head_timeout.spawn(|progress| {
+            let service =
+                connection_service(surface.ingest.as_ref(), &surface.router, peer, progress);
+            // A client that never finishes the handshake is closed by the
+            // header timeout, like one that never finishes its headers.
+            async move {
+                let _permit = permit;
+                let stream = match tls.accept(stream).await {
+                    Ok(stream) => stream,
+                    Err(e) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                };
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(connection).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
             }
         });
     }
@@ -316,11 +321,13 @@ async fn accept_loop(
 
 /// The service of one connection from `peer`: with an ingest state, `POST
 /// /events` goes straight to the ingest handler (with the client's address, for
-/// per-client rate limits); everything else goes through axum's router.
+/// per-client rate limits); everything else goes through axum's router. Each
+/// request is counted in the connection's `progress` while in hand.
 fn connection_service(
     ingest: Option<&Arc<AppState>>,
     router: &axum::Router,
     peer: std::net::SocketAddr,
+    progress: Arc<Progress>,
 ) -> impl hyper::service::Service<
     hyper::Request<hyper::body::Incoming>,
     Response = axum::response::Response,
@@ -334,16 +341,24 @@ fn connection_service(
     let (ingest, router) = (ingest.cloned(), router.clone());
     hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
         let request = request.map(axum::body::Body::new);
+        let in_hand = progress.take();
         match &ingest {
             Some(state)
                 if request.method() == http::Method::POST && request.uri().path() == "/events" =>
             {
                 let state = Arc::clone(state);
                 Either::Left(async move {
+                    let _in_hand = in_hand;
                     Ok(crate::http::ingest_request(&state, Some(peer), request).await)
                 })
             }
-            _ => Either::Right(router.clone().oneshot(request)),
+            _ => {
+                let answer = router.clone().oneshot(request);
+                Either::Right(async move {
+                    let _in_hand = in_hand;
+                    answer.await
+                })
+            }
         }
     })
 }
