@@ -352,3 +352,37 @@ async fn tls_listener_serves_https() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"id\":\"tls-1\""), "{answer}");
 }
+
+/// A client that opens a TLS connection and never finishes its handshake is
+/// closed by the header timeout, as one that never finishes its headers is.
+#[tokio::test]
+async fn a_tls_handshake_that_never_finishes_is_closed_by_the_header_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tls");
+    let router = TestRouter::start_tls(&format!(
+        "[server]\nheader_timeout = \"200ms\"\n[server.tls]\ncert = \"{dir}/cert.pem\"\nkey = \"{dir}/key.pem\"\n"
+    ))
+    .await;
+    let opened = std::time::Instant::now();
+    let mut tcp = tokio::net::TcpStream::connect(router.addr)
+        .await
+        .expect("connect");
+    // The first bytes of a ClientHello record, and no more.
+    tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .expect("write");
+    // Closed by the configured 200 ms, not the default 10 s: the bound leaves
+    // a loaded machine seconds of slack and still tells the two apart.
+    let patience = std::time::Duration::from_secs(5).saturating_sub(opened.elapsed());
+    let read = tokio::time::timeout(patience, tcp.read_to_end(&mut Vec::new())).await;
+    assert!(
+        read.is_ok(),
+        "the router kept a half-done handshake past 5 s"
+    );
+    // Not at once for the partial record: by the timeout.
+    assert!(
+        opened.elapsed() >= std::time::Duration::from_millis(200),
+        "closed after {:?}",
+        opened.elapsed()
+    );
+}
