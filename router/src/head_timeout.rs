@@ -87,7 +87,10 @@ impl HeadTimeout {
     /// and every connection it watches are gone.
     pub(crate) fn new(timeout: Duration) -> Self {
         let watched = Arc::new(Mutex::new(Watched::default()));
-        tokio::spawn(sweep(Arc::downgrade(&watched), timeout / LOOKS));
+        // The configuration refuses a zero timeout; tokio's interval would
+        // panic on a zero period.
+        let every = (timeout / LOOKS).max(Duration::from_millis(1));
+        tokio::spawn(sweep(Arc::downgrade(&watched), every));
         Self { watched }
     }
 

@@ -155,5 +155,12 @@ impl ServerConfig {
         if self.batch_limit == 0 {
             errors.push(source.error(None, "server.batch_limit", "must be at least 1"));
         }
+        if self.header_timeout.0.is_zero() {
+            errors.push(source.error(
+                None,
+                "server.header_timeout",
+                "must be more than 0: every connection would be closed before its first request",
+            ));
+        }
     }
 }
