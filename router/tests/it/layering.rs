@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// not import each other.
 const LAYERS: &[&[&str]] = &[
     &["retryable", "sync", "digest", "boxed"],
-    &["event", "config", "clock", "graceful"],
+    &["event", "config", "clock", "graceful", "head_timeout"],
     &["metrics", "trace", "tls"],
     &["redis"],
     &["kv", "gate"],
