@@ -319,6 +319,14 @@ async fn accept_loop(
     drop(listener);
 }
 
+/// A request's future on a connection, boxed (see `connection_service`).
+type ServiceFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+            + Send,
+    >,
+>;
+
 /// The service of one connection from `peer`: with an ingest state, `POST
 /// /events` goes straight to the ingest handler (with the client's address, for
 /// per-client rate limits); everything else goes through axum's router. Each
@@ -336,29 +344,38 @@ fn connection_service(
 > + Clone
 + Send
 + 'static {
-    use futures_util::future::Either;
     use tower::ServiceExt as _;
     let (ingest, router) = (ingest.cloned(), router.clone());
-    hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-        let request = request.map(axum::body::Body::new);
-        let in_hand = progress.take();
-        match &ingest {
-            Some(state)
-                if request.method() == http::Method::POST && request.uri().path() == "/events" =>
-            {
-                let state = Arc::clone(state);
-                Either::Left(async move {
-                    let _in_hand = in_hand;
-                    Ok(crate::http::ingest_request(&state, Some(peer), request).await)
-                })
+    // Each request's future is boxed, the ingest one made in its box
+    // (`boxed::pinned`). Unboxed, it would live in hyper's slot of the
+    // connection, one per connection: under load a cold one each request
+    // (the ingest future is the largest of the request), copied whole into
+    // it. A box is the block the allocator's thread cache handed the request
+    // before, still in the first-level cache: callgrind counted 67 fewer data
+    // misses a request (382 -> 315) for 110 more instructions (33,083).
+    hyper::service::service_fn(
+        move |request: hyper::Request<hyper::body::Incoming>| -> ServiceFuture {
+            let request = request.map(axum::body::Body::new);
+            let in_hand = progress.take();
+            match &ingest {
+                Some(state)
+                    if request.method() == http::Method::POST
+                        && request.uri().path() == "/events" =>
+                {
+                    let state = Arc::clone(state);
+                    crate::boxed::pinned(move || async move {
+                        let _in_hand = in_hand;
+                        Ok(crate::http::ingest_request(&state, Some(peer), request).await)
+                    })
+                }
+                _ => {
+                    let answer = router.clone().oneshot(request);
+                    Box::pin(async move {
+                        let _in_hand = in_hand;
+                        answer.await
+                    })
+                }
             }
-            _ => {
-                let answer = router.clone().oneshot(request);
-                Either::Right(async move {
-                    let _in_hand = in_hand;
-                    answer.await
-                })
-            }
-        }
-    })
+        },
+    )
 }
